@@ -1,0 +1,80 @@
+//! [`DelayedCall`]: the handle `call_later` returns (Twisted's `IDelayedCall`).
+
+use std::time::Duration;
+
+use crate::error::TimerError;
+use crate::timers::TimerKey;
+use crate::Reactor;
+
+/// A call scheduled with [`Reactor::call_later`]: Twisted's `IDelayedCall`.
+///
+/// The handle is a small copyable id; every operation takes the reactor that owns the
+/// call. Once the call has run or been cancelled the handle is inert: `active` answers
+/// `false` and the other operations return a [`TimerError`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use reactor::{ManualClock, Reactor, TimerError};
+///
+/// let clock = ManualClock::new();
+/// let mut reactor = Reactor::with_clock(clock.clone()).unwrap();
+/// let call = reactor.call_later(Duration::from_secs(10), |_| println!("never"));
+/// assert!(call.active(&mut reactor));
+/// call.delay(&mut reactor, Duration::from_secs(5)).unwrap();
+/// assert_eq!(call.get_time(&mut reactor), Ok(Duration::from_secs(15)));
+/// call.cancel(&mut reactor).unwrap();
+/// assert_eq!(call.cancel(&mut reactor), Err(TimerError::AlreadyCancelled));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DelayedCall {
+    pub(crate) key: TimerKey,
+}
+
+impl DelayedCall {
+    /// Cancels the call: it will not run, and what it captured is dropped now.
+    ///
+    /// # Errors
+    ///
+    /// [`TimerError::AlreadyCalled`] or [`TimerError::AlreadyCancelled`] (or
+    /// [`TimerError::Expired`] for a call long gone), as Twisted raises.
+    pub fn cancel(self, reactor: &mut Reactor) -> Result<(), TimerError> {
+        reactor.timers.cancel(self.key)
+    }
+
+    /// Reschedules the call to run `delay` from now (Twisted's `reset`).
+    ///
+    /// # Errors
+    ///
+    /// As [`cancel`](Self::cancel), if the call is no longer pending.
+    pub fn reset(self, reactor: &mut Reactor, delay: Duration) -> Result<(), TimerError> {
+        let deadline = reactor.deadline_after(delay);
+        reactor.timers.reschedule(self.key, deadline)
+    }
+
+    /// Postpones the call by `by` from its current scheduled time (Twisted's `delay`).
+    ///
+    /// # Errors
+    ///
+    /// As [`cancel`](Self::cancel), if the call is no longer pending.
+    pub fn delay(self, reactor: &mut Reactor, by: Duration) -> Result<(), TimerError> {
+        let current = reactor.timers.deadline(self.key)?;
+        let deadline = current.saturating_add(crate::clock::duration_to_nanos(by));
+        reactor.timers.reschedule(self.key, deadline)
+    }
+
+    /// Whether the call is still pending (Twisted's `active`).
+    pub fn active(self, reactor: &mut Reactor) -> bool {
+        reactor.timers.is_active(self.key)
+    }
+
+    /// When the call is scheduled to run, on the reactor's clock (Twisted's `getTime`).
+    ///
+    /// # Errors
+    ///
+    /// As [`cancel`](Self::cancel), if the call is no longer pending.
+    pub fn get_time(self, reactor: &mut Reactor) -> Result<Duration, TimerError> {
+        reactor.timers.deadline(self.key).map(Duration::from_nanos)
+    }
+}

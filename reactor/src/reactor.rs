@@ -1,0 +1,801 @@
+//! The [`Reactor`]: the loop that waits for readiness and time, and dispatches.
+
+use std::collections::VecDeque;
+use std::io;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{debug, error, info, trace};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::clock::{duration_to_nanos, Clock, SystemClock};
+use crate::delayed_call::DelayedCall;
+use crate::descriptor::{Descriptor, DescriptorId, IoStatus, LostReason};
+use crate::error::ReactorError;
+use crate::handle::{ReactorHandle, ThreadCall};
+use crate::timers::TimerQueue;
+use crate::Callback;
+
+const WAKER_TOKEN: Token = Token(usize::MAX);
+const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+/// Events taken from the operating system per poll.
+const EVENTS_CAPACITY: usize = 1024;
+
+enum SlotState {
+    /// Free; the index of the next free slot (or `u32::MAX`).
+    Vacant(u32),
+    Present(Box<dyn Descriptor>),
+    /// Out of its slot while one of its methods runs.
+    Lifted,
+    /// Removed while lifted: dropped when its method returns.
+    LiftedRemoved,
+}
+
+struct Slot {
+    generation: u32,
+    state: SlotState,
+    reading: bool,
+    writing: bool,
+    read_ready: bool,
+    write_ready: bool,
+    /// Already in the ready queue for the next turn.
+    queued: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    Idle,
+    Running,
+    Stopping,
+    ShutDown,
+}
+
+/// The event loop: Twisted's reactor (`IReactorCore`, `IReactorTime`, `IReactorFDSet`,
+/// `IReactorThreads.callFromThread`).
+///
+/// It owns every registered [`Descriptor`] and every pending call. Callbacks receive
+/// `&mut Reactor`, so anything the reactor can do, a callback can do, including
+/// stopping it. See the crate documentation for the full picture and examples.
+pub struct Reactor {
+    poll: Poll,
+    events: Events,
+    slots: Vec<Slot>,
+    free_head: u32,
+    descriptor_count: usize,
+    ready_queue: Vec<DescriptorId>,
+    pub(crate) timers: TimerQueue,
+    soon: VecDeque<Callback>,
+    when_running: Vec<Callback>,
+    shutdown_triggers: Vec<Callback>,
+    clock: Box<dyn Clock>,
+    state: RunState,
+    dispatching: bool,
+    waker: Arc<Waker>,
+    thread_calls: mpsc::Receiver<ThreadCall>,
+    thread_sender: mpsc::Sender<ThreadCall>,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("state", &self.state)
+            .field("descriptors", &self.descriptor_count)
+            .field("timers", &self.timers)
+            .field("soon", &self.soon.len())
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+// ===== construction =====
+
+impl Reactor {
+    /// A reactor on the real monotonic clock.
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::Io`] if the operating system refuses a poll instance or waker.
+    pub fn new() -> Result<Reactor, ReactorError> {
+        Reactor::with_clock(SystemClock::new())
+    }
+
+    /// A reactor that reads time from `clock`, typically a
+    /// [`ManualClock`](crate::ManualClock) in tests.
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::Io`] if the operating system refuses a poll instance or waker.
+    pub fn with_clock(clock: impl Clock + 'static) -> Result<Reactor, ReactorError> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
+        let (thread_sender, thread_calls) = mpsc::channel();
+        Ok(Reactor {
+            poll,
+            events: Events::with_capacity(EVENTS_CAPACITY),
+            slots: Vec::new(),
+            free_head: u32::MAX,
+            descriptor_count: 0,
+            ready_queue: Vec::new(),
+            timers: TimerQueue::new(),
+            soon: VecDeque::new(),
+            when_running: Vec::new(),
+            shutdown_triggers: Vec::new(),
+            clock: Box::new(clock),
+            state: RunState::Idle,
+            dispatching: false,
+            waker,
+            thread_calls,
+            thread_sender,
+            signals: None,
+        })
+    }
+
+    /// A thread-safe handle for [`call_from_thread`](ReactorHandle::call_from_thread)
+    /// and stopping the reactor from other threads.
+    pub fn handle(&self) -> ReactorHandle {
+        ReactorHandle::new(self.thread_sender.clone(), self.waker.clone())
+    }
+
+    /// Makes SIGINT and SIGTERM stop the reactor cleanly (shutdown triggers run and
+    /// every descriptor is told it was lost), as Twisted's `installSignalHandlers`.
+    ///
+    /// Not done by default: a library or test that runs reactors should not take over
+    /// the process's signals unasked. The binaries call it before `run`.
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::Io`] if the handlers cannot be installed.
+    pub fn handle_signals(&mut self) -> Result<(), ReactorError> {
+        if self.signals.is_some() {
+            return Ok(());
+        }
+        let mut signals = signal_hook_mio::v1_0::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+}
+
+// ===== impl IReactorFDSet =====
+
+impl Reactor {
+    /// Takes ownership of `descriptor` and registers its source, with no interest yet:
+    /// follow with [`add_reader`](Self::add_reader) and/or
+    /// [`add_writer`](Self::add_writer).
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::Io`] if the source cannot be registered; the descriptor is
+    /// dropped.
+    pub fn insert(&mut self, mut descriptor: Box<dyn Descriptor>) -> Result<DescriptorId, ReactorError> {
+        let index = if self.free_head != u32::MAX {
+            self.free_head
+        } else {
+            let index = u32::try_from(self.slots.len())
+                .ok()
+                .filter(|i| *i < u32::MAX - 2)
+                .ok_or_else(|| io::Error::other("too many descriptors"))?;
+            self.slots.push(Slot {
+                generation: 0,
+                state: SlotState::Vacant(u32::MAX),
+                reading: false,
+                writing: false,
+                read_ready: false,
+                write_ready: false,
+                queued: false,
+            });
+            self.free_head = index;
+            index
+        };
+        let slot = &mut self.slots[index as usize];
+        let id = DescriptorId {
+            index,
+            generation: slot.generation,
+        };
+        self.poll.registry().register(
+            descriptor.source(),
+            id.token(),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let SlotState::Vacant(next) = slot.state else {
+            unreachable!("free list points at an occupied slot");
+        };
+        self.free_head = next;
+        slot.state = SlotState::Present(descriptor);
+        slot.reading = false;
+        slot.writing = false;
+        slot.read_ready = false;
+        slot.write_ready = false;
+        slot.queued = false;
+        self.descriptor_count += 1;
+        trace!("inserted descriptor {id}");
+        Ok(id)
+    }
+
+    fn slot_mut(&mut self, id: DescriptorId) -> Result<&mut Slot, ReactorError> {
+        match self.slots.get_mut(id.index as usize) {
+            Some(slot)
+                if slot.generation == id.generation
+                    && matches!(slot.state, SlotState::Present(_) | SlotState::Lifted) =>
+            {
+                Ok(slot)
+            }
+            _ => Err(ReactorError::UnknownDescriptor(id)),
+        }
+    }
+
+    fn set_interest(&mut self, id: DescriptorId, dir: Direction, on: bool) -> Result<(), ReactorError> {
+        let slot = self.slot_mut(id)?;
+        let ready = match dir {
+            Direction::Read => {
+                slot.reading = on;
+                slot.read_ready
+            }
+            Direction::Write => {
+                slot.writing = on;
+                slot.write_ready
+            }
+        };
+        if on && ready && !slot.queued {
+            // Readiness seen earlier (maybe while paused) is not lost: serve it next turn.
+            slot.queued = true;
+            self.ready_queue.push(id);
+        }
+        Ok(())
+    }
+
+    /// Starts calling the descriptor's `do_read` when it is readable (Twisted's
+    /// `addReader`). Readiness that arrived while it was not reading is served on the
+    /// next turn.
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::UnknownDescriptor`] if `id` is stale.
+    #[doc(alias = "addReader")]
+    pub fn add_reader(&mut self, id: DescriptorId) -> Result<(), ReactorError> {
+        self.set_interest(id, Direction::Read, true)
+    }
+
+    /// Starts calling the descriptor's `do_write` when it is writable (Twisted's
+    /// `addWriter`).
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::UnknownDescriptor`] if `id` is stale.
+    #[doc(alias = "addWriter")]
+    pub fn add_writer(&mut self, id: DescriptorId) -> Result<(), ReactorError> {
+        self.set_interest(id, Direction::Write, true)
+    }
+
+    /// Stops calling `do_read` (Twisted's `removeReader`); the descriptor stays
+    /// registered, and its readiness is remembered.
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::UnknownDescriptor`] if `id` is stale.
+    #[doc(alias = "removeReader")]
+    pub fn remove_reader(&mut self, id: DescriptorId) -> Result<(), ReactorError> {
+        self.set_interest(id, Direction::Read, false)
+    }
+
+    /// Stops calling `do_write` (Twisted's `removeWriter`).
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::UnknownDescriptor`] if `id` is stale.
+    #[doc(alias = "removeWriter")]
+    pub fn remove_writer(&mut self, id: DescriptorId) -> Result<(), ReactorError> {
+        self.set_interest(id, Direction::Write, false)
+    }
+
+    /// Whether the descriptor is a reader.
+    pub fn is_reading(&self, id: DescriptorId) -> bool {
+        self.live_slot(id).is_some_and(|s| s.reading)
+    }
+
+    /// Whether the descriptor is a writer.
+    pub fn is_writing(&self, id: DescriptorId) -> bool {
+        self.live_slot(id).is_some_and(|s| s.writing)
+    }
+
+    /// Whether `id` still names a registered descriptor.
+    pub fn contains(&self, id: DescriptorId) -> bool {
+        self.live_slot(id).is_some()
+    }
+
+    fn live_slot(&self, id: DescriptorId) -> Option<&Slot> {
+        self.slots.get(id.index as usize).filter(|s| {
+            s.generation == id.generation
+                && matches!(s.state, SlotState::Present(_) | SlotState::Lifted)
+        })
+    }
+
+    /// How many descriptors are registered.
+    pub fn descriptor_count(&self) -> usize {
+        self.descriptor_count
+    }
+
+    /// Removes a descriptor at once: it receives no further events, even later in the
+    /// current batch, and `id` becomes stale. Returns it, without calling its
+    /// `connection_lost`; or `None` if `id` is stale, or if the descriptor is the one
+    /// being dispatched right now (it removed itself), in which case it is dropped as
+    /// soon as its method returns.
+    pub fn remove_descriptor(&mut self, id: DescriptorId) -> Option<Box<dyn Descriptor>> {
+        let slot = self.slot_mut(id).ok()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.reading = false;
+        slot.writing = false;
+        let state = mem::replace(&mut slot.state, SlotState::LiftedRemoved);
+        self.descriptor_count -= 1;
+        match state {
+            SlotState::Present(mut descriptor) => {
+                self.deregister(descriptor.as_mut());
+                self.free_slot(id.index);
+                trace!("removed descriptor {id}");
+                Some(descriptor)
+            }
+            _ => {
+                trace!("descriptor {id} removed while dispatched");
+                None
+            }
+        }
+    }
+
+    /// Removes every descriptor and hands them back, without calling `connection_lost`
+    /// (Twisted's `removeAll`). Descriptors being dispatched at this moment are
+    /// dropped when their method returns.
+    pub fn remove_all(&mut self) -> Vec<Box<dyn Descriptor>> {
+        self.live_ids()
+            .into_iter()
+            .filter_map(|id| self.remove_descriptor(id))
+            .collect()
+    }
+
+    /// Removes every descriptor and calls `connection_lost` on each with
+    /// [`LostReason::Shutdown`]: what the reactor does as it shuts down.
+    pub fn disconnect_all(&mut self) {
+        for id in self.live_ids() {
+            self.lose(id, LostReason::Shutdown);
+        }
+    }
+
+    fn live_ids(&self) -> Vec<DescriptorId> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.state, SlotState::Present(_) | SlotState::Lifted))
+            .map(|(index, s)| DescriptorId {
+                index: index as u32,
+                generation: s.generation,
+            })
+            .collect()
+    }
+
+    fn deregister(&mut self, descriptor: &mut dyn Descriptor) {
+        if let Err(e) = self.poll.registry().deregister(descriptor.source()) {
+            debug!("deregistering {}: {e}", descriptor.log_prefix());
+        }
+    }
+
+    fn free_slot(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        slot.state = SlotState::Vacant(self.free_head);
+        slot.queued = false;
+        self.free_head = index;
+    }
+
+    /// Lends the descriptor `id`, as its concrete type `D`, to `f` together with the
+    /// reactor: how a timer or another descriptor reaches a registered descriptor.
+    ///
+    /// The descriptor is lifted out of its slot while `f` runs (so `f` may use the
+    /// reactor freely, and may remove the descriptor). Returns `None`, without calling
+    /// `f`, if `id` is stale, the descriptor is not a `D`, or it is being dispatched
+    /// right now.
+    pub fn with_descriptor<D: Descriptor, R>(
+        &mut self,
+        id: DescriptorId,
+        f: impl FnOnce(&mut D, &mut Reactor) -> R,
+    ) -> Option<R> {
+        let slot = self.slot_mut(id).ok()?;
+        match &slot.state {
+            SlotState::Present(d) if (d.as_ref() as &dyn std::any::Any).is::<D>() => {}
+            _ => return None,
+        }
+        let SlotState::Present(mut descriptor) = mem::replace(&mut slot.state, SlotState::Lifted) else {
+            unreachable!()
+        };
+        let concrete = (descriptor.as_mut() as &mut dyn std::any::Any)
+            .downcast_mut::<D>()
+            .expect("type checked above");
+        let result = f(concrete, self);
+        self.put_back(id, descriptor);
+        Some(result)
+    }
+
+    /// Returns a lifted descriptor to its slot, or drops it if it was removed meanwhile.
+    fn put_back(&mut self, id: DescriptorId, mut descriptor: Box<dyn Descriptor>) {
+        let slot = &mut self.slots[id.index as usize];
+        match slot.state {
+            SlotState::Lifted => slot.state = SlotState::Present(descriptor),
+            SlotState::LiftedRemoved => {
+                self.deregister(descriptor.as_mut());
+                self.free_slot(id.index);
+            }
+            _ => unreachable!("lifted slot {id} was reused while lifted"),
+        }
+    }
+
+    /// Removes the descriptor and tells it why through `connection_lost`.
+    fn lose(&mut self, id: DescriptorId, reason: LostReason) {
+        let Some(mut descriptor) = self.remove_descriptor(id) else {
+            return;
+        };
+        debug!("{} {id} lost: {reason}", descriptor.log_prefix());
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            descriptor.connection_lost(self, id, reason);
+        }));
+        if let Err(payload) = outcome {
+            error!(
+                "{} {id} panicked in connection_lost: {}",
+                descriptor.log_prefix(),
+                panic_message(payload.as_ref())
+            );
+        }
+    }
+}
+
+// ===== impl IReactorTime =====
+
+impl Reactor {
+    /// The time on the reactor's clock (Twisted's `seconds()`), in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.clock.now().as_secs_f64()
+    }
+
+    /// The time on the reactor's clock, since the clock's epoch.
+    pub fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    pub(crate) fn deadline_after(&self, delay: Duration) -> u64 {
+        duration_to_nanos(self.clock.now()).saturating_add(duration_to_nanos(delay))
+    }
+
+    /// Calls `f` once `delay` has passed (Twisted's `callLater`). Calls due at the same
+    /// time run in the order they were scheduled; a call scheduled while due calls run
+    /// waits for the next turn, even with a zero delay.
+    #[doc(alias = "callLater")]
+    pub fn call_later(&mut self, delay: Duration, f: impl FnOnce(&mut Reactor) + 'static) -> DelayedCall {
+        let deadline = self.deadline_after(delay);
+        DelayedCall {
+            key: self.timers.insert(deadline, Box::new(f)),
+        }
+    }
+
+    /// Calls `f` on the next turn of the loop, before waiting for I/O.
+    pub fn call_soon(&mut self, f: impl FnOnce(&mut Reactor) + 'static) {
+        self.soon.push_back(Box::new(f));
+    }
+
+    /// Calls `f` as soon as the reactor is running: at once (next turn) if it already
+    /// is, else when [`run`](Self::run) starts (Twisted's `callWhenRunning`).
+    #[doc(alias = "callWhenRunning")]
+    pub fn call_when_running(&mut self, f: impl FnOnce(&mut Reactor) + 'static) {
+        if self.state == RunState::Running {
+            self.call_soon(f);
+        } else {
+            self.when_running.push(Box::new(f));
+        }
+    }
+
+    /// How many `call_later` calls are pending.
+    pub fn pending_calls(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Bytes the reactor's own timer structures hold per pending call (not counting what
+    /// the callbacks capture); reported by the timer benchmark.
+    pub const TIMER_BYTES_PER_CALL: usize = TimerQueue::BYTES_PER_CALL;
+}
+
+// ===== impl IReactorCore =====
+
+impl Reactor {
+    /// Runs the loop until [`stop`](Self::stop) (Twisted's `run`), then shuts down:
+    /// shutdown triggers run, then every descriptor still registered is told it was
+    /// lost ([`LostReason::Shutdown`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::AlreadyRunning`] when called from inside the reactor's own
+    /// callbacks; [`ReactorError::NotRestartable`] after a completed run;
+    /// [`ReactorError::Io`] if polling fails (the reactor still shuts down).
+    pub fn run(&mut self) -> Result<(), ReactorError> {
+        match self.state {
+            RunState::Running | RunState::Stopping => return Err(ReactorError::AlreadyRunning),
+            RunState::ShutDown => return Err(ReactorError::NotRestartable),
+            RunState::Idle => {}
+        }
+        if self.dispatching {
+            return Err(ReactorError::AlreadyRunning);
+        }
+        self.state = RunState::Running;
+        for f in mem::take(&mut self.when_running) {
+            self.soon.push_back(f);
+        }
+        let mut result = Ok(());
+        while self.state == RunState::Running {
+            if let Err(e) = self.turn(None) {
+                error!("reactor: polling failed: {e}");
+                result = Err(e);
+                break;
+            }
+        }
+        self.shut_down();
+        result
+    }
+
+    /// Asks the loop to stop after the current turn (Twisted's `stop`). Harmless when
+    /// called twice, or when the reactor is not running.
+    pub fn stop(&mut self) {
+        match self.state {
+            RunState::Running => {
+                debug!("reactor: stop requested");
+                self.state = RunState::Stopping;
+            }
+            _ => debug!("reactor: stop requested while {:?}; nothing to do", self.state),
+        }
+    }
+
+    /// Whether [`run`](Self::run) is in progress and no stop was requested.
+    pub fn is_running(&self) -> bool {
+        self.state == RunState::Running
+    }
+
+    /// Registers `f` to run when the reactor shuts down, before descriptors are
+    /// disconnected (Twisted's `addSystemEventTrigger('before', 'shutdown', f)`).
+    #[doc(alias = "addSystemEventTrigger")]
+    pub fn add_shutdown_trigger(&mut self, f: impl FnOnce(&mut Reactor) + 'static) {
+        self.shutdown_triggers.push(Box::new(f));
+    }
+
+    /// Runs one turn of the loop without `run`: waits at most `timeout` (`None`: until
+    /// something happens) for I/O, dispatches it, then runs due calls, calls from other
+    /// threads and `call_soon` calls (Twisted's `iterate`). With a
+    /// [`ManualClock`](crate::ManualClock), advance the clock and then `iterate(Some(Duration::ZERO))`.
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::AlreadyRunning`] from inside a callback; [`ReactorError::Io`] if
+    /// polling fails.
+    pub fn iterate(&mut self, timeout: Option<Duration>) -> Result<(), ReactorError> {
+        if self.dispatching {
+            return Err(ReactorError::AlreadyRunning);
+        }
+        self.turn(timeout)
+    }
+
+    fn shut_down(&mut self) {
+        info!("reactor: shutting down");
+        for trigger in mem::take(&mut self.shutdown_triggers) {
+            self.run_callback(trigger, "shutdown trigger");
+        }
+        self.disconnect_all();
+        self.state = RunState::ShutDown;
+    }
+
+    /// One turn: poll, dispatch I/O, serve remembered readiness, run due calls.
+    fn turn(&mut self, max_wait: Option<Duration>) -> Result<(), ReactorError> {
+        self.dispatching = true;
+        let result = self.turn_inner(max_wait);
+        self.dispatching = false;
+        result
+    }
+
+    fn poll_timeout(&mut self, max_wait: Option<Duration>) -> Option<Duration> {
+        if !self.soon.is_empty() || !self.ready_queue.is_empty() || self.state == RunState::Stopping {
+            return Some(Duration::ZERO);
+        }
+        let until_timer = self.timers.next_deadline().and_then(|deadline| {
+            let now = duration_to_nanos(self.clock.now());
+            let wait = Duration::from_nanos(deadline.saturating_sub(now));
+            // A manual clock moves only when told: never sleep waiting for it.
+            (!self.clock.is_manual() || wait.is_zero()).then_some(wait)
+        });
+        match (until_timer, max_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn turn_inner(&mut self, max_wait: Option<Duration>) -> Result<(), ReactorError> {
+        let timeout = self.poll_timeout(max_wait);
+        let mut events = mem::replace(&mut self.events, Events::with_capacity(0));
+        let polled = match self.poll.poll(&mut events, timeout) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                events.clear();
+                Ok(())
+            }
+            Err(e) => Err(ReactorError::Io(e)),
+        };
+        if polled.is_ok() {
+            for event in events.iter() {
+                match event.token() {
+                    WAKER_TOKEN => {}
+                    SIGNAL_TOKEN => self.read_signals(),
+                    token => self.on_event(DescriptorId::from_token(token), event),
+                }
+            }
+        }
+        self.events = events;
+        polled?;
+        self.serve_ready_queue();
+        self.run_due_calls();
+        self.run_thread_calls();
+        self.run_soon_calls();
+        Ok(())
+    }
+
+    fn read_signals(&mut self) {
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        let received: Vec<i32> = signals.pending().collect();
+        for signal in received {
+            info!("reactor: received signal {signal}, stopping");
+            self.stop();
+        }
+    }
+
+    fn on_event(&mut self, id: DescriptorId, event: &mio::event::Event) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if slot.generation != id.generation {
+            return; // meant for an earlier occupant of the slot
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            slot.read_ready = true;
+        }
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            slot.write_ready = true;
+        }
+        self.service(id);
+    }
+
+    fn serve_ready_queue(&mut self) {
+        let queue = mem::take(&mut self.ready_queue);
+        for &id in &queue {
+            if let Some(slot) = self.slots.get_mut(id.index as usize) {
+                if slot.generation == id.generation {
+                    slot.queued = false;
+                    self.service(id);
+                }
+            }
+        }
+        // Keep the allocation when nothing was queued meanwhile.
+        if self.ready_queue.is_empty() {
+            self.ready_queue = queue;
+            self.ready_queue.clear();
+        }
+    }
+
+    /// Dispatches whatever the descriptor is both interested in and ready for.
+    fn service(&mut self, id: DescriptorId) {
+        for dir in [Direction::Read, Direction::Write] {
+            let Some(slot) = self.live_slot(id) else {
+                return;
+            };
+            let wanted = match dir {
+                Direction::Read => slot.reading && slot.read_ready,
+                Direction::Write => slot.writing && slot.write_ready,
+            };
+            if wanted && matches!(slot.state, SlotState::Present(_)) {
+                self.dispatch(id, dir);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, id: DescriptorId, dir: Direction) {
+        let slot = &mut self.slots[id.index as usize];
+        let SlotState::Present(mut descriptor) = mem::replace(&mut slot.state, SlotState::Lifted) else {
+            unreachable!("dispatch of a descriptor that is not present")
+        };
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| match dir {
+            Direction::Read => descriptor.do_read(self, id),
+            Direction::Write => descriptor.do_write(self, id),
+        }));
+        self.put_back(id, descriptor);
+        let reason = match outcome {
+            Ok(Ok(status)) => {
+                self.note_status(id, dir, status);
+                return;
+            }
+            Ok(Err(e)) => LostReason::Error(e),
+            Err(payload) => {
+                let msg = panic_message(payload.as_ref());
+                error!("descriptor {id} panicked in {dir:?} dispatch: {msg}");
+                LostReason::Panicked(msg)
+            }
+        };
+        self.lose(id, reason);
+    }
+
+    fn note_status(&mut self, id: DescriptorId, dir: Direction, status: IoStatus) {
+        let Ok(slot) = self.slot_mut(id) else {
+            return;
+        };
+        let (interested, ready) = match dir {
+            Direction::Read => (slot.reading, &mut slot.read_ready),
+            Direction::Write => (slot.writing, &mut slot.write_ready),
+        };
+        match status {
+            IoStatus::WouldBlock => *ready = false,
+            IoStatus::Ready => {
+                if interested && !slot.queued {
+                    slot.queued = true;
+                    self.ready_queue.push(id);
+                }
+            }
+        }
+    }
+
+    fn run_callback(&mut self, f: Callback, what: &str) {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
+            error!("{what} panicked: {}", panic_message(payload.as_ref()));
+        }
+    }
+
+    fn run_due_calls(&mut self) {
+        if self.timers.len() == 0 {
+            return;
+        }
+        let now = duration_to_nanos(self.clock.now());
+        let limit = self.timers.next_seq();
+        while let Some(f) = self.timers.pop_due(now, limit) {
+            self.run_callback(f, "delayed call");
+        }
+    }
+
+    fn run_thread_calls(&mut self) {
+        while let Ok(f) = self.thread_calls.try_recv() {
+            self.run_callback(f, "call from thread");
+        }
+    }
+
+    fn run_soon_calls(&mut self) {
+        for _ in 0..self.soon.len() {
+            match self.soon.pop_front() {
+                Some(f) => self.run_callback(f, "soon call"),
+                None => break,
+            }
+        }
+    }
+}
+
+/// The text of a panic payload (`&str` or `String`), or a placeholder for other types.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
