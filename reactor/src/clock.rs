@@ -88,12 +88,14 @@ impl ManualClock {
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        self.nanos.fetch_add(duration_to_nanos(by), Ordering::SeqCst);
+        self.nanos
+            .fetch_add(duration_to_nanos(by), Ordering::SeqCst);
     }
 
     /// Moves the clock forward to `to`, if `to` is later than the current time.
     pub fn advance_to(&self, to: Duration) {
-        self.nanos.fetch_max(duration_to_nanos(to), Ordering::SeqCst);
+        self.nanos
+            .fetch_max(duration_to_nanos(to), Ordering::SeqCst);
     }
 }
 

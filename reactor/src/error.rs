@@ -28,7 +28,9 @@ impl fmt::Display for ReactorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReactorError::AlreadyRunning => f.write_str("reactor is already running"),
-            ReactorError::NotRestartable => f.write_str("reactor has shut down and cannot be restarted"),
+            ReactorError::NotRestartable => {
+                f.write_str("reactor has shut down and cannot be restarted")
+            }
             ReactorError::UnknownDescriptor(id) => write!(f, "no descriptor {id} in this reactor"),
             ReactorError::Closed => f.write_str("reactor is gone"),
             ReactorError::Io(e) => write!(f, "reactor i/o error: {e}"),

@@ -49,7 +49,10 @@ impl ReactorHandle {
     /// [`ReactorError::Closed`] if the reactor has been dropped;
     /// [`ReactorError::Io`] if it could not be woken.
     #[doc(alias = "callFromThread")]
-    pub fn call_from_thread(&self, f: impl FnOnce(&mut Reactor) + Send + 'static) -> Result<(), ReactorError> {
+    pub fn call_from_thread(
+        &self,
+        f: impl FnOnce(&mut Reactor) + Send + 'static,
+    ) -> Result<(), ReactorError> {
         self.sender
             .send(Box::new(f))
             .map_err(|_| ReactorError::Closed)?;

@@ -182,7 +182,10 @@ impl Reactor {
     ///
     /// [`ReactorError::Io`] if the source cannot be registered; the descriptor is
     /// dropped.
-    pub fn insert(&mut self, mut descriptor: Box<dyn Descriptor>) -> Result<DescriptorId, ReactorError> {
+    pub fn insert(
+        &mut self,
+        mut descriptor: Box<dyn Descriptor>,
+    ) -> Result<DescriptorId, ReactorError> {
         let index = if self.free_head != u32::MAX {
             self.free_head
         } else {
@@ -239,7 +242,12 @@ impl Reactor {
         }
     }
 
-    fn set_interest(&mut self, id: DescriptorId, dir: Direction, on: bool) -> Result<(), ReactorError> {
+    fn set_interest(
+        &mut self,
+        id: DescriptorId,
+        dir: Direction,
+        on: bool,
+    ) -> Result<(), ReactorError> {
         let slot = self.slot_mut(id)?;
         let ready = match dir {
             Direction::Read => {
@@ -416,7 +424,8 @@ impl Reactor {
             SlotState::Present(d) if (d.as_ref() as &dyn std::any::Any).is::<D>() => {}
             _ => return None,
         }
-        let SlotState::Present(mut descriptor) = mem::replace(&mut slot.state, SlotState::Lifted) else {
+        let SlotState::Present(mut descriptor) = mem::replace(&mut slot.state, SlotState::Lifted)
+        else {
             unreachable!()
         };
         let concrete = (descriptor.as_mut() as &mut dyn std::any::Any)
@@ -480,7 +489,11 @@ impl Reactor {
     /// time run in the order they were scheduled; a call scheduled while due calls run
     /// waits for the next turn, even with a zero delay.
     #[doc(alias = "callLater")]
-    pub fn call_later(&mut self, delay: Duration, f: impl FnOnce(&mut Reactor) + 'static) -> DelayedCall {
+    pub fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut Reactor) + 'static,
+    ) -> DelayedCall {
         let deadline = self.deadline_after(delay);
         DelayedCall {
             key: self.timers.insert(deadline, Box::new(f)),
@@ -558,7 +571,10 @@ impl Reactor {
                 debug!("reactor: stop requested");
                 self.state = RunState::Stopping;
             }
-            _ => debug!("reactor: stop requested while {:?}; nothing to do", self.state),
+            _ => debug!(
+                "reactor: stop requested while {:?}; nothing to do",
+                self.state
+            ),
         }
     }
 
@@ -608,7 +624,8 @@ impl Reactor {
     }
 
     fn poll_timeout(&mut self, max_wait: Option<Duration>) -> Option<Duration> {
-        if !self.soon.is_empty() || !self.ready_queue.is_empty() || self.state == RunState::Stopping {
+        if !self.soon.is_empty() || !self.ready_queue.is_empty() || self.state == RunState::Stopping
+        {
             return Some(Duration::ZERO);
         }
         let until_timer = self.timers.next_deadline().and_then(|deadline| {
@@ -714,7 +731,8 @@ impl Reactor {
 
     fn dispatch(&mut self, id: DescriptorId, dir: Direction) {
         let slot = &mut self.slots[id.index as usize];
-        let SlotState::Present(mut descriptor) = mem::replace(&mut slot.state, SlotState::Lifted) else {
+        let SlotState::Present(mut descriptor) = mem::replace(&mut slot.state, SlotState::Lifted)
+        else {
             unreachable!("dispatch of a descriptor that is not present")
         };
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| match dir {
