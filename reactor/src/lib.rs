@@ -73,7 +73,7 @@ pub use crate::delayed_call::DelayedCall;
 pub use crate::descriptor::{Descriptor, DescriptorId, IoStatus, LostReason};
 pub use crate::error::{ReactorError, TimerError};
 pub use crate::handle::ReactorHandle;
-pub use crate::reactor::Reactor;
+pub use crate::reactor::{panic_message, Reactor};
 
 /// A call the reactor will make once, with itself.
 pub(crate) type Callback = Box<dyn FnOnce(&mut Reactor)>;

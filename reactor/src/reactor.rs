@@ -311,6 +311,25 @@ impl Reactor {
         self.set_interest(id, Direction::Write, false)
     }
 
+    /// Marks the descriptor readable and/or writable as if the operating system had
+    /// reported it, for sources the OS knows nothing of (in-memory streams in tests,
+    /// user-space queues). It is served on the next turn if it is interested.
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::UnknownDescriptor`] if `id` is stale.
+    pub fn set_ready(&mut self, id: DescriptorId, readable: bool, writable: bool) -> Result<(), ReactorError> {
+        let slot = self.slot_mut(id)?;
+        slot.read_ready |= readable;
+        slot.write_ready |= writable;
+        let wanted = (slot.reading && slot.read_ready) || (slot.writing && slot.write_ready);
+        if wanted && !slot.queued {
+            slot.queued = true;
+            self.ready_queue.push(id);
+        }
+        Ok(())
+    }
+
     /// Whether the descriptor is a reader.
     pub fn is_reading(&self, id: DescriptorId) -> bool {
         self.live_slot(id).is_some_and(|s| s.reading)
@@ -362,6 +381,19 @@ impl Reactor {
                 None
             }
         }
+    }
+
+    /// Deregisters a source from the reactor's poller without touching any
+    /// descriptor: for a descriptor that hands its source over to another (a finished
+    /// connect attempt handing its socket to the connection). Call it, then give the
+    /// old descriptor a source that is not registered (or remove it first).
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::Io`] if the poller refuses.
+    pub fn deregister_source(&mut self, source: &mut dyn mio::event::Source) -> Result<(), ReactorError> {
+        self.poll.registry().deregister(source)?;
+        Ok(())
     }
 
     /// Removes every descriptor and hands them back, without calling `connection_lost`
@@ -651,7 +683,13 @@ impl Reactor {
             }
             Err(e) => Err(ReactorError::Io(e)),
         };
+        // Readiness remembered from earlier turns is served after this poll's events.
+        // Whatever gets queued from here on (a descriptor answering `Ready`, an
+        // `add_reader` finding remembered readiness) waits for the next turn, so a
+        // descriptor is called at most once per direction per turn.
+        let mut carried = Vec::new();
         if polled.is_ok() {
+            carried = mem::take(&mut self.ready_queue);
             for event in events.iter() {
                 match event.token() {
                     WAKER_TOKEN => {}
@@ -662,7 +700,7 @@ impl Reactor {
         }
         self.events = events;
         polled?;
-        self.serve_ready_queue();
+        self.serve_ready_queue(carried);
         self.run_due_calls();
         self.run_thread_calls();
         self.run_soon_calls();
@@ -693,11 +731,15 @@ impl Reactor {
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             slot.write_ready = true;
         }
+        if slot.queued {
+            // Already due this turn or the next from remembered readiness: served
+            // from the ready queue, not twice.
+            return;
+        }
         self.service(id);
     }
 
-    fn serve_ready_queue(&mut self) {
-        let queue = mem::take(&mut self.ready_queue);
+    fn serve_ready_queue(&mut self, queue: Vec<DescriptorId>) {
         for &id in &queue {
             if let Some(slot) = self.slots.get_mut(id.index as usize) {
                 if slot.generation == id.generation {
@@ -807,8 +849,10 @@ impl Reactor {
     }
 }
 
-/// The text of a panic payload (`&str` or `String`), or a placeholder for other types.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// The text of a panic payload (`&str` or `String`), or a placeholder for other
+/// types: what the reactor logs when it catches a panic, for layers above that catch
+/// their own.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

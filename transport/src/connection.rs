@@ -1,0 +1,763 @@
+//! [`Connection`]: a stream transport that *is* a reactor descriptor (Twisted's
+//! `tcp.Connection` / `abstract.FileDescriptor`), and [`Transport`], the view of it a
+//! handler gets in every callback (Twisted's `ITransport`, `ITCPTransport`,
+//! `IConsumer`).
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Duration;
+
+use log::{debug, error, trace};
+use reactor::{panic_message, DelayedCall, Descriptor, DescriptorId, IoStatus, LostReason, Reactor};
+
+use crate::address::Address;
+use crate::error::TransportError;
+use crate::handler::{EofAction, Handler};
+use crate::reason::DisconnectReason;
+use crate::stream::Stream;
+use crate::write_buffer::WriteBuffer;
+
+/// Size of the read buffer, shared by every connection of a thread.
+pub const READ_CHUNK: usize = 64 * 1024;
+/// Reads per readiness event before yielding to other descriptors.
+pub const MAX_READS_PER_TURN: usize = 16;
+/// `resume_producing` calls per write readiness for a pull producer before yielding.
+const MAX_PULLS_PER_TURN: usize = 16;
+/// Default high-water mark of the write buffer (Twisted's `bufferSize`).
+pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+/// Default low-water mark of the write buffer.
+pub const DEFAULT_LOW_WATER: usize = 16 * 1024;
+
+thread_local! {
+    /// One read buffer per thread, lent to whichever connection is reading, so an idle
+    /// connection holds no read buffer at all.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_scratch() -> Vec<u8> {
+    let buf = SCRATCH.with(|s| mem::take(&mut *s.borrow_mut()));
+    if buf.len() == READ_CHUNK {
+        buf
+    } else {
+        vec![0; READ_CHUNK]
+    }
+}
+
+fn return_scratch(buf: Vec<u8>) {
+    SCRATCH.with(|s| *s.borrow_mut() = buf);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// `lose_connection` was called: flushing, then closing.
+    Closing,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteHalf {
+    Open,
+    /// `lose_write_connection` was called: flushing, then `shutdown(Write)`.
+    ShutdownRequested,
+    Shut,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Producer {
+    streaming: bool,
+    paused: bool,
+}
+
+/// The connection's state below the handler: the stream, its buffer and its flags.
+struct Core {
+    stream: Box<dyn Stream>,
+    id: Option<DescriptorId>,
+    host: Address,
+    peer: Address,
+    out: WriteBuffer,
+    high_water: usize,
+    low_water: usize,
+    max_buffer: Option<usize>,
+    state: State,
+    write_half: WriteHalf,
+    read_closed: bool,
+    reading_paused: bool,
+    abort_requested: bool,
+    /// A failure met inside a callback (a direct write that broke), acted on after it.
+    failure: Option<DisconnectReason>,
+    producer: Option<Producer>,
+    close_timeout: Option<Duration>,
+    close_timer: Option<DelayedCall>,
+    bytes_received: u64,
+    bytes_sent: u64,
+}
+
+/// A handler's view of its connection, lent for the length of one callback: write,
+/// close, flow control, addresses, and the reactor (Twisted's `ITransport`,
+/// `ITCPTransport`, `IConsumer`).
+///
+/// After the connection is lost it still answers [`get_host`](Self::get_host) and
+/// [`get_peer`](Self::get_peer); writes are ignored.
+pub struct Transport<'a> {
+    core: &'a mut Core,
+    reactor: &'a mut Reactor,
+}
+
+impl std::fmt::Debug for Transport<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("host", &self.core.host)
+            .field("peer", &self.core.peer)
+            .field("state", &self.core.state)
+            .field("buffered", &self.core.out.len())
+            .finish()
+    }
+}
+
+// ===== impl ITransport =====
+
+impl Transport<'_> {
+    /// Writes `data`: never blocks and never reorders. The socket is tried at once;
+    /// whatever it does not take is buffered and flushed when it becomes writable.
+    /// Ignored once the connection (or its writing half) is closed.
+    pub fn write(&mut self, data: &[u8]) {
+        self.write_sequence(&[data]);
+    }
+
+    /// Writes several buffers in order, in one system call where possible (Twisted's
+    /// `writeSequence`).
+    #[doc(alias = "writeSequence")]
+    pub fn write_sequence(&mut self, data: &[&[u8]]) {
+        let core = &mut *self.core;
+        if core.state == State::Closed
+            || core.write_half != WriteHalf::Open
+            || core.failure.is_some()
+            || core.abort_requested
+        {
+            return;
+        }
+        let total: usize = data.iter().map(|d| d.len()).sum();
+        if total == 0 {
+            return;
+        }
+        let mut skip = 0;
+        if core.out.is_empty() {
+            match write_direct(core.stream.as_mut(), data) {
+                Ok(n) => skip = n,
+                Err(e) => {
+                    core.failure = Some(DisconnectReason::from_io(e));
+                    return;
+                }
+            }
+            core.bytes_sent += skip as u64;
+        }
+        if skip == total {
+            return;
+        }
+        let was_empty = core.out.is_empty();
+        for chunk in data {
+            if skip >= chunk.len() {
+                skip -= chunk.len();
+                continue;
+            }
+            core.out.push(&chunk[skip..]);
+            skip = 0;
+        }
+        if let Some(limit) = core.max_buffer {
+            if core.out.len() > limit {
+                core.failure = Some(DisconnectReason::BufferOverflow { limit });
+                return;
+            }
+        }
+        if was_empty {
+            if let Some(id) = core.id {
+                let _ = self.reactor.add_writer(id);
+            }
+        }
+    }
+
+    /// Closes the connection once everything written so far has been sent (Twisted's
+    /// `loseConnection`); reading stops at once. If a producer is registered, the
+    /// close waits until it unregisters. With a close timeout set, a peer that does not
+    /// take the data in time gets the connection aborted.
+    #[doc(alias = "loseConnection")]
+    pub fn lose_connection(&mut self) {
+        if self.core.state == State::Open {
+            self.core.state = State::Closing;
+            if let Some(id) = self.core.id {
+                let _ = self.reactor.remove_reader(id);
+            }
+        }
+    }
+
+    /// Closes the connection now, discarding anything unsent and resetting it
+    /// (Twisted's `abortConnection`). The reason given is
+    /// [`DisconnectReason::Aborted`].
+    #[doc(alias = "abortConnection")]
+    pub fn abort_connection(&mut self) {
+        if self.core.state != State::Closed {
+            self.core.abort_requested = true;
+        }
+    }
+
+    /// Shuts down the writing half once everything written has been sent (Twisted's
+    /// `loseWriteConnection`); the peer reads end of file, and we keep reading.
+    #[doc(alias = "loseWriteConnection")]
+    pub fn lose_write_connection(&mut self) {
+        if self.core.state != State::Closed && self.core.write_half == WriteHalf::Open {
+            self.core.write_half = WriteHalf::ShutdownRequested;
+        }
+    }
+
+    /// This end's address (Twisted's `getHost`).
+    #[doc(alias = "getHost")]
+    pub fn get_host(&self) -> &Address {
+        &self.core.host
+    }
+
+    /// The other end's address (Twisted's `getPeer`).
+    #[doc(alias = "getPeer")]
+    pub fn get_peer(&self) -> &Address {
+        &self.core.peer
+    }
+
+    /// Whether the connection is still open and not closing.
+    pub fn is_open(&self) -> bool {
+        self.core.state == State::Open && !self.core.abort_requested && self.core.failure.is_none()
+    }
+
+    /// Bytes written but not yet accepted by the socket.
+    pub fn buffered(&self) -> usize {
+        self.core.out.len()
+    }
+
+    /// Bytes received so far on this connection.
+    pub fn bytes_received(&self) -> u64 {
+        self.core.bytes_received
+    }
+
+    /// Bytes the socket has accepted so far on this connection.
+    pub fn bytes_sent(&self) -> u64 {
+        self.core.bytes_sent
+    }
+
+    /// The reactor the connection lives on: schedule calls, stop it.
+    pub fn reactor(&mut self) -> &mut Reactor {
+        self.reactor
+    }
+
+    /// The connection's id in the reactor (`None` only for a connection that was never
+    /// started).
+    pub fn id(&self) -> Option<DescriptorId> {
+        self.core.id
+    }
+}
+
+// ===== impl ITCPTransport =====
+
+impl Transport<'_> {
+    /// Sets `TCP_NODELAY` (Twisted's `setTcpNoDelay`).
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` for streams that are not TCP, or the socket's error.
+    #[doc(alias = "setTcpNoDelay")]
+    pub fn set_tcp_nodelay(&mut self, on: bool) -> io::Result<()> {
+        self.core.stream.set_nodelay(on)
+    }
+
+    /// Enables TCP keep-alive probes after `idle` without traffic; `None` disables
+    /// them (Twisted's `setTcpKeepAlive`).
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` for streams that are not TCP, or the socket's error.
+    #[doc(alias = "setTcpKeepAlive")]
+    pub fn set_tcp_keepalive(&mut self, idle: Option<Duration>) -> io::Result<()> {
+        self.core.stream.set_keepalive(idle)
+    }
+}
+
+// ===== impl IConsumer, flow control =====
+
+impl Transport<'_> {
+    /// Stops reading: no `data_received` until [`resume_reading`](Self::resume_reading)
+    /// (Twisted's `pauseProducing` on the transport). Readiness that arrives meanwhile
+    /// is kept.
+    #[doc(alias = "stopReading")]
+    pub fn pause_reading(&mut self) {
+        self.core.reading_paused = true;
+        if let Some(id) = self.core.id {
+            let _ = self.reactor.remove_reader(id);
+        }
+    }
+
+    /// Starts reading again after [`pause_reading`](Self::pause_reading).
+    #[doc(alias = "startReading")]
+    pub fn resume_reading(&mut self) {
+        self.core.reading_paused = false;
+        if self.core.state == State::Open && !self.core.read_closed {
+            if let Some(id) = self.core.id {
+                let _ = self.reactor.add_reader(id);
+            }
+        }
+    }
+
+    /// Makes the handler this connection's producer (Twisted's `registerProducer`):
+    /// streaming (push, paused and resumed at the water marks) or not (pull: asked for
+    /// more whenever the buffer drains).
+    #[doc(alias = "registerProducer")]
+    pub fn register_producer(&mut self, streaming: bool) {
+        self.core.producer = Some(Producer {
+            streaming,
+            paused: false,
+        });
+        if !streaming {
+            if let Some(id) = self.core.id {
+                let _ = self.reactor.add_writer(id);
+            }
+        }
+    }
+
+    /// Stops treating the handler as a producer (Twisted's `unregisterProducer`); a
+    /// pending `lose_connection` can then complete.
+    #[doc(alias = "unregisterProducer")]
+    pub fn unregister_producer(&mut self) {
+        self.core.producer = None;
+    }
+
+    /// Sets the write buffer's water marks for producers.
+    ///
+    /// # Panics
+    ///
+    /// If `low > high`.
+    pub fn set_write_buffer_limits(&mut self, high: usize, low: usize) {
+        assert!(low <= high, "low-water mark {low} above high-water mark {high}");
+        self.core.high_water = high;
+        self.core.low_water = low;
+    }
+
+    /// Sets a hard limit on the write buffer: a write that takes it past `limit` aborts
+    /// the connection with [`DisconnectReason::BufferOverflow`]. `None` (the default)
+    /// leaves it unbounded, as Twisted does.
+    pub fn set_max_write_buffer(&mut self, limit: Option<usize>) {
+        self.core.max_buffer = limit;
+    }
+
+    /// Sets the grace period of `lose_connection`: if the buffer has not drained
+    /// `timeout` after it, the connection is aborted with
+    /// [`DisconnectReason::TimedOut`]. `None` (the default) waits for ever.
+    pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
+        self.core.close_timeout = timeout;
+    }
+}
+
+/// Writes as much of `data` as the stream takes now; `WouldBlock` is not an error.
+fn write_direct(stream: &mut dyn Stream, data: &[&[u8]]) -> io::Result<usize> {
+    let mut written = 0;
+    let total: usize = data.iter().map(|d| d.len()).sum();
+    while written < total {
+        let result = if data.len() == 1 {
+            stream.write(&data[0][written..])
+        } else {
+            let mut skip = written;
+            let slices: Vec<IoSlice<'_>> = data
+                .iter()
+                .filter_map(|d| {
+                    if skip >= d.len() {
+                        skip -= d.len();
+                        None
+                    } else {
+                        let s = IoSlice::new(&d[skip..]);
+                        skip = 0;
+                        Some(s)
+                    }
+                })
+                .collect();
+            stream.write_vectored_slices(&slices)
+        };
+        match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
+/// A stream connection: the reactor's read and write descriptor for one socket (or
+/// in-memory stream), delivering bytes to its [`Handler`].
+///
+/// Generic over the handler only; the stream is boxed, so every connection of a given
+/// handler has one concrete type, which timers use to find it again with
+/// [`Connection::with_handler`] (a virtual call per system call is noise next to the
+/// system call).
+pub struct Connection<H> {
+    core: Core,
+    handler: H,
+}
+
+impl<H> std::fmt::Debug for Connection<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("host", &self.core.host)
+            .field("peer", &self.core.peer)
+            .field("state", &self.core.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> Connection<H> {
+    /// Registers a connected `stream` with the reactor, reading, and calls the
+    /// handler's `connection_made`. Returns the connection's id.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Reactor`] if the stream cannot be registered (it is closed).
+    pub fn start(reactor: &mut Reactor, stream: impl Stream, handler: H) -> Result<DescriptorId, TransportError> {
+        Self::start_boxed(reactor, Box::new(stream), handler)
+    }
+
+    /// As [`start`](Self::start), for a stream already boxed.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Reactor`] if the stream cannot be registered (it is closed).
+    pub fn start_boxed(
+        reactor: &mut Reactor,
+        stream: Box<dyn Stream>,
+        handler: H,
+    ) -> Result<DescriptorId, TransportError> {
+        let host = stream.local_address().unwrap_or(Address::Unix(None));
+        let peer = stream.peer_address().unwrap_or(Address::Unix(None));
+        let connection = Connection {
+            core: Core {
+                stream,
+                id: None,
+                host,
+                peer,
+                out: WriteBuffer::default(),
+                high_water: DEFAULT_HIGH_WATER,
+                low_water: DEFAULT_LOW_WATER,
+                max_buffer: None,
+                state: State::Open,
+                write_half: WriteHalf::Open,
+                read_closed: false,
+                reading_paused: false,
+                abort_requested: false,
+                failure: None,
+                producer: None,
+                close_timeout: None,
+                close_timer: None,
+                bytes_received: 0,
+                bytes_sent: 0,
+            },
+            handler,
+        };
+        let id = reactor.insert(Box::new(connection))?;
+        reactor.add_reader(id)?;
+        reactor.with_descriptor::<Self, _>(id, |conn, reactor| {
+            conn.core.id = Some(id);
+            trace!("connection {id} made: {} -> {}", conn.core.host, conn.core.peer);
+            conn.invoke(reactor, |h, t| h.connection_made(t));
+        });
+        Ok(id)
+    }
+
+    /// Calls `f` with the handler of connection `id` and its transport, then acts on
+    /// what `f` asked for (writes, closes): how a timer or other code outside the
+    /// connection's own callbacks reaches it. Returns `None` if the connection is gone
+    /// (or is not a `Connection<H>`), or if `f` panicked (the connection is then
+    /// closed with [`DisconnectReason::Panicked`]).
+    pub fn with_handler<R>(
+        reactor: &mut Reactor,
+        id: DescriptorId,
+        f: impl FnOnce(&mut H, &mut Transport<'_>) -> R,
+    ) -> Option<R> {
+        reactor
+            .with_descriptor::<Self, _>(id, |conn, reactor| conn.invoke(reactor, f))
+            .flatten()
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// Runs one handler callback, catching a panic; no follow-up.
+    fn call<R>(
+        &mut self,
+        reactor: &mut Reactor,
+        f: impl FnOnce(&mut H, &mut Transport<'_>) -> R,
+    ) -> Result<R, String> {
+        let core = &mut self.core;
+        let handler = &mut self.handler;
+        panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut transport = Transport { core, reactor };
+            f(handler, &mut transport)
+        }))
+        .map_err(|payload| panic_message(payload.as_ref()))
+    }
+
+    /// Runs one handler callback, then acts on what it asked for.
+    fn invoke<R>(&mut self, reactor: &mut Reactor, f: impl FnOnce(&mut H, &mut Transport<'_>) -> R) -> Option<R> {
+        if self.core.state == State::Closed {
+            return None;
+        }
+        match self.call(reactor, f) {
+            Ok(value) => {
+                self.settle(reactor);
+                Some(value)
+            }
+            Err(msg) => {
+                error!("connection {:?} to {}: protocol panicked: {msg}", self.core.id, self.core.peer);
+                self.finish(reactor, DisconnectReason::Panicked(msg));
+                None
+            }
+        }
+    }
+
+    /// Acts on the state the last callback left: failures, aborts, producer
+    /// notifications, interest, and closes that are now due.
+    fn settle(&mut self, reactor: &mut Reactor) {
+        // Each producer notification may write again; a few rounds settle it.
+        for _ in 0..4 {
+            if let Some(reason) = self.core.failure.take() {
+                return self.finish(reactor, reason);
+            }
+            if self.core.abort_requested {
+                return self.finish(reactor, DisconnectReason::Aborted);
+            }
+            match self.core.producer {
+                Some(Producer {
+                    streaming: true,
+                    paused: false,
+                }) if self.core.out.len() > self.core.high_water => {
+                    self.core.producer = Some(Producer {
+                        streaming: true,
+                        paused: true,
+                    });
+                    if let Err(msg) = self.call(reactor, |h, t| h.pause_producing(t)) {
+                        return self.finish(reactor, DisconnectReason::Panicked(msg));
+                    }
+                }
+                _ => break,
+            }
+        }
+        if !self.core.out.is_empty() {
+            return self.arm_close_timer(reactor);
+        }
+        if self.core.write_half == WriteHalf::ShutdownRequested {
+            self.core.write_half = WriteHalf::Shut;
+            if let Err(e) = self.core.stream.shutdown_write() {
+                return self.finish(reactor, DisconnectReason::from_io(e));
+            }
+            if self.core.read_closed {
+                return self.finish(reactor, DisconnectReason::Done);
+            }
+            if let Err(msg) = self.call(reactor, |h, t| h.write_connection_lost(t)) {
+                return self.finish(reactor, DisconnectReason::Panicked(msg));
+            }
+        }
+        if self.core.state == State::Closing && self.core.producer.is_none() {
+            self.finish(reactor, DisconnectReason::Done);
+        }
+    }
+
+    fn arm_close_timer(&mut self, reactor: &mut Reactor) {
+        let (Some(timeout), Some(id), None, State::Closing) = (
+            self.core.close_timeout,
+            self.core.id,
+            self.core.close_timer,
+            self.core.state,
+        ) else {
+            return;
+        };
+        self.core.close_timer = Some(reactor.call_later(timeout, move |reactor| {
+            reactor.with_descriptor::<Self, _>(id, |conn, reactor| {
+                conn.core.close_timer = None;
+                debug!("connection {id}: close grace period expired, aborting");
+                conn.finish(reactor, DisconnectReason::TimedOut);
+            });
+        }));
+    }
+
+    /// Ends the connection: leaves the reactor and tells the handler, exactly once.
+    fn finish(&mut self, reactor: &mut Reactor, reason: DisconnectReason) {
+        if self.core.state == State::Closed {
+            return;
+        }
+        self.core.state = State::Closed;
+        if let Some(timer) = self.core.close_timer.take() {
+            let _ = timer.cancel(reactor);
+        }
+        if matches!(
+            reason,
+            DisconnectReason::Aborted
+                | DisconnectReason::TimedOut
+                | DisconnectReason::BufferOverflow { .. }
+                | DisconnectReason::Panicked(_)
+        ) {
+            let _ = self.core.stream.set_reset_on_close();
+        }
+        self.core.out.clear();
+        self.core.producer = None;
+        if let Some(id) = self.core.id {
+            // We are lifted (dispatch or with_descriptor): dropped, and so closed, as
+            // soon as the current call returns. From the reactor's own
+            // connection_lost the id is already stale and this does nothing.
+            reactor.remove_descriptor(id);
+        }
+        debug!("connection {:?} to {} lost: {reason}", self.core.id, self.core.peer);
+        if let Err(msg) = self.call(reactor, |h, t| h.connection_lost(t, &reason)) {
+            error!("connection {:?}: connection_lost panicked: {msg}", self.core.id);
+        }
+    }
+
+    fn on_eof(&mut self, reactor: &mut Reactor) {
+        self.core.read_closed = true;
+        if let Some(id) = self.core.id {
+            let _ = reactor.remove_reader(id);
+        }
+        if self.core.write_half == WriteHalf::Shut {
+            return self.finish(reactor, DisconnectReason::Done);
+        }
+        if self.core.state != State::Open {
+            return self.settle(reactor);
+        }
+        match self.invoke(reactor, |h, t| h.read_connection_lost(t)) {
+            Some(EofAction::KeepWriting) | None => {}
+            Some(EofAction::Close) => {
+                if self.core.state == State::Open {
+                    self.core.state = State::Closing;
+                }
+                self.settle(reactor);
+            }
+        }
+    }
+
+    /// Writes buffered bytes until the buffer is empty or the socket would block.
+    /// Returns whether it would block; `Err` is the failure that ended the connection.
+    fn flush(&mut self) -> Result<bool, DisconnectReason> {
+        while !self.core.out.is_empty() {
+            match self.core.stream.write(self.core.out.as_slice()) {
+                Ok(0) => return Err(DisconnectReason::from_io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    self.core.out.consume(n);
+                    self.core.bytes_sent += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) => return Err(DisconnectReason::from_io(e)),
+            }
+        }
+        Ok(false)
+    }
+}
+
+// ===== impl IReadDescriptor, IWriteDescriptor =====
+
+impl<H: Handler> Descriptor for Connection<H> {
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        self.core.stream.as_mut()
+    }
+
+    fn do_read(&mut self, reactor: &mut Reactor, _id: DescriptorId) -> io::Result<IoStatus> {
+        let mut buf = take_scratch();
+        let mut status = IoStatus::Ready;
+        let mut reads = 0;
+        while reads < MAX_READS_PER_TURN {
+            if self.core.state != State::Open || self.core.reading_paused || self.core.read_closed {
+                break;
+            }
+            match self.core.stream.read(&mut buf) {
+                Ok(0) => {
+                    status = IoStatus::WouldBlock;
+                    self.on_eof(reactor);
+                    break;
+                }
+                Ok(n) => {
+                    reads += 1;
+                    self.core.bytes_received += n as u64;
+                    self.invoke(reactor, |h, t| h.data_received(t, &buf[..n]));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    status = IoStatus::WouldBlock;
+                    break;
+                }
+                Err(e) => {
+                    status = IoStatus::WouldBlock;
+                    self.finish(reactor, DisconnectReason::from_io(e));
+                    break;
+                }
+            }
+        }
+        return_scratch(buf);
+        Ok(status)
+    }
+
+    fn do_write(&mut self, reactor: &mut Reactor, id: DescriptorId) -> io::Result<IoStatus> {
+        if self.core.state == State::Closed {
+            return Ok(IoStatus::WouldBlock);
+        }
+        let would_block = match self.flush() {
+            Ok(would_block) => would_block,
+            Err(reason) => {
+                self.finish(reactor, reason);
+                return Ok(IoStatus::WouldBlock);
+            }
+        };
+        if let Some(Producer {
+            streaming: true,
+            paused: true,
+        }) = self.core.producer
+        {
+            if self.core.out.len() <= self.core.low_water {
+                self.core.producer = Some(Producer {
+                    streaming: true,
+                    paused: false,
+                });
+                self.invoke(reactor, |h, t| h.resume_producing(t));
+            }
+        }
+        if would_block {
+            return Ok(IoStatus::WouldBlock);
+        }
+        for _ in 0..MAX_PULLS_PER_TURN {
+            let pulling = matches!(self.core.producer, Some(Producer { streaming: false, .. }));
+            if !pulling || !self.core.out.is_empty() || self.core.state == State::Closed {
+                break;
+            }
+            self.invoke(reactor, |h, t| h.resume_producing(t));
+        }
+        if self.core.state == State::Closed {
+            return Ok(IoStatus::WouldBlock);
+        }
+        if !self.core.out.is_empty() {
+            // The buffer was empty before the pulls: a direct write met WouldBlock.
+            self.settle(reactor);
+            return Ok(IoStatus::WouldBlock);
+        }
+        let pulling = matches!(self.core.producer, Some(Producer { streaming: false, .. }));
+        if !pulling {
+            let _ = reactor.remove_writer(id);
+        }
+        self.settle(reactor);
+        // The socket has not said it would block: keep the readiness.
+        Ok(IoStatus::Ready)
+    }
+
+    fn connection_lost(&mut self, reactor: &mut Reactor, _id: DescriptorId, reason: LostReason) {
+        self.finish(reactor, DisconnectReason::from(reason));
+    }
+
+    fn log_prefix(&self) -> &str {
+        "connection"
+    }
+}

@@ -1,0 +1,168 @@
+//! [`Listener`]: a listening socket as a reactor read descriptor, handing each
+//! accepted stream to a callback (the accepting half of Twisted's `tcp.Port`).
+
+use std::io;
+use std::time::Duration;
+
+use log::{debug, warn};
+use mio::net::{TcpListener, UnixListener};
+use reactor::{Descriptor, DescriptorId, IoStatus, LostReason, Reactor};
+
+use crate::address::Address;
+use crate::error::TransportError;
+use crate::stream::Stream;
+
+/// Connections accepted per readiness event before yielding to other descriptors.
+pub const MAX_ACCEPTS_PER_TURN: usize = 64;
+/// How long a listener stops accepting after the process ran out of descriptors.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A listening socket: TCP or Unix.
+pub trait Acceptor: mio::event::Source + 'static {
+    /// Accepts one pending connection.
+    ///
+    /// # Errors
+    ///
+    /// As `accept(2)`; `WouldBlock` when none is pending.
+    fn accept_stream(&self) -> io::Result<(Box<dyn Stream>, Address)>;
+
+    /// The address it listens on.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname(2)`.
+    fn local_address(&self) -> io::Result<Address>;
+}
+
+impl Acceptor for TcpListener {
+    fn accept_stream(&self) -> io::Result<(Box<dyn Stream>, Address)> {
+        let (stream, peer) = self.accept()?;
+        Ok((Box::new(stream), Address::Tcp(peer)))
+    }
+
+    fn local_address(&self) -> io::Result<Address> {
+        self.local_addr().map(Address::Tcp)
+    }
+}
+
+impl Acceptor for UnixListener {
+    fn accept_stream(&self) -> io::Result<(Box<dyn Stream>, Address)> {
+        let (stream, peer) = self.accept()?;
+        Ok((Box::new(stream), Address::from(peer)))
+    }
+
+    fn local_address(&self) -> io::Result<Address> {
+        self.local_addr().map(Address::from)
+    }
+}
+
+/// What a listener does with each accepted stream.
+pub type OnAccept = Box<dyn FnMut(&mut Reactor, Box<dyn Stream>, Address)>;
+
+/// A listening socket registered as a reader: accepts until the socket would block
+/// (at most [`MAX_ACCEPTS_PER_TURN`] per turn) and hands each stream to its callback.
+///
+/// When the process runs out of file descriptors (`EMFILE`, `ENFILE`) or memory, it
+/// logs, stops accepting for [`ACCEPT_BACKOFF`] and tries again: the listener survives
+/// and the loop does not spin.
+pub struct Listener {
+    acceptor: Box<dyn Acceptor>,
+    on_accept: OnAccept,
+    address: Address,
+    backing_off: bool,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener").field("address", &self.address).finish_non_exhaustive()
+    }
+}
+
+impl Listener {
+    /// Registers `acceptor` with the reactor and starts accepting; returns the
+    /// listener's id and the address it listens on.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Socket`] if the address cannot be read,
+    /// [`TransportError::Reactor`] if it cannot be registered.
+    pub fn start(
+        reactor: &mut Reactor,
+        acceptor: impl Acceptor,
+        on_accept: OnAccept,
+    ) -> Result<(DescriptorId, Address), TransportError> {
+        let address = acceptor.local_address().map_err(TransportError::Socket)?;
+        let listener = Listener {
+            acceptor: Box::new(acceptor),
+            on_accept,
+            address: address.clone(),
+            backing_off: false,
+        };
+        let id = reactor.insert(Box::new(listener))?;
+        reactor.add_reader(id)?;
+        Ok((id, address))
+    }
+
+    /// Stops listening: the socket is closed; connections already accepted go on.
+    /// Returns whether `id` was a listener of this reactor.
+    pub fn stop(reactor: &mut Reactor, id: DescriptorId) -> bool {
+        reactor.remove_descriptor(id).is_some()
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    fn back_off(&mut self, reactor: &mut Reactor, id: DescriptorId, e: &io::Error) {
+        if !self.backing_off {
+            warn!("listener {}: cannot accept ({e}); pausing accepts for {ACCEPT_BACKOFF:?}", self.address);
+        }
+        self.backing_off = true;
+        let _ = reactor.remove_reader(id);
+        reactor.call_later(ACCEPT_BACKOFF, move |reactor| {
+            reactor.with_descriptor::<Listener, _>(id, |listener, reactor| {
+                listener.backing_off = false;
+                let _ = reactor.add_reader(id);
+            });
+        });
+    }
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+impl Descriptor for Listener {
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        self.acceptor.as_mut()
+    }
+
+    fn do_read(&mut self, reactor: &mut Reactor, id: DescriptorId) -> io::Result<IoStatus> {
+        for _ in 0..MAX_ACCEPTS_PER_TURN {
+            match self.acceptor.accept_stream() {
+                Ok((stream, peer)) => (self.on_accept)(reactor, stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(IoStatus::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_resource_exhaustion(&e) => {
+                    self.back_off(reactor, id, &e);
+                    // Readiness is kept: accepts resume after the back-off.
+                    return Ok(IoStatus::Ready);
+                }
+                Err(e) => debug!("listener {}: accept failed: {e}", self.address),
+            }
+        }
+        Ok(IoStatus::Ready)
+    }
+
+    fn connection_lost(&mut self, _: &mut Reactor, _: DescriptorId, reason: LostReason) {
+        debug!("listener {} closed: {reason}", self.address);
+    }
+
+    fn log_prefix(&self) -> &str {
+        "listener"
+    }
+}

@@ -1,0 +1,125 @@
+//! Building sockets with socket2: listening sockets with a chosen backlog and reuse
+//! options, and non-blocking connects.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::address::Address;
+use crate::error::TransportError;
+
+/// How to create a listening socket.
+///
+/// # Examples
+///
+/// ```
+/// use transport::ListenOptions;
+///
+/// let options = ListenOptions { backlog: 4096, reuse_port: true, ..ListenOptions::default() };
+/// let listener = transport::bind_tcp("127.0.0.1:0".parse().unwrap(), &options).unwrap();
+/// assert_ne!(listener.local_addr().unwrap().port(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// Length of the queue of connections not yet accepted (Twisted's `backlog`,
+    /// default 50 there; 1024 here, since mio's own listener fixes 128).
+    pub backlog: i32,
+    /// `SO_REUSEADDR`: rebind at once after a restart (default on).
+    pub reuse_address: bool,
+    /// `SO_REUSEPORT`: let several sockets (one per reactor thread) share the port.
+    pub reuse_port: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: 1024,
+            reuse_address: true,
+            reuse_port: false,
+        }
+    }
+}
+
+/// A non-blocking TCP listening socket on `address` (port 0: any free port; ask the
+/// listener for the real one).
+///
+/// # Errors
+///
+/// [`TransportError::Bind`] if the address cannot be bound (in use, not local);
+/// [`TransportError::Socket`] for other socket failures.
+pub fn bind_tcp(address: SocketAddr, options: &ListenOptions) -> Result<TcpListener, TransportError> {
+    let bind_error = |source| TransportError::Bind {
+        address: Address::Tcp(address),
+        source,
+    };
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+        .map_err(TransportError::Socket)?;
+    socket.set_nonblocking(true).map_err(TransportError::Socket)?;
+    socket.set_cloexec(true).map_err(TransportError::Socket)?;
+    if options.reuse_address {
+        socket.set_reuse_address(true).map_err(TransportError::Socket)?;
+    }
+    if options.reuse_port {
+        socket.set_reuse_port(true).map_err(TransportError::Socket)?;
+    }
+    if address.is_ipv6() {
+        socket.set_only_v6(true).map_err(TransportError::Socket)?;
+    }
+    socket.bind(&address.into()).map_err(bind_error)?;
+    socket.listen(options.backlog).map_err(bind_error)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// A non-blocking Unix-domain listening socket at `path`.
+///
+/// # Errors
+///
+/// [`TransportError::Bind`] if the path cannot be bound (exists, no permission).
+pub fn bind_unix(path: &Path, backlog: i32) -> Result<UnixListener, TransportError> {
+    let bind_error = |source| TransportError::Bind {
+        address: Address::Unix(Some(path.to_path_buf())),
+        source,
+    };
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(TransportError::Socket)?;
+    socket.set_nonblocking(true).map_err(TransportError::Socket)?;
+    socket.set_cloexec(true).map_err(TransportError::Socket)?;
+    let addr = SockAddr::unix(path).map_err(bind_error)?;
+    socket.bind(&addr).map_err(bind_error)?;
+    socket.listen(backlog).map_err(bind_error)?;
+    let std_listener: std::os::unix::net::UnixListener = socket.into();
+    Ok(UnixListener::from_std(std_listener))
+}
+
+/// Starts a non-blocking TCP connect to `address`, optionally from `bind`; it
+/// completes (or fails) when the socket becomes writable.
+///
+/// # Errors
+///
+/// An immediate failure (no route, bad bind address, refused at once).
+pub fn start_connect_tcp(address: SocketAddr, bind: Option<SocketAddr>) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    if let Some(bind) = bind {
+        socket.bind(&bind.into())?;
+    }
+    match socket.connect(&address.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// Starts a non-blocking connect to the Unix-domain socket at `path`.
+///
+/// # Errors
+///
+/// An immediate failure (no such socket, refused).
+pub fn start_connect_unix(path: &Path) -> io::Result<UnixStream> {
+    UnixStream::connect(path)
+}
