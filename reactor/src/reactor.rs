@@ -446,6 +446,10 @@ impl Reactor {
     /// reactor freely, and may remove the descriptor). Returns `None`, without calling
     /// `f`, if `id` is stale, the descriptor is not a `D`, or it is being dispatched
     /// right now.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics; the descriptor is put back first.
     pub fn with_descriptor<D: Descriptor, R>(
         &mut self,
         id: DescriptorId,
@@ -463,9 +467,14 @@ impl Reactor {
         let concrete = (descriptor.as_mut() as &mut dyn std::any::Any)
             .downcast_mut::<D>()
             .expect("type checked above");
-        let result = f(concrete, self);
+        // If `f` panics, the descriptor still goes back to its slot before the panic
+        // carries on: otherwise it would be dropped and leave its slot lifted forever.
+        let result = panic::catch_unwind(AssertUnwindSafe(|| f(concrete, self)));
         self.put_back(id, descriptor);
-        Some(result)
+        match result {
+            Ok(result) => Some(result),
+            Err(payload) => panic::resume_unwind(payload),
+        }
     }
 
     /// Returns a lifted descriptor to its slot, or drops it if it was removed meanwhile.
