@@ -318,7 +318,12 @@ impl Reactor {
     /// # Errors
     ///
     /// [`ReactorError::UnknownDescriptor`] if `id` is stale.
-    pub fn set_ready(&mut self, id: DescriptorId, readable: bool, writable: bool) -> Result<(), ReactorError> {
+    pub fn set_ready(
+        &mut self,
+        id: DescriptorId,
+        readable: bool,
+        writable: bool,
+    ) -> Result<(), ReactorError> {
         let slot = self.slot_mut(id)?;
         slot.read_ready |= readable;
         slot.write_ready |= writable;
@@ -391,7 +396,10 @@ impl Reactor {
     /// # Errors
     ///
     /// [`ReactorError::Io`] if the poller refuses.
-    pub fn deregister_source(&mut self, source: &mut dyn mio::event::Source) -> Result<(), ReactorError> {
+    pub fn deregister_source(
+        &mut self,
+        source: &mut dyn mio::event::Source,
+    ) -> Result<(), ReactorError> {
         self.poll.registry().deregister(source)?;
         Ok(())
     }
