@@ -555,7 +555,8 @@ impl Reactor {
     }
 
     /// Calls `f` as soon as the reactor is running: at once (next turn) if it already
-    /// is, else when [`run`](Self::run) starts (Twisted's `callWhenRunning`).
+    /// is, else when [`run`](Self::run) starts, in registration order and before the
+    /// first turn's timers and I/O (Twisted's `callWhenRunning`).
     #[doc(alias = "callWhenRunning")]
     pub fn call_when_running(&mut self, f: impl FnOnce(&mut Reactor) + 'static) {
         if self.state == RunState::Running {
@@ -597,9 +598,13 @@ impl Reactor {
             return Err(ReactorError::AlreadyRunning);
         }
         self.state = RunState::Running;
+        // Twisted fires its 'startup' event, and so the callWhenRunning calls, before
+        // the first iteration: they run now, in order, before any timer or I/O.
+        self.dispatching = true;
         for f in mem::take(&mut self.when_running) {
-            self.soon.push_back(f);
+            self.run_callback(f, "when-running call");
         }
+        self.dispatching = false;
         let mut result = Ok(());
         while self.state == RunState::Running {
             if let Err(e) = self.turn(None) {

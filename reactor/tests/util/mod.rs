@@ -7,10 +7,12 @@
 use std::cell::RefCell;
 use std::io::{self, Read};
 use std::rc::Rc;
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 use reactor::mio::net::UnixStream;
-use reactor::{Descriptor, DescriptorId, IoStatus, LostReason, ManualClock, Reactor};
+use reactor::{Descriptor, DescriptorId, IoStatus, LostReason, ManualClock, Reactor, ReactorError};
 
 /// The bound on every loop that waits for something to happen.
 pub(crate) const MAX_TURNS: usize = 1_000;
@@ -46,6 +48,29 @@ pub(crate) fn turn_until(
             .expect("iterate");
     }
     panic!("condition not met after {MAX_TURNS} turns");
+}
+
+/// Runs the reactor with a watchdog thread that stops it (through a
+/// [`ReactorHandle`](reactor::ReactorHandle)) if it still runs after `limit`, so a
+/// broken reactor fails the test instead of hanging it. Returns what `run` returned and
+/// whether the watchdog had to step in.
+pub(crate) fn run_bounded(
+    reactor: &mut Reactor,
+    limit: Duration,
+) -> (Result<(), ReactorError>, bool) {
+    let handle = reactor.handle();
+    let (done, wait_for_done) = mpsc::channel::<()>();
+    let watchdog = thread::spawn(move || match wait_for_done.recv_timeout(limit) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            let _ = handle.stop();
+            true
+        }
+        _ => false,
+    });
+    let result = reactor.run();
+    drop(done);
+    let fired = watchdog.join().expect("watchdog thread");
+    (result, fired)
 }
 
 /// A connected pair of Unix sockets: the reactor's end (non-blocking, mio) and the
