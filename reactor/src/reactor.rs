@@ -856,7 +856,11 @@ impl Reactor {
     }
 
     fn run_thread_calls(&mut self) {
-        while let Ok(f) = self.thread_calls.try_recv() {
+        // Only the calls queued by now, as Twisted does: one that queues another, or a
+        // thread sending without pause, must not keep the loop in this turn. Later calls
+        // run next turn; their senders have woken the poller.
+        let calls: Vec<ThreadCall> = self.thread_calls.try_iter().collect();
+        for f in calls {
             self.run_callback(f, "call from thread");
         }
     }
