@@ -627,3 +627,63 @@ fn remove_all_hands_everything_back_untold() {
     assert_eq!(reactor.descriptor_count(), 0);
     assert_eq!(log.take(), ["a dropped", "b dropped"]);
 }
+
+// ===== interest changes from inside the callbacks =====
+
+#[test]
+fn a_descriptor_flips_itself_between_reading_and_writing() {
+    let (_clock, mut reactor) = manual_reactor();
+    let log = Log::new();
+    let (stream, peer) = socket_pair();
+    let id = Probe::new("a", stream, &log)
+        .on_read(|s, reactor, id| {
+            drain(s)?;
+            reactor.remove_reader(id).unwrap();
+            reactor.add_writer(id).unwrap(); // the socket is writable: served at once
+            Ok(IoStatus::WouldBlock)
+        })
+        .on_write(|_, reactor, id| {
+            reactor.remove_writer(id).unwrap();
+            reactor.add_reader(id).unwrap();
+            Ok(IoStatus::Ready)
+        })
+        .read_in(&mut reactor);
+
+    for _ in 0..2 {
+        send(&peer, b"ping");
+        turn_until(&mut reactor, |_| log.count("a write") >= 1);
+        assert_eq!(log.take(), ["a read", "a write"]);
+        assert!(reactor.is_reading(id) && !reactor.is_writing(id));
+    }
+}
+
+// ===== readiness the OS does not report: set_ready =====
+
+#[test]
+fn set_ready_serves_an_interested_descriptor_on_the_next_turn() {
+    let (_clock, mut reactor) = manual_reactor();
+    let log = Log::new();
+    let (stream, _peer) = socket_pair(); // never readable by itself
+    let id = reactor
+        .insert(Box::new(Probe::new("a", stream, &log)))
+        .unwrap();
+
+    reactor.set_ready(id, true, false).unwrap();
+    turn(&mut reactor);
+    assert!(log.take().is_empty(), "not a reader yet");
+    reactor.add_reader(id).unwrap();
+    turn(&mut reactor);
+    assert_eq!(log.take(), ["a read"], "the readiness was remembered");
+    turn(&mut reactor);
+    assert!(log.take().is_empty(), "it answered WouldBlock");
+
+    reactor.set_ready(id, true, false).unwrap();
+    turn(&mut reactor);
+    assert_eq!(log.take(), ["a read"]);
+
+    reactor.remove_descriptor(id);
+    assert!(matches!(
+        reactor.set_ready(id, true, true),
+        Err(ReactorError::UnknownDescriptor(_))
+    ));
+}
