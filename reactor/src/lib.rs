@@ -26,12 +26,16 @@
 //!
 //! # Ordering guarantees
 //!
+//! * `call_when_running` calls run as `run` starts, in registration order, before
+//!   its first turn.
 //! * Each turn: poll; dispatch I/O events in the order the OS returned them (read
-//!   before write for one descriptor); serve readiness remembered from earlier turns;
-//!   run due `call_later` calls (equal deadlines in scheduling order); calls from other
+//!   before write for one descriptor); serve readiness remembered from earlier turns
+//!   (a descriptor is called at most once per direction per turn); run due
+//!   `call_later` calls (equal deadlines in scheduling order); calls from other
 //!   threads (per-thread order); then `call_soon` calls.
-//! * A call scheduled while calls run waits for the next turn, even with a zero delay,
-//!   so a call that reschedules itself cannot starve I/O.
+//! * A call scheduled while calls run waits for the next turn, even with a zero delay
+//!   (this holds for `call_later`, `call_soon` and calls from threads alike), so a
+//!   call that reschedules itself cannot starve I/O.
 //! * A panic in any callback is caught at the dispatch boundary and logged with
 //!   `log::error!`; a panicking descriptor is removed and told why, and everything else
 //!   carries on.
