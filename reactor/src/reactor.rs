@@ -566,6 +566,17 @@ impl Reactor {
         }
     }
 
+    /// Whether the next turn has work that does not wait for I/O: `call_soon` calls,
+    /// remembered readiness, or `call_later` calls already due. Test pumps use it to
+    /// tell when a reactor on a manual clock has settled.
+    pub fn has_pending_work(&mut self) -> bool {
+        if !self.soon.is_empty() || !self.ready_queue.is_empty() {
+            return true;
+        }
+        let now = duration_to_nanos(self.clock.now());
+        self.timers.next_deadline().is_some_and(|deadline| deadline <= now)
+    }
+
     /// How many `call_later` calls are pending.
     pub fn pending_calls(&self) -> usize {
         self.timers.len()

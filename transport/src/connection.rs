@@ -212,6 +212,24 @@ impl Transport<'_> {
         }
     }
 
+    /// Closes the connection now, as [`abort_connection`](Self::abort_connection),
+    /// but reporting `reason` to the handler (an idle timeout reports
+    /// [`DisconnectReason::TimedOut`]).
+    pub fn abort_with_reason(&mut self, reason: DisconnectReason) {
+        if self.core.state != State::Closed && self.core.failure.is_none() {
+            self.core.failure = Some(reason);
+        }
+    }
+
+    /// A shorter-lived copy of this view, for wrapping it in a context of one's own
+    /// (the protocol crate's `Context` does).
+    pub fn reborrow(&mut self) -> Transport<'_> {
+        Transport {
+            core: self.core,
+            reactor: self.reactor,
+        }
+    }
+
     /// This end's address (Twisted's `getHost`).
     #[doc(alias = "getHost")]
     pub fn get_host(&self) -> &Address {

@@ -70,7 +70,11 @@ pub struct Listener {
     on_accept: OnAccept,
     address: Address,
     backing_off: bool,
+    on_close: Option<OnClose>,
 }
+
+/// What a listener does when it stops listening, however that happens.
+pub type OnClose = Box<dyn FnOnce(&mut Reactor)>;
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,16 +101,35 @@ impl Listener {
             on_accept,
             address: address.clone(),
             backing_off: false,
+            on_close: None,
         };
         let id = reactor.insert(Box::new(listener))?;
         reactor.add_reader(id)?;
         Ok((id, address))
     }
 
-    /// Stops listening: the socket is closed; connections already accepted go on.
-    /// Returns whether `id` was a listener of this reactor.
+    /// Stops listening: the socket is closed and the close hook runs; connections
+    /// already accepted go on. Returns whether `id` was a listener of this reactor.
     pub fn stop(reactor: &mut Reactor, id: DescriptorId) -> bool {
-        reactor.remove_descriptor(id).is_some()
+        let Some(mut descriptor) = reactor.remove_descriptor(id) else {
+            return false;
+        };
+        let on_close = (descriptor.as_mut() as &mut dyn std::any::Any)
+            .downcast_mut::<Listener>()
+            .and_then(|listener| listener.on_close.take());
+        if let Some(on_close) = on_close {
+            on_close(reactor);
+        }
+        true
+    }
+
+    /// Sets what to do when the listener stops: by [`stop`](Self::stop), an error, or
+    /// the reactor shutting down (a port tells its factory it is no longer used).
+    /// Returns whether `id` is a listener.
+    pub fn set_on_close(reactor: &mut Reactor, id: DescriptorId, on_close: OnClose) -> bool {
+        reactor
+            .with_descriptor::<Listener, _>(id, |listener, _| listener.on_close = Some(on_close))
+            .is_some()
     }
 
     /// The address it listens on.
@@ -158,8 +181,11 @@ impl Descriptor for Listener {
         Ok(IoStatus::Ready)
     }
 
-    fn connection_lost(&mut self, _: &mut Reactor, _: DescriptorId, reason: LostReason) {
+    fn connection_lost(&mut self, reactor: &mut Reactor, _: DescriptorId, reason: LostReason) {
         debug!("listener {} closed: {reason}", self.address);
+        if let Some(on_close) = self.on_close.take() {
+            on_close(reactor);
+        }
     }
 
     fn log_prefix(&self) -> &str {

@@ -1,0 +1,1 @@
+//! Reusable protocols: Twisted's `twisted.protocols.basic`.

@@ -1,0 +1,407 @@
+//! Connecting: [`connect_tcp`], [`connect_unix`] and the [`Connector`] they return
+//! (Twisted's `IReactorTCP.connectTCP`, `IReactorUNIX.connectUNIX`, `IConnector`).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use log::{debug, error};
+use reactor::{panic_message, DescriptorId, Reactor};
+use transport::{start_connect_tcp, start_connect_unix, Address, Connecting, Connection, DisconnectReason, Stream};
+
+use crate::error::ConnectError;
+use crate::factory::ClientFactory;
+use crate::handler::ProtocolHandler;
+use crate::resolver::{self, Lookup};
+use crate::shared::Shared;
+
+/// Where a connector connects to (Twisted's `getDestination` result).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Destination {
+    /// A TCP host (name or address literal) and port.
+    Tcp {
+        /// Host name or IP address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// A Unix-domain socket path.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::Tcp { host, port } if host.contains(':') && !host.starts_with('[') => {
+                write!(f, "[{host}]:{port}")
+            }
+            Destination::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Destination::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// How to connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Give up after this long (default 30 s, as Twisted); `None` waits for the
+    /// operating system's own limit.
+    pub timeout: Option<Duration>,
+    /// Connect from this local address.
+    pub bind_address: Option<SocketAddr>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            timeout: Some(Duration::from_secs(30)),
+            bind_address: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Disconnected,
+    /// `connect` was called; the attempt starts on the next turn.
+    Starting,
+    Resolving(Lookup),
+    Connecting(DescriptorId),
+    Connected(DescriptorId),
+}
+
+#[derive(Debug)]
+struct State {
+    destination: Destination,
+    options: ConnectOptions,
+    phase: Phase,
+    /// Bumped by every `connect`, so a stale step of an earlier attempt does nothing.
+    attempt: u64,
+    /// This connector counts as a user of its factory (Twisted's `factoryStarted`).
+    factory_started: bool,
+}
+
+/// One destination and the attempts to connect to it (Twisted's `IConnector`).
+///
+/// Cheap to clone: clones share the connector. Its factory is told about each
+/// attempt through [`ClientFactory`].
+pub struct Connector<F: ClientFactory> {
+    state: Rc<RefCell<State>>,
+    factory: Shared<F>,
+}
+
+impl<F: ClientFactory> Clone for Connector<F> {
+    fn clone(&self) -> Self {
+        Connector {
+            state: self.state.clone(),
+            factory: self.factory.clone(),
+        }
+    }
+}
+
+impl<F: ClientFactory> fmt::Debug for Connector<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.borrow();
+        f.debug_struct("Connector")
+            .field("destination", &state.destination)
+            .field("phase", &state.phase)
+            .finish()
+    }
+}
+
+/// Connects to TCP `host`:`port` with `factory` (Twisted's `connectTCP`). The host
+/// may be a name (resolved on a resolver thread, never blocking the reactor), an IPv4
+/// or an IPv6 literal. When a name has several addresses they are tried in turn.
+///
+/// The attempt starts on the reactor's next turn; the factory hears how it went.
+///
+/// # Examples
+///
+/// ```no_run
+/// use protocol::{connect_tcp, for_protocol, ConnectOptions, Context, Protocol, SimpleFactory};
+///
+/// #[derive(Default)]
+/// struct Printer;
+/// impl Protocol for Printer {
+///     type Factory = SimpleFactory<Self>;
+///     fn data_received(&mut self, _: &mut Context<'_, Self>, data: &[u8]) {
+///         print!("{}", String::from_utf8_lossy(data));
+///     }
+/// }
+///
+/// let mut reactor = reactor::Reactor::new()?;
+/// connect_tcp(&mut reactor, "localhost", 10000, &for_protocol::<Printer>(), ConnectOptions::default());
+/// reactor.run()?;
+/// # Ok::<(), reactor::ReactorError>(())
+/// ```
+#[doc(alias = "connectTCP")]
+pub fn connect_tcp<F: ClientFactory>(
+    reactor: &mut Reactor,
+    host: &str,
+    port: u16,
+    factory: &Shared<F>,
+    options: ConnectOptions,
+) -> Connector<F> {
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    Connector::new(reactor, Destination::Tcp { host, port }, factory, options)
+}
+
+/// Connects to the Unix-domain socket at `path` with `factory` (Twisted's
+/// `connectUNIX`).
+#[doc(alias = "connectUNIX")]
+pub fn connect_unix<F: ClientFactory>(
+    reactor: &mut Reactor,
+    path: impl Into<PathBuf>,
+    factory: &Shared<F>,
+    options: ConnectOptions,
+) -> Connector<F> {
+    Connector::new(reactor, Destination::Unix(path.into()), factory, options)
+}
+
+impl<F: ClientFactory> Connector<F> {
+    fn new(reactor: &mut Reactor, destination: Destination, factory: &Shared<F>, options: ConnectOptions) -> Self {
+        let connector = Connector {
+            state: Rc::new(RefCell::new(State {
+                destination,
+                options,
+                phase: Phase::Disconnected,
+                attempt: 0,
+                factory_started: false,
+            })),
+            factory: factory.clone(),
+        };
+        connector.connect(reactor);
+        connector
+    }
+
+    /// Where it connects to (Twisted's `getDestination`).
+    #[doc(alias = "getDestination")]
+    pub fn get_destination(&self) -> Destination {
+        self.state.borrow().destination.clone()
+    }
+
+    /// Whether a connection made by this connector is open now.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state.borrow().phase, Phase::Connected(_))
+    }
+
+    /// Whether an attempt is in progress.
+    pub fn is_connecting(&self) -> bool {
+        matches!(
+            self.state.borrow().phase,
+            Phase::Starting | Phase::Resolving(_) | Phase::Connecting(_)
+        )
+    }
+
+    /// The factory it connects with.
+    pub fn factory(&self) -> &Shared<F> {
+        &self.factory
+    }
+
+    /// Starts a new attempt (Twisted's `connect`), on the next turn of the reactor;
+    /// a reconnecting factory calls it after a connection failed or was lost. Returns
+    /// `false`, doing nothing, if an attempt is in progress or a connection is open.
+    pub fn connect(&self, reactor: &mut Reactor) -> bool {
+        let (attempt, start_factory) = {
+            let mut state = self.state.borrow_mut();
+            if state.phase != Phase::Disconnected {
+                return false;
+            }
+            state.phase = Phase::Starting;
+            state.attempt += 1;
+            let start_factory = !state.factory_started;
+            state.factory_started = true;
+            (state.attempt, start_factory)
+        };
+        if start_factory {
+            self.factory.start_use(reactor);
+        }
+        let connector = self.clone();
+        reactor.call_soon(move |reactor| connector.begin(reactor, attempt));
+        true
+    }
+
+    /// Abandons the attempt in progress (Twisted's `stopConnecting`); the factory's
+    /// `client_connection_failed` hears [`ConnectError::Cancelled`]. Returns whether
+    /// there was one.
+    #[doc(alias = "stopConnecting")]
+    pub fn stop_connecting(&self, reactor: &mut Reactor) -> bool {
+        let phase = self.state.borrow().phase;
+        match phase {
+            Phase::Starting => {
+                self.fail(reactor, ConnectError::Cancelled);
+                true
+            }
+            Phase::Resolving(lookup) => {
+                resolver::cancel(lookup);
+                self.fail(reactor, ConnectError::Cancelled);
+                true
+            }
+            Phase::Connecting(id) => Connecting::cancel(reactor, id),
+            Phase::Disconnected | Phase::Connected(_) => false,
+        }
+    }
+
+    /// Closes the connection, or abandons the attempt (Twisted's `disconnect`).
+    pub fn disconnect(&self, reactor: &mut Reactor) {
+        let phase = self.state.borrow().phase;
+        match phase {
+            Phase::Connected(id) => {
+                Connection::<ProtocolHandler<F::Protocol>>::with_handler(reactor, id, |_, t| t.lose_connection());
+            }
+            _ => {
+                self.stop_connecting(reactor);
+            }
+        }
+    }
+
+    fn is_current(&self, attempt: u64) -> bool {
+        self.state.borrow().attempt == attempt
+    }
+
+    fn begin(&self, reactor: &mut Reactor, attempt: u64) {
+        if !self.is_current(attempt) || self.state.borrow().phase != Phase::Starting {
+            return;
+        }
+        self.factory.borrow_mut().started_connecting(reactor, self);
+        if !self.is_current(attempt) || self.state.borrow().phase != Phase::Starting {
+            return; // the factory stopped it
+        }
+        let destination = self.state.borrow().destination.clone();
+        match destination {
+            Destination::Tcp { host, port } => {
+                let connector = self.clone();
+                let name = host.clone();
+                let lookup = resolver::resolve(reactor, &name, port, move |reactor, result| {
+                    if !connector.is_current(attempt) {
+                        return;
+                    }
+                    match result {
+                        Ok(addresses) => connector.try_tcp(reactor, attempt, addresses, 0),
+                        Err(source) => connector.fail(reactor, ConnectError::Lookup { host, source }),
+                    }
+                });
+                self.state.borrow_mut().phase = Phase::Resolving(lookup);
+            }
+            Destination::Unix(path) => match start_connect_unix(&path) {
+                Ok(stream) => self.watch(reactor, attempt, Box::new(stream), Address::Unix(Some(path)), Vec::new(), 0),
+                Err(e) => self.fail(reactor, ConnectError::Failed(DisconnectReason::from_io(e))),
+            },
+        }
+    }
+
+    /// Tries `addresses[index..]` in turn.
+    fn try_tcp(&self, reactor: &mut Reactor, attempt: u64, addresses: Vec<SocketAddr>, index: usize) {
+        let bind = self.state.borrow().options.bind_address;
+        let mut last = None;
+        for (i, address) in addresses.iter().enumerate().skip(index) {
+            match start_connect_tcp(*address, bind) {
+                Ok(stream) => {
+                    let target = Address::Tcp(*address);
+                    return self.watch(reactor, attempt, Box::new(stream), target, addresses, i + 1);
+                }
+                Err(e) => {
+                    debug!("connect to {address} failed at once: {e}");
+                    last = Some(DisconnectReason::from_io(e));
+                }
+            }
+        }
+        let reason = last.unwrap_or(DisconnectReason::Refused);
+        self.fail(reactor, ConnectError::Failed(reason));
+    }
+
+    fn watch(
+        &self,
+        reactor: &mut Reactor,
+        attempt: u64,
+        stream: Box<dyn Stream>,
+        target: Address,
+        addresses: Vec<SocketAddr>,
+        next: usize,
+    ) {
+        let timeout = self.state.borrow().options.timeout;
+        let connector = self.clone();
+        let on_done = Box::new(move |reactor: &mut Reactor, result: Result<Box<dyn Stream>, DisconnectReason>| {
+            if !connector.is_current(attempt) {
+                return;
+            }
+            match result {
+                Ok(stream) => connector.connected(reactor, stream),
+                Err(DisconnectReason::Aborted) => connector.fail(reactor, ConnectError::Cancelled),
+                Err(reason @ DisconnectReason::TimedOut) => connector.fail(reactor, ConnectError::Failed(reason)),
+                Err(_) if next < addresses.len() => connector.try_tcp(reactor, attempt, addresses, next),
+                Err(reason) => connector.fail(reactor, ConnectError::Failed(reason)),
+            }
+        });
+        match Connecting::start(reactor, stream, target, timeout, on_done) {
+            Ok(id) => self.state.borrow_mut().phase = Phase::Connecting(id),
+            Err(e) => self.fail(reactor, ConnectError::Setup(e)),
+        }
+    }
+
+    fn connected(&self, reactor: &mut Reactor, stream: Box<dyn Stream>) {
+        let peer = stream.peer_address().unwrap_or(Address::Unix(None));
+        let built = panic::catch_unwind(AssertUnwindSafe(|| self.factory.borrow_mut().build_protocol(&peer)));
+        let protocol = match built {
+            Ok(Some(protocol)) => protocol,
+            Ok(None) => return self.fail(reactor, ConnectError::Refused),
+            Err(payload) => {
+                error!("build_protocol panicked for {peer}: {}", panic_message(payload.as_ref()));
+                return self.fail(reactor, ConnectError::Refused);
+            }
+        };
+        let connector = self.clone();
+        let handler = ProtocolHandler::new(protocol, self.factory.clone())
+            .on_lost(Box::new(move |reactor, reason| connector.lost(reactor, reason)));
+        // connection_made may close the connection at once (`lost` then runs inside
+        // start_boxed, and the factory may even connect again): only a connection
+        // still current afterwards counts as connected.
+        let attempt = {
+            let mut state = self.state.borrow_mut();
+            state.phase = Phase::Starting;
+            state.attempt
+        };
+        match Connection::start_boxed(reactor, stream, handler) {
+            Ok(id) => {
+                let mut state = self.state.borrow_mut();
+                if state.attempt == attempt && state.phase == Phase::Starting {
+                    state.phase = Phase::Connected(id);
+                }
+            }
+            Err(e) => self.fail(reactor, ConnectError::Setup(e)),
+        }
+    }
+
+    fn lost(&self, reactor: &mut Reactor, reason: &DisconnectReason) {
+        self.state.borrow_mut().phase = Phase::Disconnected;
+        self.factory.borrow_mut().client_connection_lost(reactor, self, reason);
+        self.release_if_idle(reactor);
+    }
+
+    fn fail(&self, reactor: &mut Reactor, reason: ConnectError) {
+        self.state.borrow_mut().phase = Phase::Disconnected;
+        debug!("connect to {} failed: {reason}", self.state.borrow().destination);
+        self.factory.borrow_mut().client_connection_failed(reactor, self, &reason);
+        self.release_if_idle(reactor);
+    }
+
+    /// After a failure or loss: unless the factory connected again, it no longer uses
+    /// the factory (Twisted calls `doStop` then).
+    fn release_if_idle(&self, reactor: &mut Reactor) {
+        let release = {
+            let mut state = self.state.borrow_mut();
+            let release = state.phase == Phase::Disconnected && state.factory_started;
+            if release {
+                state.factory_started = false;
+            }
+            release
+        };
+        if release {
+            self.factory.stop_use(reactor);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Protocols, factories, connectors and listening ports: Twisted's `IProtocol`,
+//! `Factory`, `ClientFactory`, `connectTCP` and `listenTCP`, on the transport layer.
+//!
+//! The third layer, and the one programs are written against. A [`Protocol`] holds one
+//! connection's state and reacts to its events; a [`Factory`] builds one per
+//! connection and holds what they share; [`listen_tcp`] and [`connect_tcp`] put them
+//! on the network. Everything runs on one [`Reactor`](reactor::Reactor) thread.
+//!
+//! | here | Twisted |
+//! |---|---|
+//! | [`Protocol`] (`connection_made`, `data_received`, `connection_lost`) | `IProtocol`, `Protocol` |
+//! | [`Context`] (dereferences to `transport::Transport`) | `self.transport`, `self.factory` |
+//! | [`Factory`], [`for_protocol`], [`Shared`] | `IProtocolFactory`, `Factory.forProtocol`, `protocol.factory` |
+//! | [`ClientFactory`], [`Connector`] | `ClientFactory`, `IConnector` |
+//! | [`listen_tcp`], [`listen_unix`], [`ListeningPort`] | `listenTCP`, `listenUNIX`, `IListeningPort` |
+//! | [`connect_tcp`], [`connect_unix`] | `connectTCP`, `connectUNIX` |
+//! | [`ReconnectingClientFactory`] | `ReconnectingClientFactory` |
+//! | [`Context::set_timeout`], [`Protocol::timeout_connection`] | `TimeoutMixin` |
+//! | [`basic`] | `twisted.protocols.basic` |
+//! | [`testing`] | `StringTransport`, `task.Clock`, `iosim` |
+//!
+//! # Example: the tutorial's poetry client
+//!
+//! `get-poetry.py` of the Twisted Introduction (Part 5), almost line for line:
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use protocol::{connect_tcp, ClientFactory, ConnectError, ConnectOptions, Connector, Context, Factory, Protocol, Shared};
+//! use reactor::Reactor;
+//! use transport::{Address, DisconnectReason};
+//!
+//! struct PoetryProtocol { poem: Vec<u8>, task_num: usize }
+//!
+//! impl Protocol for PoetryProtocol {
+//!     type Factory = PoetryClientFactory;
+//!
+//!     fn data_received(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
+//!         self.poem.extend_from_slice(data);
+//!         println!("Task {}: got {} bytes of poetry from {}", self.task_num, data.len(), cx.get_peer());
+//!     }
+//!
+//!     fn connection_lost(&mut self, cx: &mut Context<'_, Self>, _reason: &DisconnectReason) {
+//!         let poem = std::mem::take(&mut self.poem);
+//!         cx.factory().poem_finished(self.task_num, Some(poem), cx.reactor());
+//!     }
+//! }
+//!
+//! struct PoetryClientFactory { poetry_count: usize, poems: BTreeMap<usize, Vec<u8>>, next_task: usize }
+//!
+//! impl PoetryClientFactory {
+//!     fn poem_finished(&mut self, task_num: usize, poem: Option<Vec<u8>>, reactor: &mut Reactor) {
+//!         if let Some(poem) = poem {
+//!             self.poems.insert(task_num, poem);
+//!         }
+//!         self.poetry_count -= 1;
+//!         if self.poetry_count == 0 {
+//!             reactor.stop();
+//!         }
+//!     }
+//! }
+//!
+//! impl Factory for PoetryClientFactory {
+//!     type Protocol = PoetryProtocol;
+//!
+//!     fn build_protocol(&mut self, _addr: &Address) -> Option<PoetryProtocol> {
+//!         self.next_task += 1;
+//!         Some(PoetryProtocol { poem: Vec::new(), task_num: self.next_task })
+//!     }
+//! }
+//!
+//! impl ClientFactory for PoetryClientFactory {
+//!     fn client_connection_failed(&mut self, reactor: &mut Reactor, connector: &Connector<Self>, reason: &ConnectError) {
+//!         println!("Failed to connect to: {} ({reason})", connector.get_destination());
+//!         self.poem_finished(0, None, reactor);
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let addresses = [("127.0.0.1", 10000), ("127.0.0.1", 10001)];
+//!     let mut reactor = Reactor::new()?;
+//!     let factory = Shared::new(PoetryClientFactory { poetry_count: addresses.len(), poems: BTreeMap::new(), next_task: 0 });
+//!     for (host, port) in addresses {
+//!         connect_tcp(&mut reactor, host, port, &factory, ConnectOptions::default());
+//!     }
+//!     reactor.run()?;
+//!     for (task, poem) in &factory.borrow().poems {
+//!         println!("Task {task}: {} bytes of poetry", poem.len());
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Testing a protocol without a socket
+//!
+//! [`testing::ProtocolTest`] runs a protocol on the real transport over an in-memory
+//! stream, with a manual clock; see the [`testing`] module.
+//!
+//! # What it does not do
+//!
+//! No event loop and no sockets of its own: the reactor and transport crates do that.
+//! Name resolution for connecting runs on a small pool of resolver threads that report
+//! back with `call_from_thread`; listening interfaces are resolved once, at listen time.
+
+pub mod basic;
+mod connector;
+mod error;
+mod factory;
+mod handler;
+mod port;
+mod protocol;
+mod reconnecting;
+mod resolver;
+mod shared;
+pub mod testing;
+mod timeout;
+
+pub use crate::connector::{connect_tcp, connect_unix, ConnectOptions, Connector, Destination};
+pub use crate::error::{ConnectError, ListenError};
+pub use crate::factory::{for_protocol, ClientFactory, Factory, SimpleFactory};
+pub use crate::handler::ProtocolHandler;
+pub use crate::port::{listen_tcp, listen_unix, ListeningPort, TcpListenOptions};
+pub use crate::protocol::{with_protocol, Context, Protocol};
+pub use crate::reconnecting::ReconnectingClientFactory;
+pub use crate::shared::Shared;
+pub use transport::{Address, DisconnectReason, EofAction};

@@ -1,0 +1,131 @@
+//! [`Shared`]: a factory shared by its listening ports, connectors and protocols.
+
+use std::cell::{Cell, Ref, RefCell, RefMut};
+use std::fmt;
+use std::rc::Rc;
+
+use reactor::Reactor;
+
+use crate::factory::Factory;
+
+struct Inner<F> {
+    factory: RefCell<F>,
+    /// Ports and connectors currently using the factory (Twisted's `numPorts`).
+    users: Cell<usize>,
+}
+
+/// A factory, shared by everything that uses it: the ports that listen with it, the
+/// connectors that connect with it, and every protocol it built (Twisted's
+/// `protocol.factory`). Cloning shares; it never copies the factory.
+///
+/// Protocols reach it with [`Context::factory`](crate::Context::factory); the program
+/// that made it reads it after the reactor stops with [`borrow`](Self::borrow).
+///
+/// The factory is borrowed only for the length of one call into it, and the framework
+/// never calls a protocol or factory from inside another such call, so the borrows do
+/// not overlap unless user code holds one guard while asking for another.
+///
+/// # Examples
+///
+/// ```
+/// use protocol::{Factory, Shared};
+/// # use protocol::{Context, Protocol};
+/// # struct Counter; impl Protocol for Counter { type Factory = Tally;
+/// #   fn data_received(&mut self, _: &mut Context<'_, Self>, _: &[u8]) {} }
+/// struct Tally { connections: usize }
+/// impl Factory for Tally {
+///     type Protocol = Counter;
+///     fn build_protocol(&mut self, _: &transport::Address) -> Option<Counter> {
+///         self.connections += 1;
+///         Some(Counter)
+///     }
+/// }
+///
+/// let factory = Shared::new(Tally { connections: 0 });
+/// let also = factory.clone();
+/// also.borrow_mut().connections += 1;
+/// assert_eq!(factory.borrow().connections, 1);
+/// ```
+pub struct Shared<F> {
+    inner: Rc<Inner<F>>,
+}
+
+impl<F> Clone for Shared<F> {
+    fn clone(&self) -> Self {
+        Shared {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<F: fmt::Debug> fmt::Debug for Shared<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.inner.factory.try_borrow() {
+            Ok(factory) => f.debug_tuple("Shared").field(&*factory).finish(),
+            Err(_) => f.write_str("Shared(<borrowed>)"),
+        }
+    }
+}
+
+impl<F> Shared<F> {
+    /// Shares `factory`.
+    pub fn new(factory: F) -> Self {
+        Shared {
+            inner: Rc::new(Inner {
+                factory: RefCell::new(factory),
+                users: Cell::new(0),
+            }),
+        }
+    }
+
+    /// Reads the factory.
+    ///
+    /// # Panics
+    ///
+    /// If it is being modified right now (a guard from `borrow_mut` is alive).
+    pub fn borrow(&self) -> Ref<'_, F> {
+        self.inner.factory.borrow()
+    }
+
+    /// Modifies the factory.
+    ///
+    /// # Panics
+    ///
+    /// If it is borrowed right now (another guard is alive).
+    pub fn borrow_mut(&self) -> RefMut<'_, F> {
+        self.inner.factory.borrow_mut()
+    }
+
+    /// How many ports and connectors use the factory now.
+    pub fn users(&self) -> usize {
+        self.inner.users.get()
+    }
+
+    /// Whether both handles share one factory.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl<F: Factory> Shared<F> {
+    /// A port or connector starts using the factory: the first one calls `do_start`.
+    pub(crate) fn start_use(&self, reactor: &mut Reactor) {
+        let users = self.inner.users.get();
+        self.inner.users.set(users + 1);
+        if users == 0 {
+            self.borrow_mut().do_start(reactor);
+        }
+    }
+
+    /// A port or connector stops using the factory: the last one calls `do_stop`.
+    pub(crate) fn stop_use(&self, reactor: &mut Reactor) {
+        let users = self.inner.users.get();
+        if users == 0 {
+            return;
+        }
+        self.inner.users.set(users - 1);
+        if users == 1 {
+            self.borrow_mut().do_stop(reactor);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The idle timeout every protocol has (Twisted's `TimeoutMixin`), kept beside the
+//! protocol by its handler.
+
+use std::time::Duration;
+
+use reactor::DelayedCall;
+use transport::Transport;
+
+use crate::protocol::{with_protocol, Protocol};
+
+/// State of one connection's idle timeout. Progress is read from the transport's byte
+/// counters when the timer fires, so neither reads nor writes pay anything for it: a
+/// long download that keeps the socket busy never times out; a stalled one is closed
+/// between one and two periods after its last progress.
+#[derive(Debug, Default)]
+pub(crate) struct IdleTimer {
+    period: Option<Duration>,
+    timer: Option<DelayedCall>,
+    /// Bytes moved (both directions) when the timer was armed.
+    seen: u64,
+    /// When the armed timer is due, on the reactor's clock.
+    deadline: Duration,
+}
+
+fn progress(transport: &Transport<'_>) -> u64 {
+    transport.bytes_received() + transport.bytes_sent()
+}
+
+impl IdleTimer {
+    pub(crate) fn set<P: Protocol>(&mut self, transport: &mut Transport<'_>, period: Option<Duration>) {
+        self.cancel(transport);
+        self.period = period;
+        self.arm::<P>(transport);
+    }
+
+    pub(crate) fn reset<P: Protocol>(&mut self, transport: &mut Transport<'_>) {
+        if self.period.is_some() {
+            self.cancel(transport);
+            self.arm::<P>(transport);
+        }
+    }
+
+    pub(crate) fn cancel(&mut self, transport: &mut Transport<'_>) {
+        if let Some(timer) = self.timer.take() {
+            let _ = timer.cancel(transport.reactor());
+        }
+    }
+
+    /// Arms the timer one period from now.
+    fn arm<P: Protocol>(&mut self, transport: &mut Transport<'_>) {
+        let now = transport.reactor().now();
+        self.arm_from::<P>(transport, now);
+    }
+
+    /// Arms the timer one period after `start`.
+    fn arm_from<P: Protocol>(&mut self, transport: &mut Transport<'_>, start: Duration) {
+        let (Some(period), Some(id)) = (self.period, transport.id()) else {
+            return;
+        };
+        self.seen = progress(transport);
+        self.deadline = start + period;
+        let delay = self.deadline.saturating_sub(transport.reactor().now());
+        self.timer = Some(transport.reactor().call_later(delay, move |reactor| {
+            with_protocol::<P, _>(reactor, id, |protocol, cx| {
+                if cx.idle_expired() {
+                    protocol.timeout_connection(cx);
+                }
+            });
+        }));
+    }
+
+    /// The timer fired: if bytes moved meanwhile, re-arms it one period after its last
+    /// deadline and answers `false`. So a connection is closed after between one and
+    /// two periods without progress.
+    pub(crate) fn expired<P: Protocol>(&mut self, transport: &mut Transport<'_>) -> bool {
+        self.timer = None;
+        if progress(transport) != self.seen {
+            let last = self.deadline;
+            self.arm_from::<P>(transport, last);
+            return false;
+        }
+        true
+    }
+}
+
+impl<P: Protocol> crate::Context<'_, P> {
+    /// Called by the idle timer: whether the connection really made no progress.
+    pub(crate) fn idle_expired(&mut self) -> bool {
+        let (transport, idle) = self.parts();
+        idle.expired::<P>(transport)
+    }
+}
