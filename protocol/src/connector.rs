@@ -83,7 +83,10 @@ struct State {
     attempt: u64,
     /// This connector counts as a user of its factory (Twisted's `factoryStarted`).
     factory_started: bool,
+    serial: u64,
 }
+
+static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// One destination and the attempts to connect to it (Twisted's `IConnector`).
 ///
@@ -171,6 +174,7 @@ impl<F: ClientFactory> Connector<F> {
                 phase: Phase::Disconnected,
                 attempt: 0,
                 factory_started: false,
+                serial: NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             })),
             factory: factory.clone(),
         };
@@ -182,6 +186,12 @@ impl<F: ClientFactory> Connector<F> {
     #[doc(alias = "getDestination")]
     pub fn get_destination(&self) -> Destination {
         self.state.borrow().destination.clone()
+    }
+
+    /// A number that tells this connector (and its clones) from every other one in
+    /// the process.
+    pub fn serial(&self) -> u64 {
+        self.state.borrow().serial
     }
 
     /// Whether a connection made by this connector is open now.
@@ -345,7 +355,7 @@ impl<F: ClientFactory> Connector<F> {
 
     fn connected(&self, reactor: &mut Reactor, stream: Box<dyn Stream>) {
         let peer = stream.peer_address().unwrap_or(Address::Unix(None));
-        let built = panic::catch_unwind(AssertUnwindSafe(|| self.factory.borrow_mut().build_protocol(&peer)));
+        let built = panic::catch_unwind(AssertUnwindSafe(|| self.factory.borrow_mut().build_client_protocol(self, &peer)));
         let protocol = match built {
             Ok(Some(protocol)) => protocol,
             Ok(None) => return self.fail(reactor, ConnectError::Refused),

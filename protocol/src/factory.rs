@@ -55,6 +55,15 @@ pub trait Factory: Sized + 'static {
 /// again (that is how [`ReconnectingClientFactory`](crate::ReconnectingClientFactory)
 /// retries).
 pub trait ClientFactory: Factory {
+    /// Builds the protocol for a connection `connector` made; the default asks
+    /// [`Factory::build_protocol`]. Override it when one factory serves several
+    /// connectors and each protocol must know which one it belongs to (compare
+    /// [`Connector::serial`]).
+    fn build_client_protocol(&mut self, connector: &Connector<Self>, peer: &Address) -> Option<Self::Protocol> {
+        let _ = connector;
+        self.build_protocol(peer)
+    }
+
     /// An attempt begins (Twisted's `startedConnecting`).
     #[doc(alias = "startedConnecting")]
     fn started_connecting(&mut self, reactor: &mut Reactor, connector: &Connector<Self>) {
