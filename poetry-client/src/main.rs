@@ -1,0 +1,146 @@
+//! `poetry-client`: downloads poems from several poetry servers at once, on one
+//! reactor thread (the Twisted Introduction's `get-poetry`).
+//!
+//! ```text
+//! cargo run -p poetry-client -- 10000 localhost:10001 [::1]:10002
+//! ```
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use poetry_client::{
+    parse_address, report, start, ClientOptions, PoemAddress, PoetryClientFactory,
+};
+use protocol::Shared;
+use reactor::{Reactor, ReactorError};
+
+/// Downloads a poem from each ADDRESS concurrently and prints them in address order:
+/// the poems on stdout, headers and the summary on stderr.
+#[derive(Debug, Parser)]
+#[command(name = "poetry-client", version)]
+struct Args {
+    /// PORT (on 127.0.0.1), HOST:PORT or [IPV6]:PORT.
+    #[arg(required = true, value_name = "ADDRESS")]
+    addresses: Vec<String>,
+    /// Print a line for every read, as get-poetry 2.0 does.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Give up on a poem after this many seconds.
+    #[arg(long, value_parser = parse_seconds, allow_hyphen_values = true)]
+    timeout: Option<Duration>,
+    /// Give up connecting after this many seconds.
+    #[arg(long, default_value = "30", value_parser = parse_seconds, allow_hyphen_values = true)]
+    connect_timeout: Duration,
+    /// After the run, draw which task received bytes when.
+    #[arg(long)]
+    timeline: bool,
+    /// Show live progress lines even when stderr is not a terminal.
+    #[arg(long)]
+    progress: bool,
+}
+
+/// Parses a number of seconds: finite, above zero, at most a day.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let shown: String = text.chars().take(40).collect();
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{shown}' is not a number of seconds"))?;
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        return Err(format!(
+            "{seconds} is out of range (above 0, at most 86400 seconds)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Redraws the progress lines every tenth of a second until the downloads end.
+fn show_progress(reactor: &mut Reactor, factory: Shared<PoetryClientFactory>, drawn: usize) {
+    let (lines, remaining) = {
+        let factory = factory.borrow();
+        let now = reactor.now().saturating_sub(factory.started());
+        (
+            report::progress_lines(factory.tasks(), now),
+            factory.remaining(),
+        )
+    };
+    let mut err = io::stderr().lock();
+    if drawn > 0 {
+        let _ = write!(err, "\x1b[{drawn}A");
+    }
+    for line in &lines {
+        let _ = writeln!(err, "\x1b[2K{line}");
+    }
+    let _ = err.flush();
+    if remaining > 0 {
+        let count = lines.len();
+        reactor.call_later(Duration::from_millis(100), move |r| {
+            show_progress(r, factory, count)
+        });
+    }
+}
+
+fn run(addresses: Vec<PoemAddress>, args: &Args) -> Result<bool, ReactorError> {
+    let options = ClientOptions {
+        timeout: args.timeout,
+        connect_timeout: Some(args.connect_timeout),
+        verbose: args.verbose,
+        stop_when_done: true,
+    };
+    let mut reactor = Reactor::new()?;
+    reactor.handle_signals()?;
+    let began = std::time::Instant::now();
+    let factory = start(&mut reactor, &addresses, options);
+    if (args.progress || io::stderr().is_terminal()) && !args.verbose {
+        let progress = factory.clone();
+        reactor.call_when_running(move |r| show_progress(r, progress, 0));
+    }
+    reactor.run()?;
+    let elapsed = began.elapsed();
+    let tasks = factory.borrow_mut().take_tasks();
+    let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
+    // A closed stdout (`| head`) is not worth a panic or a second error line.
+    let _ = report::print_poems(&tasks, &mut out, &mut err);
+    if args.timeline {
+        let _ = write!(err, "{}", report::timeline(&tasks, elapsed, 72));
+    }
+    let _ = writeln!(err, "{}", report::summary(&tasks, elapsed));
+    Ok(tasks.iter().all(|t| t.is_whole()))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("poetry-client: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    let mut addresses = Vec::with_capacity(args.addresses.len());
+    for arg in &args.addresses {
+        match parse_address(arg) {
+            Ok(address) => addresses.push(address),
+            Err(e) => {
+                eprintln!("poetry-client: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match run(addresses, &args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("poetry-client: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The poetry server of the Twisted Introduction, Part 5 ("Twistier Poetry"), slow
+//! and fast, written only against the protocol layer.
+//!
+//! The wire protocol: the server sends the whole poem as soon as a client connects,
+//! then closes; the close marks the end of the poem. Any TCP client (`nc`) will do.
+//!
+//! * Slow mode (`delay > 0`, the tutorial's `slowpoetry.py`): `num_bytes` every
+//!   `delay`, from a timer on the reactor, so one thread serves thousands of clients,
+//!   each at its own pace.
+//! * Fast mode (`delay == 0`): the protocol is the transport's pull producer, writing
+//!   one chunk each time the buffer drains, so a huge poem is streamed with bounded
+//!   memory per client (files over [`poem::IN_MEMORY_LIMIT`] are read piece by piece
+//!   with `pread` from one shared descriptor).
+//!
+//! The binary `poetry-server` is a thin command line over [`serve`].
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use poetry_server::{serve, Poem, ServerOptions};
+//!
+//! let mut reactor = reactor::Reactor::new()?;
+//! let options = ServerOptions { delay: Duration::ZERO, ..ServerOptions::default() };
+//! let (port, factory) = serve(&mut reactor, Poem::default_poem(), options)?;
+//! println!("Serving {} on port {}.", factory.borrow().poem().name(), port.get_host().port().unwrap());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+pub mod poem;
+mod server;
+
+pub use crate::error::ServerError;
+pub use crate::poem::Poem;
+pub use crate::server::{serve, PoetryFactory, PoetryProtocol, ServerOptions, Stats, FAST_CHUNK};

@@ -1,0 +1,135 @@
+//! `poetry-server`: serves a poem, slowly or fast, as the Twisted Introduction's
+//! `slowpoetry.py` and `fastpoetry.py` do.
+//!
+//! ```text
+//! cargo run -p poetry-server -- --port 10000 ../shared/poetry/ecstasy.txt
+//! nc 127.0.0.1 10000
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use poetry_server::{serve, Poem, ServerError, ServerOptions};
+use reactor::Reactor;
+
+/// Serves a poem to every client that connects, then closes the connection.
+#[derive(Debug, Parser)]
+#[command(name = "poetry-server", version)]
+struct Args {
+    /// The poem to serve (default: a short poem compiled in).
+    poetry_file: Option<PathBuf>,
+    /// The port to listen on; 0 or absent picks a free port.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The interface to listen on: loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1")]
+    iface: String,
+    /// Bytes per send (slow mode).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    num_bytes: u32,
+    /// Seconds between sends; 0 is the fast server (as fast as the client reads).
+    #[arg(long, default_value = "0.7", value_parser = parse_seconds, allow_hyphen_values = true)]
+    delay: Duration,
+    /// Most connections served at once; more are refused with a clean close.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Close a connection that makes no progress for this many seconds; 0 never does.
+    #[arg(long, default_value = "120", value_parser = parse_seconds, allow_hyphen_values = true)]
+    idle_timeout: Duration,
+}
+
+/// Parses a number of seconds: finite, not negative, at most a day.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{}' is not a number of seconds", shorten(text)))?;
+    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("{seconds} is out of range (0 to 86400 seconds)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Keeps hostile, huge arguments out of error lines.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 40;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(MAX).collect();
+        format!("{head}...")
+    }
+}
+
+/// Lets this process hold as many descriptors as it may serve connections.
+fn raise_descriptor_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), ServerError> {
+    let poem = match &args.poetry_file {
+        Some(path) => Poem::open(path)?,
+        None => Poem::default_poem(),
+    };
+    let options = ServerOptions {
+        port: args.port,
+        interface: args.iface,
+        num_bytes: args.num_bytes as usize,
+        delay: args.delay,
+        max_connections: args.max_connections as usize,
+        idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
+    };
+    raise_descriptor_limit(options.max_connections as u64 + 64);
+    let mut reactor = Reactor::new()?;
+    reactor.handle_signals()?;
+    let (port, factory) = serve(&mut reactor, poem, options)?;
+    let name = factory.borrow().poem().name().to_owned();
+    let number = port.get_host().port().unwrap_or(0);
+    println!("Serving {name} on port {number}.");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    reactor.run()?;
+    let stats = factory.borrow().stats();
+    eprintln!(
+        "poetry-server: stopped; {} poems sent whole, {} sends cut short, {} connections refused.",
+        stats.completed, stats.interrupted, stats.refused
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("poetry-server: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("poetry-server: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! [`Poem`]: what the server serves, from memory or read from its file as it goes.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::error::ServerError;
+
+/// The poem compiled into the binary, served when no file is given.
+pub const DEFAULT_POEM: &str = include_str!("default_poem.txt");
+/// The name the default poem is served under.
+pub const DEFAULT_POEM_NAME: &str = "the default poem (The Reactor's Song)";
+
+/// Files up to this size are read into memory once at start and shared by every
+/// connection; larger ones are read piece by piece as each connection needs them.
+pub const IN_MEMORY_LIMIT: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone)]
+enum Body {
+    Memory(Rc<[u8]>),
+    /// One open file shared by every connection, read with `pread` at each
+    /// connection's own offset.
+    File(Rc<File>),
+}
+
+/// A poem: a name for the log and its bytes, shared by every connection.
+#[derive(Debug, Clone)]
+pub struct Poem {
+    name: String,
+    path: Option<PathBuf>,
+    len: u64,
+    body: Body,
+}
+
+impl Poem {
+    /// The poem compiled into the binary.
+    pub fn default_poem() -> Poem {
+        Poem::from_bytes(DEFAULT_POEM_NAME, DEFAULT_POEM.as_bytes())
+    }
+
+    /// A poem held in memory.
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Poem {
+        Poem {
+            name: name.to_owned(),
+            path: None,
+            len: bytes.len() as u64,
+            body: Body::Memory(Rc::from(bytes)),
+        }
+    }
+
+    /// Opens the poem at `path`: small files are read at once, large ones streamed.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Poem`] if the file cannot be opened or read,
+    /// [`ServerError::NotAFile`] for a directory or other non-file.
+    pub fn open(path: &Path) -> Result<Poem, ServerError> {
+        let error = |source| ServerError::Poem {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(path).map_err(error)?;
+        let metadata = file.metadata().map_err(error)?;
+        if !metadata.is_file() {
+            return Err(ServerError::NotAFile(path.to_path_buf()));
+        }
+        let len = metadata.len();
+        let body = if len <= IN_MEMORY_LIMIT {
+            let mut bytes = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut bytes).map_err(error)?;
+            Body::Memory(Rc::from(bytes))
+        } else {
+            Body::File(Rc::new(file))
+        };
+        let len = match &body {
+            Body::Memory(bytes) => bytes.len() as u64,
+            Body::File(_) => len,
+        };
+        Ok(Poem {
+            name: path.display().to_string(),
+            path: Some(path.to_path_buf()),
+            len,
+            body,
+        })
+    }
+
+    /// The name it is served under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file it came from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Its length in bytes (as it was when opened).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes at `offset`, as many as fit in `buf` and remain; `Ok(0)` at the end.
+    /// In-memory poems answer with a slice and no copy through `with_chunk`.
+    ///
+    /// # Errors
+    ///
+    /// The file's read error.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        if offset >= self.len {
+            return Ok(0);
+        }
+        let want = buf.len().min((self.len - offset) as usize);
+        match &self.body {
+            Body::Memory(bytes) => {
+                let start = offset as usize;
+                buf[..want].copy_from_slice(&bytes[start..start + want]);
+                Ok(want)
+            }
+            Body::File(file) => loop {
+                match file.read_at(&mut buf[..want], offset) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => return other,
+                }
+            },
+        }
+    }
+
+    /// The in-memory bytes from `offset`, up to `max`: no copy for poems held in
+    /// memory; `None` for streamed files.
+    pub fn memory_chunk(&self, offset: u64, max: usize) -> Option<&[u8]> {
+        match &self.body {
+            Body::Memory(bytes) => {
+                let start = (offset.min(self.len)) as usize;
+                let end = start.saturating_add(max).min(bytes.len());
+                Some(&bytes[start..end])
+            }
+            Body::File(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_poem_is_served_whole() {
+        let poem = Poem::default_poem();
+        let mut buf = vec![0u8; poem.len() as usize + 10];
+        let n = poem.read_at(0, &mut buf).unwrap();
+        assert_eq!(&buf[..n], DEFAULT_POEM.as_bytes());
+        assert_eq!(poem.read_at(poem.len(), &mut buf).unwrap(), 0);
+        assert_eq!(
+            poem.memory_chunk(5, 3),
+            Some(&DEFAULT_POEM.as_bytes()[5..8])
+        );
+    }
+
+    #[test]
+    fn large_files_are_streamed_not_loaded() {
+        let dir = std::env::temp_dir().join(format!("poem-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.txt");
+        let data: Vec<u8> = (0..IN_MEMORY_LIMIT as usize + 4096)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let poem = Poem::open(&path).unwrap();
+        assert!(poem.memory_chunk(0, 10).is_none());
+        let mut buf = vec![0u8; 8192];
+        let n = poem.read_at(IN_MEMORY_LIMIT, &mut buf).unwrap();
+        assert_eq!(&buf[..n], &data[IN_MEMORY_LIMIT as usize..]);
+        assert!(matches!(Poem::open(&dir), Err(ServerError::NotAFile(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(Poem::open(&path), Err(ServerError::Poem { .. })));
+    }
+}
