@@ -1,0 +1,46 @@
+//! The project's automation, reached as `cargo xtask <task>` (the cargo-xtask
+//! convention; the alias is in `.cargo/config.toml`).
+//!
+//! * `demo`: three slow poetry servers and the client fetching from them and from a
+//!   dead port, with progress and timeline (the README's main job).
+//! * `ci`: format, lint, every test (unit, integration, doc) and docs.
+
+use std::process::ExitCode;
+
+mod ci;
+mod demo;
+mod error;
+mod util;
+
+const USAGE: &str = "usage: cargo xtask <demo [--release] | ci>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match task.as_str() {
+        "demo" => demo::main(rest),
+        "ci" => ci::main(rest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        other => {
+            eprintln!("xtask: unknown task {other}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ error::TaskError::Usage(_)) => {
+            eprintln!("xtask: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

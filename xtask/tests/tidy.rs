@@ -1,0 +1,121 @@
+//! House rules checked as tests, so `cargo test` alone is the whole gate: the crate
+//! layers depend only downwards, every crate opens with its lesson, and every example
+//! says how to run it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The layers, bottom first.
+const LAYERS: [&str; 5] = [
+    "reactor",
+    "transport",
+    "protocol",
+    "poetry-server",
+    "poetry-client",
+];
+
+/// The workspace crates named in the `[dependencies]` table of a manifest.
+fn normal_dependencies(manifest: &str) -> Vec<String> {
+    let mut in_deps = false;
+    let mut deps = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            continue;
+        }
+        if in_deps {
+            if let Some((name, _)) = line.split_once('=') {
+                let name = name.trim().trim_end_matches(".workspace").to_owned();
+                if LAYERS.contains(&name.as_str()) {
+                    deps.push(name);
+                }
+            }
+        }
+    }
+    deps
+}
+
+#[test]
+fn dependencies_point_down_the_layers() {
+    for (level, krate) in LAYERS.iter().enumerate() {
+        let manifest = fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap();
+        for dep in normal_dependencies(&manifest) {
+            let dep_level = LAYERS.iter().position(|l| *l == dep).unwrap();
+            let both_programs = level >= 3 && dep_level >= 3;
+            assert!(
+                dep_level < level && !both_programs,
+                "{krate} depends on {dep}: dependencies must point down the layers"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_reactor_knows_nothing_of_tcp() {
+    for entry in fs::read_dir(root().join("reactor/src")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        for word in ["TcpStream", "TcpListener", "SocketAddr"] {
+            assert!(!text.contains(word), "{} mentions {word}", path.display());
+        }
+    }
+}
+
+#[test]
+fn every_crate_opens_with_its_lesson() {
+    for krate in LAYERS {
+        let lib = root().join(krate).join("src/lib.rs");
+        let text = fs::read_to_string(&lib).unwrap();
+        assert!(
+            text.starts_with("//!"),
+            "{} must start with a crate doc comment",
+            lib.display()
+        );
+        assert!(
+            text.contains("```"),
+            "{} must show an example",
+            lib.display()
+        );
+    }
+}
+
+#[test]
+fn every_example_says_how_to_run_it() {
+    for krate in LAYERS {
+        let dir = root().join(krate).join("examples");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let head: String = fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                head.contains(&format!("cargo run -p {krate}")) && head.contains("--example"),
+                "{} must say in its first lines how to run it",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn manifest_parsing_finds_only_normal_dependencies() {
+    let manifest = "[package]\nname = \"x\"\n[dependencies]\nreactor.workspace = true\nlog = \"0.4\"\n[dev-dependencies]\nprotocol.workspace = true\n";
+    assert_eq!(normal_dependencies(manifest), vec!["reactor".to_owned()]);
+}
