@@ -1,0 +1,229 @@
+//! `idle`: open many connections, write nothing, hold them, close them.
+//!
+//! For measuring what an idle connection costs the server: the harness waits for the
+//! line `idle: N connections open`, reads the server's memory, and then lets the hold
+//! run out (`--hold-ms`) or, with `--until-stdin`, ends it early by writing a line to
+//! (or closing) this program's stdin.
+
+use std::io::{ErrorKind, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::cli::{seconds, target, IdleArgs};
+use crate::fd_limit::raise_fd_limit;
+use crate::json::Object;
+use crate::report::problems;
+use crate::{Error, Report};
+
+use super::{poll_until, secs};
+
+const STDIN: Token = Token(usize::MAX - 1);
+
+/// Descriptors kept free for stdio, the poll and the like.
+const SPARE_FDS: u64 = 32;
+
+#[derive(Debug, Default)]
+struct Tally {
+    established: u64,
+    failed: u64,
+    /// Established, then closed or reset by the server while held.
+    dropped: u64,
+    /// Bytes the server sent, though it should have sent nothing.
+    unexpected_bytes: u64,
+    first_problem: Option<String>,
+}
+
+impl Tally {
+    fn note(&mut self, why: impl FnOnce() -> String) {
+        if self.first_problem.is_none() {
+            self.first_problem = Some(why());
+        }
+    }
+}
+
+enum State {
+    Connecting(TcpStream),
+    Open(TcpStream),
+    Gone,
+}
+
+pub(crate) fn run(args: &IdleArgs) -> Result<Report, Error> {
+    if args.connections == 0 || args.connect_batch == 0 {
+        return Err(Error::InvalidArgs(
+            "--connections and --connect-batch must be at least 1".into(),
+        ));
+    }
+    let limit = raise_fd_limit().map_err(Error::setup("raise RLIMIT_NOFILE"))?;
+    if args.connections as u64 + SPARE_FDS > limit {
+        return Err(Error::InvalidArgs(format!(
+            "{} connections need more descriptors than the limit of {limit}",
+            args.connections
+        )));
+    }
+    let addr = target(args.port);
+    let start = Instant::now();
+    let deadline = start + seconds(args.timeout_s);
+    let mut poll = Poll::new().map_err(Error::setup("create a poll"))?;
+    let mut events = Events::with_capacity(1024);
+    let mut tally = Tally::default();
+    let mut conns: Vec<State> = Vec::with_capacity(args.connections);
+    let mut connecting = 0usize;
+    let mut scratch = [0u8; 4096];
+
+    // Open them all, at most `connect_batch` in flight at once.
+    while conns.len() < args.connections || connecting > 0 {
+        while connecting < args.connect_batch && conns.len() < args.connections {
+            let slot = conns.len();
+            let opened = TcpStream::connect(addr).and_then(|mut s| {
+                poll.registry().register(
+                    &mut s,
+                    Token(slot),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                Ok(s)
+            });
+            match opened {
+                Ok(s) => {
+                    conns.push(State::Connecting(s));
+                    connecting += 1;
+                }
+                Err(e) => {
+                    tally.failed += 1;
+                    tally.note(|| format!("connect: {e}"));
+                    conns.push(State::Gone);
+                }
+            }
+        }
+        if !poll_until(&mut poll, &mut events, deadline).map_err(Error::setup("poll"))? {
+            break;
+        }
+        for event in events.iter() {
+            let slot = event.token().0;
+            let Some(state) = conns.get_mut(slot) else {
+                continue;
+            };
+            let was_connecting = matches!(state, State::Connecting(_));
+            on_event(state, event.is_writable(), &mut scratch, &mut tally);
+            if was_connecting && !matches!(state, State::Connecting(_)) {
+                connecting -= 1;
+            }
+        }
+    }
+    let connect_time = start.elapsed();
+    let timed_out = connecting > 0 || conns.len() < args.connections;
+    let open_now = conns.iter().filter(|s| matches!(s, State::Open(_))).count();
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "idle: {open_now} connections open")
+        .and_then(|()| stdout.flush())
+        .map_err(Error::setup("write to stdout"))?;
+
+    // Hold them, watching for any the server drops.
+    let hold_start = Instant::now();
+    let hold_end = hold_start + Duration::from_millis(args.hold_ms);
+    let waker =
+        Arc::new(Waker::new(poll.registry(), STDIN).map_err(Error::setup("create a waker"))?);
+    if args.until_stdin {
+        let waker = Arc::clone(&waker);
+        std::thread::Builder::new()
+            .name("loadgen-stdin".into())
+            .spawn(move || {
+                let mut line = String::new();
+                let _ = std::io::stdin().read_line(&mut line);
+                let _ = waker.wake();
+            })
+            .map_err(Error::setup("spawn the stdin thread"))?;
+    }
+    'hold: while poll_until(&mut poll, &mut events, hold_end).map_err(Error::setup("poll"))? {
+        for event in events.iter() {
+            if event.token() == STDIN {
+                break 'hold;
+            }
+            if let Some(state) = conns.get_mut(event.token().0) {
+                on_event(state, event.is_writable(), &mut scratch, &mut tally);
+            }
+        }
+    }
+    let held = hold_start.elapsed();
+    let open_at_end = conns.iter().filter(|s| matches!(s, State::Open(_))).count();
+    drop(conns); // Close them all.
+
+    let mut found = Vec::new();
+    if timed_out {
+        found.push(format!(
+            "timed out after {}s with {} of {} connections open",
+            args.timeout_s, tally.established, args.connections
+        ));
+    }
+    if tally.failed + tally.dropped > 0 || tally.unexpected_bytes > 0 {
+        found.push(format!(
+            "{} failed to connect, {} dropped by the server, {} bytes received (first: {})",
+            tally.failed,
+            tally.dropped,
+            tally.unexpected_bytes,
+            tally.first_problem.as_deref().unwrap_or("?")
+        ));
+    }
+    let mut fields = Object::new();
+    fields
+        .field("connections", args.connections)
+        .field("established", tally.established)
+        .field("failed", tally.failed)
+        .field("dropped", tally.dropped)
+        .field("unexpected_bytes", tally.unexpected_bytes)
+        .field("open_at_end", open_at_end)
+        .field("connect_s", secs(connect_time))
+        .field("held_ms", held.as_millis() as u64)
+        .field("rlimit_nofile", limit)
+        .field("timed_out", timed_out);
+    Ok(Report::new("idle", problems(found), fields))
+}
+
+/// Handles readiness on one connection: completes a connect, or notices a server that
+/// sent something or hung up.
+fn on_event(state: &mut State, writable: bool, scratch: &mut [u8], tally: &mut Tally) {
+    match std::mem::replace(state, State::Gone) {
+        State::Connecting(stream) => {
+            let error = match stream.take_error() {
+                Ok(Some(e)) | Err(e) => Some(e),
+                Ok(None) => stream.peer_addr().err(),
+            };
+            match error {
+                None if writable => {
+                    tally.established += 1;
+                    *state = State::Open(stream);
+                    // It may also be readable already: look once.
+                    on_event(state, false, scratch, tally);
+                }
+                None => *state = State::Connecting(stream), // Not yet: wait for writable.
+                Some(e) => {
+                    tally.failed += 1;
+                    tally.note(|| format!("connect: {e}"));
+                }
+            }
+        }
+        State::Open(mut stream) => loop {
+            match stream.read(scratch) {
+                Ok(0) => {
+                    tally.dropped += 1;
+                    tally.note(|| "closed by the server".into());
+                    return;
+                }
+                Ok(n) => tally.unexpected_bytes += n as u64,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    *state = State::Open(stream);
+                    return;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tally.dropped += 1;
+                    tally.note(|| format!("read: {e}"));
+                    return;
+                }
+            }
+        },
+        State::Gone => {}
+    }
+}
