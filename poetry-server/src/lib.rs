@@ -33,4 +33,6 @@ mod server;
 
 pub use crate::error::ServerError;
 pub use crate::poem::Poem;
-pub use crate::server::{serve, PoetryFactory, PoetryProtocol, ServerOptions, Stats, FAST_CHUNK};
+pub use crate::server::{
+    serve, PoetryFactory, PoetryProtocol, ServerOptions, Stats, FAST_CHUNK, SENDFILE_CHUNK,
+};

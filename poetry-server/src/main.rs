@@ -38,6 +38,10 @@ struct Args {
     /// Close a connection that makes no progress for this many seconds; 0 never does.
     #[arg(long, default_value = "120", value_parser = parse_seconds, allow_hyphen_values = true)]
     idle_timeout: Duration,
+    /// In fast mode, copy large files through a buffer instead of sending them with
+    /// sendfile (zero copy).
+    #[arg(long)]
+    no_sendfile: bool,
 }
 
 /// Parses a number of seconds: finite, not negative, at most a day.
@@ -90,6 +94,7 @@ fn run(args: Args) -> Result<(), ServerError> {
         delay: args.delay,
         max_connections: args.max_connections as usize,
         idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
+        sendfile: !args.no_sendfile,
     };
     raise_descriptor_limit(options.max_connections as u64 + 64);
     let mut reactor = Reactor::new()?;

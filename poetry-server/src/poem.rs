@@ -132,6 +132,15 @@ impl Poem {
         }
     }
 
+    /// The open file, for poems streamed from disk (the fast server sends it with
+    /// `sendfile`); `None` for poems held in memory.
+    pub fn file(&self) -> Option<Rc<File>> {
+        match &self.body {
+            Body::File(file) => Some(file.clone()),
+            Body::Memory(_) => None,
+        }
+    }
+
     /// The in-memory bytes from `offset`, up to `max`: no copy for poems held in
     /// memory; `None` for streamed files.
     pub fn memory_chunk(&self, offset: u64, max: usize) -> Option<&[u8]> {

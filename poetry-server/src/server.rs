@@ -15,6 +15,8 @@ use crate::poem::Poem;
 /// Bytes per write in fast mode (`--delay 0`): the pull producer writes one such chunk
 /// each time the transport's buffer drains.
 pub const FAST_CHUNK: usize = 64 * 1024;
+/// Bytes asked of one `sendfile` call in fast mode (the socket takes what it can).
+pub const SENDFILE_CHUNK: usize = 4 * 1024 * 1024;
 
 /// How the server serves.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +33,9 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// Close connections that make no progress for this long (`None`: never).
     pub idle_timeout: Option<Duration>,
+    /// In fast mode, send large poem files with `sendfile` (zero copy) rather than
+    /// reading them into a buffer first.
+    pub sendfile: bool,
 }
 
 impl Default for ServerOptions {
@@ -42,6 +47,7 @@ impl Default for ServerOptions {
             delay: Duration::from_millis(700),
             max_connections: 4096,
             idle_timeout: Some(Duration::from_secs(120)),
+            sendfile: true,
         }
     }
 }
@@ -133,6 +139,7 @@ impl Factory for PoetryFactory {
         Some(PoetryProtocol {
             offset: 0,
             timer: None,
+            no_sendfile: false,
         })
     }
 }
@@ -143,6 +150,8 @@ impl Factory for PoetryFactory {
 pub struct PoetryProtocol {
     offset: u64,
     timer: Option<DelayedCall>,
+    /// `sendfile` is not possible on this connection: read and write instead.
+    no_sendfile: bool,
 }
 
 impl PoetryProtocol {
@@ -163,6 +172,40 @@ impl PoetryProtocol {
             Err(e) => {
                 warn!("reading the poem for {}: {e}", cx.get_peer());
                 cx.abort_connection();
+                false
+            }
+        }
+    }
+
+    /// The poem's file, when fast mode may send it with `sendfile`.
+    fn zero_copy_file(&self, cx: &mut Context<'_, Self>) -> Option<std::rc::Rc<std::fs::File>> {
+        let factory = cx.factory();
+        if self.no_sendfile || !factory.options.sendfile {
+            return None;
+        }
+        factory.poem.file()
+    }
+
+    /// Fast mode for a file: the kernel copies it to the socket. `false` at the end.
+    fn send_file(&mut self, cx: &mut Context<'_, Self>, file: &std::fs::File) -> bool {
+        let len = cx.factory().poem.len();
+        let want = (len.saturating_sub(self.offset)).min(SENDFILE_CHUNK as u64) as usize;
+        if want == 0 {
+            return false;
+        }
+        match cx.send_file(file, self.offset, want) {
+            Ok(0) => false, // the file shrank under us: what is there has been sent
+            Ok(n) => {
+                self.offset += n as u64;
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                self.no_sendfile = true;
+                self.send_next(cx, FAST_CHUNK)
+            }
+            Err(e) => {
+                warn!("sending the poem to {}: {e}", cx.get_peer());
                 false
             }
         }
@@ -209,7 +252,11 @@ impl Protocol for PoetryProtocol {
     }
 
     fn resume_producing(&mut self, cx: &mut Context<'_, Self>) {
-        if !self.send_next(cx, FAST_CHUNK) {
+        let more = match self.zero_copy_file(cx) {
+            Some(file) => self.send_file(cx, &file),
+            None => self.send_next(cx, FAST_CHUNK),
+        };
+        if !more {
             cx.unregister_producer();
             cx.lose_connection();
         }

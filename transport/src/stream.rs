@@ -78,6 +78,12 @@ pub trait Stream: Read + Write + Source + 'static {
         Ok(())
     }
 
+    /// The socket's descriptor, for zero-copy sends (`sendfile`); `None` for streams
+    /// that are not sockets.
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     /// Writes several buffers, in one system call where the stream can.
     ///
     /// # Errors
@@ -120,6 +126,10 @@ impl Stream for TcpStream {
     fn set_reset_on_close(&self) -> io::Result<()> {
         socket2::SockRef::from(self).set_linger(Some(Duration::ZERO))
     }
+
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
 }
 
 impl Stream for UnixStream {
@@ -137,5 +147,9 @@ impl Stream for UnixStream {
 
     fn take_error(&self) -> io::Result<Option<io::Error>> {
         UnixStream::take_error(self)
+    }
+
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(self))
     }
 }
