@@ -71,7 +71,8 @@ fn start<P: Protocol>(
     let handler = ProtocolHandler::new(protocol, factory).on_lost(Box::new(move |_, reason| {
         *sink.borrow_mut() = Some(clone_reason(reason));
     }));
-    let id = Connection::start(reactor, stream, handler).expect("an in-memory stream always registers");
+    let id =
+        Connection::start(reactor, stream, handler).expect("an in-memory stream always registers");
     (id, lost)
 }
 
@@ -84,7 +85,9 @@ fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
         DisconnectReason::Aborted => DisconnectReason::Aborted,
         DisconnectReason::TimedOut => DisconnectReason::TimedOut,
         DisconnectReason::Refused => DisconnectReason::Refused,
-        DisconnectReason::BufferOverflow { limit } => DisconnectReason::BufferOverflow { limit: *limit },
+        DisconnectReason::BufferOverflow { limit } => {
+            DisconnectReason::BufferOverflow { limit: *limit }
+        }
         DisconnectReason::Panicked(msg) => DisconnectReason::Panicked(msg.clone()),
         DisconnectReason::Io(e) => DisconnectReason::Io(copy(e)),
         _ => DisconnectReason::Shutdown,
@@ -150,7 +153,9 @@ impl<P: Protocol> ProtocolTest<P> {
         for _ in 0..MAX_PUMP_ROUNDS {
             let before = self.activity();
             let _ = self.reactor.set_ready(self.id, true, true);
-            self.reactor.iterate(Some(Duration::ZERO)).expect("iterate in a test");
+            self.reactor
+                .iterate(Some(Duration::ZERO))
+                .expect("iterate in a test");
             if self.activity() == before && !self.reactor.has_pending_work() {
                 return;
             }
@@ -187,7 +192,9 @@ impl<P: Protocol> ProtocolTest<P> {
         let mut buf = [0u8; 16 * 1024];
         for _ in 0..MAX_PUMP_ROUNDS {
             self.pump();
-            let Some(peer) = self.peer.as_mut() else { break };
+            let Some(peer) = self.peer.as_mut() else {
+                break;
+            };
             match peer.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
@@ -238,7 +245,10 @@ impl<P: Protocol> ProtocolTest<P> {
 
     /// Calls `f` with the protocol and its context, as a timer would; `None` once the
     /// connection is gone. Pumps afterwards.
-    pub fn with_protocol<R>(&mut self, f: impl FnOnce(&mut P, &mut Context<'_, P>) -> R) -> Option<R> {
+    pub fn with_protocol<R>(
+        &mut self,
+        f: impl FnOnce(&mut P, &mut Context<'_, P>) -> R,
+    ) -> Option<R> {
         let result = with_protocol::<P, R>(&mut self.reactor, self.id, f);
         self.pump();
         result
@@ -260,6 +270,9 @@ impl<P: Protocol> ProtocolTest<P> {
     }
 }
 
+/// Marks which protocols a [`Loopback`] connects, without owning them.
+type Protocols<C, S> = std::marker::PhantomData<(fn() -> C, fn() -> S)>;
+
 /// A client protocol and a server protocol connected in memory, in one reactor on a
 /// manual clock (Twisted's `iosim` / `loopback`).
 pub struct Loopback<C: Protocol, S: Protocol> {
@@ -267,7 +280,7 @@ pub struct Loopback<C: Protocol, S: Protocol> {
     clock: ManualClock,
     client: (DescriptorId, LostSlot),
     server: (DescriptorId, LostSlot),
-    _types: std::marker::PhantomData<(fn() -> C, fn() -> S)>,
+    _types: Protocols<C, S>,
 }
 
 impl<C: Protocol, S: Protocol> std::fmt::Debug for Loopback<C, S> {
@@ -318,7 +331,9 @@ impl<C: Protocol, S: Protocol> Loopback<C, S> {
             for id in [self.client.0, self.server.0] {
                 let _ = self.reactor.set_ready(id, true, true);
             }
-            self.reactor.iterate(Some(Duration::ZERO)).expect("iterate in a test");
+            self.reactor
+                .iterate(Some(Duration::ZERO))
+                .expect("iterate in a test");
             if self.progress() == before && !self.reactor.has_pending_work() {
                 quiet += 1;
                 if quiet >= 2 {
@@ -333,8 +348,16 @@ impl<C: Protocol, S: Protocol> Loopback<C, S> {
 
     fn progress(&mut self) -> (u64, bool, bool) {
         let moved = |t: &mut transport::Transport<'_>| t.bytes_sent() + t.bytes_received();
-        let client = Connection::<ProtocolHandler<C>>::with_handler(&mut self.reactor, self.client.0, |_, t| moved(t));
-        let server = Connection::<ProtocolHandler<S>>::with_handler(&mut self.reactor, self.server.0, |_, t| moved(t));
+        let client = Connection::<ProtocolHandler<C>>::with_handler(
+            &mut self.reactor,
+            self.client.0,
+            |_, t| moved(t),
+        );
+        let server = Connection::<ProtocolHandler<S>>::with_handler(
+            &mut self.reactor,
+            self.server.0,
+            |_, t| moved(t),
+        );
         (
             client.unwrap_or(0) + server.unwrap_or(0),
             self.client.1.borrow().is_some(),
@@ -349,14 +372,20 @@ impl<C: Protocol, S: Protocol> Loopback<C, S> {
     }
 
     /// Calls `f` with the client protocol; `None` once its connection is gone.
-    pub fn with_client<R>(&mut self, f: impl FnOnce(&mut C, &mut Context<'_, C>) -> R) -> Option<R> {
+    pub fn with_client<R>(
+        &mut self,
+        f: impl FnOnce(&mut C, &mut Context<'_, C>) -> R,
+    ) -> Option<R> {
         let result = with_protocol::<C, R>(&mut self.reactor, self.client.0, f);
         self.pump();
         result
     }
 
     /// Calls `f` with the server protocol; `None` once its connection is gone.
-    pub fn with_server<R>(&mut self, f: impl FnOnce(&mut S, &mut Context<'_, S>) -> R) -> Option<R> {
+    pub fn with_server<R>(
+        &mut self,
+        f: impl FnOnce(&mut S, &mut Context<'_, S>) -> R,
+    ) -> Option<R> {
         let result = with_protocol::<S, R>(&mut self.reactor, self.server.0, f);
         self.pump();
         result
