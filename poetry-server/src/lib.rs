@@ -30,9 +30,11 @@
 mod error;
 pub mod poem;
 mod server;
+mod threads;
 
 pub use crate::error::ServerError;
 pub use crate::poem::Poem;
 pub use crate::server::{
     serve, PoetryFactory, PoetryProtocol, ServerOptions, Stats, FAST_CHUNK, SENDFILE_CHUNK,
 };
+pub use crate::threads::serve_on_threads;

@@ -11,8 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use poetry_server::{serve, Poem, ServerError, ServerOptions};
-use reactor::Reactor;
+use poetry_server::{serve_on_threads, ServerError, ServerOptions};
 
 /// Serves a poem to every client that connects, then closes the connection.
 #[derive(Debug, Parser)]
@@ -42,6 +41,10 @@ struct Args {
     /// sendfile (zero copy).
     #[arg(long)]
     no_sendfile: bool,
+    /// Reactor threads sharing the port (SO_REUSEPORT); connections are spread
+    /// across them and --max-connections is shared out.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    reactors: u16,
 }
 
 /// Parses a number of seconds: finite, not negative, at most a day.
@@ -83,10 +86,6 @@ fn raise_descriptor_limit(wanted: u64) {
 }
 
 fn run(args: Args) -> Result<(), ServerError> {
-    let poem = match &args.poetry_file {
-        Some(path) => Poem::open(path)?,
-        None => Poem::default_poem(),
-    };
     let options = ServerOptions {
         port: args.port,
         interface: args.iface,
@@ -95,18 +94,18 @@ fn run(args: Args) -> Result<(), ServerError> {
         max_connections: args.max_connections as usize,
         idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
         sendfile: !args.no_sendfile,
+        reuse_port: false,
     };
     raise_descriptor_limit(options.max_connections as u64 + 64);
-    let mut reactor = Reactor::new()?;
-    reactor.handle_signals()?;
-    let (port, factory) = serve(&mut reactor, poem, options)?;
-    let name = factory.borrow().poem().name().to_owned();
-    let number = port.get_host().port().unwrap_or(0);
-    println!("Serving {name} on port {number}.");
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    reactor.run()?;
-    let stats = factory.borrow().stats();
+    let stats = serve_on_threads(
+        args.poetry_file.as_deref(),
+        options,
+        args.reactors as usize,
+        |name, port| {
+            println!("Serving {name} on port {port}.");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        },
+    )?;
     eprintln!(
         "poetry-server: stopped; {} poems sent whole, {} sends cut short, {} connections refused.",
         stats.completed, stats.interrupted, stats.refused

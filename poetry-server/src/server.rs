@@ -36,6 +36,9 @@ pub struct ServerOptions {
     /// In fast mode, send large poem files with `sendfile` (zero copy) rather than
     /// reading them into a buffer first.
     pub sendfile: bool,
+    /// Listen with `SO_REUSEPORT`, so several reactors (one per thread) can share the
+    /// port.
+    pub reuse_port: bool,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +51,7 @@ impl Default for ServerOptions {
             max_connections: 4096,
             idle_timeout: Some(Duration::from_secs(120)),
             sendfile: true,
+            reuse_port: false,
         }
     }
 }
@@ -301,6 +305,7 @@ pub fn serve(
 ) -> Result<(ListeningPort, Shared<PoetryFactory>), ServerError> {
     let listen = TcpListenOptions {
         interface: options.interface.clone(),
+        reuse_port: options.reuse_port,
         ..TcpListenOptions::default()
     };
     let port = options.port;
