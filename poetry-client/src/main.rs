@@ -43,17 +43,27 @@ struct Args {
 
 /// Parses a number of seconds: finite, above zero, at most a day.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let shown: String = text.chars().take(40).collect();
     let seconds: f64 = text
         .trim()
         .parse()
-        .map_err(|_| format!("'{shown}' is not a number of seconds"))?;
+        .map_err(|_| format!("'{}' is not a number of seconds", shorten(text)))?;
     if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
         return Err(format!(
             "{seconds} is out of range (above 0, at most 86400 seconds)"
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Keeps hostile, huge arguments out of error lines.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 40;
+    if text.chars().count() <= MAX {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(MAX).collect();
+        format!("{head}...")
+    }
 }
 
 /// Redraws the progress lines every tenth of a second until the downloads end.
@@ -110,6 +120,30 @@ fn run(addresses: Vec<PoemAddress>, args: &Args) -> Result<bool, ReactorError> {
     Ok(tasks.iter().all(|t| t.is_whole()))
 }
 
+/// Clap's error as one line: huge argument values cut short (clap quotes them whole),
+/// and a first line ending in a colon completed with the line it announces.
+fn error_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let text = e.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut line = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_owned();
+    if line.ends_with(':') {
+        if let Some(next) = lines.next() {
+            line = format!("{line} {next}");
+        }
+    }
+    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
+        if let Some(ContextValue::String(value)) = e.get(kind) {
+            line = line.replace(value.as_str(), &shorten(value));
+        }
+    }
+    line
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = match Args::try_parse() {
@@ -119,9 +153,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.to_string();
-            let line = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("poetry-client: {}", line.trim_start_matches("error: "));
+            eprintln!("poetry-client: {}", error_line(&e));
             return ExitCode::from(2);
         }
     };

@@ -113,6 +113,30 @@ fn run(args: Args) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Clap's error as one line: huge argument values cut short (clap quotes them whole),
+/// and a first line ending in a colon completed with the line it announces.
+fn error_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let text = e.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut line = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_owned();
+    if line.ends_with(':') {
+        if let Some(next) = lines.next() {
+            line = format!("{line} {next}");
+        }
+    }
+    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
+        if let Some(ContextValue::String(value)) = e.get(kind) {
+            line = line.replace(value.as_str(), &shorten(value));
+        }
+    }
+    line
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = match Args::try_parse() {
@@ -123,9 +147,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.to_string();
-            let line = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("poetry-server: {}", line.trim_start_matches("error: "));
+            eprintln!("poetry-server: {}", error_line(&e));
             return ExitCode::from(2);
         }
     };
