@@ -1,0 +1,101 @@
+//! Real peers no one here wrote, as clients of our server: `nc`, and the Twisted
+//! poetry client of `bench/peers/twisted`. Each test prints why it skips when its peer
+//! is not installed (`.ci/run` installs both).
+
+mod util;
+
+use std::process::Command;
+
+use util::{nc, run_bounded, shared_poem, shared_poems, twisted_peer, twisted_python, Server};
+
+#[test]
+fn nc_gets_the_poem_byte_exact() {
+    let Some(nc) = nc() else {
+        println!("skipped: nc is not installed (apt-get install netcat-openbsd)");
+        return;
+    };
+    let (path, want) = shared_poem("ecstasy.txt");
+    for delay in ["0", "0.001"] {
+        let server = Server::start(&[
+            "--delay",
+            delay,
+            "--num-bytes",
+            "200",
+            path.to_str().unwrap(),
+        ]);
+        let mut command = Command::new(&nc);
+        // -d: read nothing from stdin; nc exits when the server closes.
+        command.args(["-d", "127.0.0.1", &server.port.to_string()]);
+        let output = run_bounded(command, util::PATIENCE);
+        assert!(
+            output.status.success(),
+            "nc failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.stdout == want, "nc got other bytes (delay {delay})");
+        let (_, stderr) = server.stop();
+        assert!(stderr.contains("1 poems sent whole"), "{stderr}");
+    }
+}
+
+/// Twisted's Python and the client script, or why the test skips.
+fn twisted_client() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let Some(script) = twisted_peer("get_poetry.py") else {
+        println!("skipped: bench/peers/twisted/get_poetry.py is not there yet");
+        return None;
+    };
+    let Some(python) = twisted_python() else {
+        println!(
+            "skipped: no Python with Twisted (set TWISTED_PYTHON, or: python3 -m venv .venv && \
+             .venv/bin/pip install -r bench/peers/twisted/requirements.txt)"
+        );
+        return None;
+    };
+    Some((python, script))
+}
+
+#[test]
+fn twisted_client_gets_every_poem_from_our_servers_in_order() {
+    let Some((python, script)) = twisted_client() else {
+        return;
+    };
+    // One server per poem, fast and slow alternately, and a large binary poem too.
+    let dir = util::ScratchDir::new("twisted-client");
+    let large = util::pseudo_random(3 * 1024 * 1024 + 17, 99);
+    let mut poems = shared_poems();
+    poems.push((dir.file("large.bin", &large), large));
+    let servers: Vec<Server> = poems
+        .iter()
+        .enumerate()
+        .map(|(i, (path, _))| {
+            let delay = if i % 2 == 0 { "0" } else { "0.002" };
+            Server::start(&[
+                "--delay",
+                delay,
+                "--num-bytes",
+                "64",
+                path.to_str().unwrap(),
+            ])
+        })
+        .collect();
+    let mut command = Command::new(python);
+    command.arg(script).args(["--timeout", "20"]);
+    for server in &servers {
+        command.arg(format!("127.0.0.1:{}", server.port));
+    }
+    let output = run_bounded(command, util::PATIENCE * 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "get_poetry.py failed:\n{stderr}");
+    let want: Vec<u8> = poems.iter().flat_map(|(_, bytes)| bytes.clone()).collect();
+    assert_eq!(output.stdout.len(), want.len(), "{stderr}");
+    assert!(output.stdout == want, "Twisted's client got other bytes");
+    for (i, (server, (_, bytes))) in servers.iter().zip(&poems).enumerate() {
+        let line = format!(
+            "Task {}: {} bytes from 127.0.0.1:{}",
+            i + 1,
+            bytes.len(),
+            server.port
+        );
+        assert!(stderr.contains(&line), "no {line:?} in:\n{stderr}");
+    }
+}
