@@ -101,7 +101,10 @@ pub fn parse_address(arg: &str) -> Result<PoemAddress, AddressError> {
         }
     };
     let port = parse_port(port)?;
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Host names, IPv4 and IPv6 literals (with a `%zone`) use no other characters;
+    // refusing the rest keeps every accepted address printable and parsable again.
+    let host_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%');
+    if host.is_empty() || !host.chars().all(host_char) {
         return Err(bad());
     }
     Ok(PoemAddress {

@@ -4,15 +4,17 @@
 //! * `demo`: three slow poetry servers and the client fetching from them and from a
 //!   dead port, with progress and timeline (the README's main job).
 //! * `ci`: format, lint, every test (unit, integration, doc) and docs.
+//! * `fuzz [--seconds N] [TARGET...]`: cargo fuzz on each target for a bounded time.
 
 use std::process::ExitCode;
 
 mod ci;
 mod demo;
 mod error;
+mod fuzz;
 mod util;
 
-const USAGE: &str = "usage: cargo xtask <demo [--release] | ci>";
+const USAGE: &str = "usage: cargo xtask <demo [--release] | ci | fuzz [--seconds N] [TARGET...]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "demo" => demo::main(rest),
         "ci" => ci::main(rest),
+        "fuzz" => fuzz::main(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
