@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use log::{debug, error};
 use reactor::{panic_message, DescriptorId, Reactor};
-use transport::{start_connect_tcp, start_connect_unix, Address, Connecting, Connection, DisconnectReason, Stream};
+use transport::{
+    start_connect_tcp, start_connect_unix, Address, Connecting, Connection, DisconnectReason,
+    Stream,
+};
 
 use crate::error::ConnectError;
 use crate::factory::ClientFactory;
@@ -149,7 +152,10 @@ pub fn connect_tcp<F: ClientFactory>(
     factory: &Shared<F>,
     options: ConnectOptions,
 ) -> Connector<F> {
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     Connector::new(reactor, Destination::Tcp { host, port }, factory, options)
 }
 
@@ -166,7 +172,12 @@ pub fn connect_unix<F: ClientFactory>(
 }
 
 impl<F: ClientFactory> Connector<F> {
-    fn new(reactor: &mut Reactor, destination: Destination, factory: &Shared<F>, options: ConnectOptions) -> Self {
+    fn new(
+        reactor: &mut Reactor,
+        destination: Destination,
+        factory: &Shared<F>,
+        options: ConnectOptions,
+    ) -> Self {
         let connector = Connector {
             state: Rc::new(RefCell::new(State {
                 destination,
@@ -261,7 +272,9 @@ impl<F: ClientFactory> Connector<F> {
         let phase = self.state.borrow().phase;
         match phase {
             Phase::Connected(id) => {
-                Connection::<ProtocolHandler<F::Protocol>>::with_handler(reactor, id, |_, t| t.lose_connection());
+                Connection::<ProtocolHandler<F::Protocol>>::with_handler(reactor, id, |_, t| {
+                    t.lose_connection()
+                });
             }
             _ => {
                 self.stop_connecting(reactor);
@@ -292,27 +305,49 @@ impl<F: ClientFactory> Connector<F> {
                     }
                     match result {
                         Ok(addresses) => connector.try_tcp(reactor, attempt, addresses, 0),
-                        Err(source) => connector.fail(reactor, ConnectError::Lookup { host, source }),
+                        Err(source) => {
+                            connector.fail(reactor, ConnectError::Lookup { host, source })
+                        }
                     }
                 });
                 self.state.borrow_mut().phase = Phase::Resolving(lookup);
             }
             Destination::Unix(path) => match start_connect_unix(&path) {
-                Ok(stream) => self.watch(reactor, attempt, Box::new(stream), Address::Unix(Some(path)), Vec::new(), 0),
+                Ok(stream) => self.watch(
+                    reactor,
+                    attempt,
+                    Box::new(stream),
+                    Address::Unix(Some(path)),
+                    Vec::new(),
+                    0,
+                ),
                 Err(e) => self.fail(reactor, ConnectError::Failed(DisconnectReason::from_io(e))),
             },
         }
     }
 
     /// Tries `addresses[index..]` in turn.
-    fn try_tcp(&self, reactor: &mut Reactor, attempt: u64, addresses: Vec<SocketAddr>, index: usize) {
+    fn try_tcp(
+        &self,
+        reactor: &mut Reactor,
+        attempt: u64,
+        addresses: Vec<SocketAddr>,
+        index: usize,
+    ) {
         let bind = self.state.borrow().options.bind_address;
         let mut last = None;
         for (i, address) in addresses.iter().enumerate().skip(index) {
             match start_connect_tcp(*address, bind) {
                 Ok(stream) => {
                     let target = Address::Tcp(*address);
-                    return self.watch(reactor, attempt, Box::new(stream), target, addresses, i + 1);
+                    return self.watch(
+                        reactor,
+                        attempt,
+                        Box::new(stream),
+                        target,
+                        addresses,
+                        i + 1,
+                    );
                 }
                 Err(e) => {
                     debug!("connect to {address} failed at once: {e}");
@@ -335,18 +370,26 @@ impl<F: ClientFactory> Connector<F> {
     ) {
         let timeout = self.state.borrow().options.timeout;
         let connector = self.clone();
-        let on_done = Box::new(move |reactor: &mut Reactor, result: Result<Box<dyn Stream>, DisconnectReason>| {
-            if !connector.is_current(attempt) {
-                return;
-            }
-            match result {
-                Ok(stream) => connector.connected(reactor, stream),
-                Err(DisconnectReason::Aborted) => connector.fail(reactor, ConnectError::Cancelled),
-                Err(reason @ DisconnectReason::TimedOut) => connector.fail(reactor, ConnectError::Failed(reason)),
-                Err(_) if next < addresses.len() => connector.try_tcp(reactor, attempt, addresses, next),
-                Err(reason) => connector.fail(reactor, ConnectError::Failed(reason)),
-            }
-        });
+        let on_done = Box::new(
+            move |reactor: &mut Reactor, result: Result<Box<dyn Stream>, DisconnectReason>| {
+                if !connector.is_current(attempt) {
+                    return;
+                }
+                match result {
+                    Ok(stream) => connector.connected(reactor, stream),
+                    Err(DisconnectReason::Aborted) => {
+                        connector.fail(reactor, ConnectError::Cancelled)
+                    }
+                    Err(reason @ DisconnectReason::TimedOut) => {
+                        connector.fail(reactor, ConnectError::Failed(reason))
+                    }
+                    Err(_) if next < addresses.len() => {
+                        connector.try_tcp(reactor, attempt, addresses, next)
+                    }
+                    Err(reason) => connector.fail(reactor, ConnectError::Failed(reason)),
+                }
+            },
+        );
         match Connecting::start(reactor, stream, target, timeout, on_done) {
             Ok(id) => self.state.borrow_mut().phase = Phase::Connecting(id),
             Err(e) => self.fail(reactor, ConnectError::Setup(e)),
@@ -355,18 +398,24 @@ impl<F: ClientFactory> Connector<F> {
 
     fn connected(&self, reactor: &mut Reactor, stream: Box<dyn Stream>) {
         let peer = stream.peer_address().unwrap_or(Address::Unix(None));
-        let built = panic::catch_unwind(AssertUnwindSafe(|| self.factory.borrow_mut().build_client_protocol(self, &peer)));
+        let built = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.factory.borrow_mut().build_client_protocol(self, &peer)
+        }));
         let protocol = match built {
             Ok(Some(protocol)) => protocol,
             Ok(None) => return self.fail(reactor, ConnectError::Refused),
             Err(payload) => {
-                error!("build_protocol panicked for {peer}: {}", panic_message(payload.as_ref()));
+                error!(
+                    "build_protocol panicked for {peer}: {}",
+                    panic_message(payload.as_ref())
+                );
                 return self.fail(reactor, ConnectError::Refused);
             }
         };
         let connector = self.clone();
-        let handler = ProtocolHandler::new(protocol, self.factory.clone())
-            .on_lost(Box::new(move |reactor, reason| connector.lost(reactor, reason)));
+        let handler = ProtocolHandler::new(protocol, self.factory.clone()).on_lost(Box::new(
+            move |reactor, reason| connector.lost(reactor, reason),
+        ));
         // connection_made may close the connection at once (`lost` then runs inside
         // start_boxed, and the factory may even connect again): only a connection
         // still current afterwards counts as connected.
@@ -388,14 +437,21 @@ impl<F: ClientFactory> Connector<F> {
 
     fn lost(&self, reactor: &mut Reactor, reason: &DisconnectReason) {
         self.state.borrow_mut().phase = Phase::Disconnected;
-        self.factory.borrow_mut().client_connection_lost(reactor, self, reason);
+        self.factory
+            .borrow_mut()
+            .client_connection_lost(reactor, self, reason);
         self.release_if_idle(reactor);
     }
 
     fn fail(&self, reactor: &mut Reactor, reason: ConnectError) {
         self.state.borrow_mut().phase = Phase::Disconnected;
-        debug!("connect to {} failed: {reason}", self.state.borrow().destination);
-        self.factory.borrow_mut().client_connection_failed(reactor, self, &reason);
+        debug!(
+            "connect to {} failed: {reason}",
+            self.state.borrow().destination
+        );
+        self.factory
+            .borrow_mut()
+            .client_connection_failed(reactor, self, &reason);
         self.release_if_idle(reactor);
     }
 

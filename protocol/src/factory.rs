@@ -59,7 +59,11 @@ pub trait ClientFactory: Factory {
     /// [`Factory::build_protocol`]. Override it when one factory serves several
     /// connectors and each protocol must know which one it belongs to (compare
     /// [`Connector::serial`]).
-    fn build_client_protocol(&mut self, connector: &Connector<Self>, peer: &Address) -> Option<Self::Protocol> {
+    fn build_client_protocol(
+        &mut self,
+        connector: &Connector<Self>,
+        peer: &Address,
+    ) -> Option<Self::Protocol> {
         let _ = connector;
         self.build_protocol(peer)
     }
@@ -73,7 +77,12 @@ pub trait ClientFactory: Factory {
     /// The attempt failed: the name did not resolve, the peer refused, it timed out, or
     /// it was cancelled (Twisted's `clientConnectionFailed`).
     #[doc(alias = "clientConnectionFailed")]
-    fn client_connection_failed(&mut self, reactor: &mut Reactor, connector: &Connector<Self>, reason: &ConnectError) {
+    fn client_connection_failed(
+        &mut self,
+        reactor: &mut Reactor,
+        connector: &Connector<Self>,
+        reason: &ConnectError,
+    ) {
         let _ = (reactor, connector, reason);
     }
 
@@ -99,7 +108,9 @@ pub struct SimpleFactory<P> {
 
 impl<P> std::fmt::Debug for SimpleFactory<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimpleFactory").field("connections", &self.connections).finish()
+        f.debug_struct("SimpleFactory")
+            .field("connections", &self.connections)
+            .finish()
     }
 }
 
@@ -151,6 +162,7 @@ impl<P: Protocol<Factory = SimpleFactory<P>> + Default> ClientFactory for Simple
 /// assert_eq!(factory.borrow().connections(), 0);
 /// ```
 #[doc(alias = "forProtocol")]
-pub fn for_protocol<P: Protocol<Factory = SimpleFactory<P>> + Default>() -> Shared<SimpleFactory<P>> {
+pub fn for_protocol<P: Protocol<Factory = SimpleFactory<P>> + Default>() -> Shared<SimpleFactory<P>>
+{
     Shared::new(SimpleFactory::default())
 }

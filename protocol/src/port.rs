@@ -7,7 +7,9 @@ use std::path::Path;
 
 use log::{debug, error, warn};
 use reactor::{panic_message, DescriptorId, Reactor};
-use transport::{bind_tcp, bind_unix, Acceptor, Address, Connection, ListenOptions, Listener, OnAccept};
+use transport::{
+    bind_tcp, bind_unix, Acceptor, Address, Connection, ListenOptions, Listener, OnAccept,
+};
 
 use crate::error::ListenError;
 use crate::factory::Factory;
@@ -71,7 +73,11 @@ impl ListeningPort {
 /// Resolves an interface name to a local socket address (blocking: done once, before
 /// the reactor runs).
 fn interface_address(interface: &str, port: u16) -> Result<SocketAddr, ListenError> {
-    if let Ok(ip) = interface.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    if let Ok(ip) = interface
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         return Ok(SocketAddr::new(ip, port));
     }
     let error = |source| ListenError::Interface {
@@ -82,10 +88,12 @@ fn interface_address(interface: &str, port: u16) -> Result<SocketAddr, ListenErr
     let mut candidates: Vec<SocketAddr> = addrs.by_ref().collect();
     // Prefer IPv4, as clients given "localhost" try it too.
     candidates.sort_by_key(|a| a.is_ipv6());
-    candidates
-        .into_iter()
-        .next()
-        .ok_or_else(|| error(std::io::Error::new(std::io::ErrorKind::NotFound, "no address")))
+    candidates.into_iter().next().ok_or_else(|| {
+        error(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no address",
+        ))
+    })
 }
 
 /// Listens on TCP `port` (0: any free port) with `factory` (Twisted's `listenTCP`):
@@ -155,7 +163,11 @@ fn start_port<F: Factory>(
     let (id, address) = Listener::start(reactor, acceptor, accept_with(factory.clone()))?;
     factory.start_use(reactor);
     let stopping = factory.clone();
-    Listener::set_on_close(reactor, id, Box::new(move |reactor| stopping.stop_use(reactor)));
+    Listener::set_on_close(
+        reactor,
+        id,
+        Box::new(move |reactor| stopping.stop_use(reactor)),
+    );
     debug!("listening on {address}");
     Ok(ListeningPort { id, address })
 }
@@ -164,7 +176,9 @@ fn start_port<F: Factory>(
 /// start a connection with it.
 fn accept_with<F: Factory>(factory: Shared<F>) -> OnAccept {
     Box::new(move |reactor, stream, peer| {
-        let built = panic::catch_unwind(AssertUnwindSafe(|| factory.borrow_mut().build_protocol(&peer)));
+        let built = panic::catch_unwind(AssertUnwindSafe(|| {
+            factory.borrow_mut().build_protocol(&peer)
+        }));
         match built {
             Ok(Some(protocol)) => {
                 let handler = ProtocolHandler::new(protocol, factory.clone());
@@ -187,9 +201,18 @@ mod tests {
 
     #[test]
     fn interfaces_resolve_to_local_addresses() {
-        assert_eq!(interface_address("127.0.0.1", 80).unwrap(), "127.0.0.1:80".parse().unwrap());
-        assert_eq!(interface_address("[::1]", 81).unwrap(), "[::1]:81".parse().unwrap());
-        assert!(interface_address("localhost", 0).unwrap().ip().is_loopback());
+        assert_eq!(
+            interface_address("127.0.0.1", 80).unwrap(),
+            "127.0.0.1:80".parse().unwrap()
+        );
+        assert_eq!(
+            interface_address("[::1]", 81).unwrap(),
+            "[::1]:81".parse().unwrap()
+        );
+        assert!(interface_address("localhost", 0)
+            .unwrap()
+            .ip()
+            .is_loopback());
         assert!(matches!(
             interface_address("no such host.invalid", 0),
             Err(ListenError::Interface { .. })

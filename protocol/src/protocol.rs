@@ -135,7 +135,9 @@ pub struct Context<'a, P: Protocol> {
 
 impl<P: Protocol> std::fmt::Debug for Context<'_, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("transport", &self.transport).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
     }
 }
 
@@ -154,7 +156,11 @@ impl<P: Protocol> DerefMut for Context<'_, P> {
 }
 
 impl<'a, P: Protocol> Context<'a, P> {
-    pub(crate) fn new(transport: Transport<'a>, factory: &'a Shared<P::Factory>, idle: &'a mut IdleTimer) -> Self {
+    pub(crate) fn new(
+        transport: Transport<'a>,
+        factory: &'a Shared<P::Factory>,
+        idle: &'a mut IdleTimer,
+    ) -> Self {
         Context {
             transport,
             factory,

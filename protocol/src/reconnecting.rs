@@ -132,7 +132,11 @@ impl ReconnectingClientFactory {
     /// Stops retrying: cancels the scheduled retry, and abandons an attempt in
     /// progress (Twisted's `stopTrying`).
     #[doc(alias = "stopTrying")]
-    pub fn stop_trying<F: ClientFactory>(&mut self, reactor: &mut Reactor, connector: &Connector<F>) {
+    pub fn stop_trying<F: ClientFactory>(
+        &mut self,
+        reactor: &mut Reactor,
+        connector: &Connector<F>,
+    ) {
         if let Some(call) = self.pending.take() {
             let _ = call.cancel(reactor);
         }
@@ -141,12 +145,20 @@ impl ReconnectingClientFactory {
     }
 
     /// An attempt failed: schedule the next with a longer delay.
-    pub fn connection_failed<F: ClientFactory>(&mut self, reactor: &mut Reactor, connector: &Connector<F>) {
+    pub fn connection_failed<F: ClientFactory>(
+        &mut self,
+        reactor: &mut Reactor,
+        connector: &Connector<F>,
+    ) {
         self.retry(reactor, connector);
     }
 
     /// A connection that had been made was lost: start again from the initial delay.
-    pub fn connection_lost<F: ClientFactory>(&mut self, reactor: &mut Reactor, connector: &Connector<F>) {
+    pub fn connection_lost<F: ClientFactory>(
+        &mut self,
+        reactor: &mut Reactor,
+        connector: &Connector<F>,
+    ) {
         if self.continue_trying {
             self.reset_delay();
         }
@@ -155,7 +167,11 @@ impl ReconnectingClientFactory {
 
     /// Schedules `connector.connect()` after the next delay (Twisted's `retry`).
     /// Returns the delay, or `None` when it gave up or was told to stop.
-    pub fn retry<F: ClientFactory>(&mut self, reactor: &mut Reactor, connector: &Connector<F>) -> Option<Duration> {
+    pub fn retry<F: ClientFactory>(
+        &mut self,
+        reactor: &mut Reactor,
+        connector: &Connector<F>,
+    ) -> Option<Duration> {
         if !self.continue_trying {
             return None;
         }

@@ -100,7 +100,10 @@ pub(crate) fn resolve(
         key,
         handle: reactor.handle(),
     };
-    let sent = pool().lock().map(|sender| sender.send(job).is_ok()).unwrap_or(false);
+    let sent = pool()
+        .lock()
+        .map(|sender| sender.send(job).is_ok())
+        .unwrap_or(false);
     if !sent {
         reactor.call_soon(move |reactor| {
             if let Some(done) = WAITING.with(|w| w.borrow_mut().remove(&key)) {
@@ -139,9 +142,18 @@ mod tests {
 
     #[test]
     fn literals_and_names_resolve_off_thread() {
-        assert_eq!(run_lookup("127.0.0.1").unwrap(), vec!["127.0.0.1:7".parse().unwrap()]);
-        assert_eq!(run_lookup("[::1]").unwrap(), vec!["[::1]:7".parse().unwrap()]);
-        assert!(run_lookup("localhost").unwrap().iter().all(|a| a.ip().is_loopback()));
+        assert_eq!(
+            run_lookup("127.0.0.1").unwrap(),
+            vec!["127.0.0.1:7".parse().unwrap()]
+        );
+        assert_eq!(
+            run_lookup("[::1]").unwrap(),
+            vec!["[::1]:7".parse().unwrap()]
+        );
+        assert!(run_lookup("localhost")
+            .unwrap()
+            .iter()
+            .all(|a| a.ip().is_loopback()));
         assert!(run_lookup("no-such-host.invalid").is_err());
     }
 

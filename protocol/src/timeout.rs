@@ -27,7 +27,11 @@ fn progress(transport: &Transport<'_>) -> u64 {
 }
 
 impl IdleTimer {
-    pub(crate) fn set<P: Protocol>(&mut self, transport: &mut Transport<'_>, period: Option<Duration>) {
+    pub(crate) fn set<P: Protocol>(
+        &mut self,
+        transport: &mut Transport<'_>,
+        period: Option<Duration>,
+    ) {
         self.cancel(transport);
         self.period = period;
         self.arm::<P>(transport);
