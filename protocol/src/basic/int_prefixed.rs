@@ -1,0 +1,515 @@
+//! [`IntNStringReceiver`]: strings behind a big-endian length prefix of 1, 2 or 4
+//! bytes (Twisted's `basic.IntNStringReceiver`, `Int8StringReceiver`,
+//! `Int16StringReceiver`, `Int32StringReceiver`).
+
+use std::borrow::Cow;
+use std::error::Error;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use reactor::DelayedCall;
+use transport::{DisconnectReason, EofAction};
+
+use super::netstring::DEFAULT_MAX_STRING_LENGTH;
+use crate::protocol::{Context, Protocol};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for u8 {}
+    impl Sealed for u16 {}
+    impl Sealed for u32 {}
+}
+
+/// The integer type of a length prefix: `u8`, `u16` or `u32`, sent big-endian
+/// (Twisted's `structFormat` `"!B"`, `"!H"`, `"!I"`).
+pub trait LengthPrefix: sealed::Sealed + Copy + fmt::Debug + 'static {
+    /// Bytes in the prefix (Twisted's `prefixLength`).
+    const WIDTH: usize;
+    /// The longest string the prefix can announce.
+    const MAX: usize;
+
+    /// Reads a prefix of exactly [`WIDTH`](Self::WIDTH) bytes.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is not [`WIDTH`](Self::WIDTH) long.
+    fn decode(bytes: &[u8]) -> usize;
+
+    /// Writes `length` into `out`, [`WIDTH`](Self::WIDTH) bytes long.
+    ///
+    /// # Panics
+    ///
+    /// If `out` is not [`WIDTH`](Self::WIDTH) long, or `length` is above
+    /// [`MAX`](Self::MAX).
+    fn encode(length: usize, out: &mut [u8]);
+}
+
+macro_rules! length_prefix {
+    ($int:ty) => {
+        impl LengthPrefix for $int {
+            const WIDTH: usize = std::mem::size_of::<$int>();
+            const MAX: usize = <$int>::MAX as usize;
+
+            fn decode(bytes: &[u8]) -> usize {
+                let bytes = bytes.try_into().expect("a prefix of WIDTH bytes");
+                <$int>::from_be_bytes(bytes) as usize
+            }
+
+            fn encode(length: usize, out: &mut [u8]) {
+                let length = <$int>::try_from(length).expect("a length of at most MAX");
+                out.copy_from_slice(&length.to_be_bytes());
+            }
+        }
+    };
+}
+
+length_prefix!(u8);
+length_prefix!(u16);
+length_prefix!(u32);
+
+/// Strings behind a 4-byte length (Twisted's `Int32StringReceiver`).
+pub type Int32StringReceiver<S> = IntNStringReceiver<u32, S>;
+/// Strings behind a 2-byte length (Twisted's `Int16StringReceiver`).
+pub type Int16StringReceiver<S> = IntNStringReceiver<u16, S>;
+/// Strings behind a 1-byte length (Twisted's `Int8StringReceiver`).
+pub type Int8StringReceiver<S> = IntNStringReceiver<u8, S>;
+
+/// A protocol that speaks in length-prefixed strings, for prefix type `P`: what one
+/// writes to be wrapped in an [`IntNStringReceiver`] (Twisted's `Int32StringReceiver`
+/// subclass and its siblings).
+///
+/// Implement it for one prefix (`impl IntStringProtocol<u32> for ..`) or for all of
+/// them at once (`impl<P: LengthPrefix> IntStringProtocol<P> for ..`).
+///
+/// # The contract
+///
+/// * `string_received` gets each string, in order, however the stream was cut.
+/// * A prefix announcing more than [`MAX_LENGTH`](Self::MAX_LENGTH) calls
+///   [`length_limit_exceeded`](Self::length_limit_exceeded) as soon as the prefix has
+///   arrived, before any of the string is buffered; the receiver records an
+///   [`IntStringError::LengthLimitExceeded`] and parses nothing more (the stream
+///   cannot be resynchronised).
+/// * Once the protocol closes the connection or pauses
+///   ([`IntStringContext::pause_receiving`]), no more strings are delivered from what
+///   is buffered.
+///
+/// # Examples
+///
+/// ```
+/// use protocol::basic::{Int16StringReceiver, IntStringContext, IntStringProtocol, LengthPrefix};
+/// use protocol::testing::ProtocolTest;
+/// use protocol::{for_protocol, SimpleFactory};
+///
+/// /// Echoes each string, over any prefix width.
+/// #[derive(Default)]
+/// struct Echo;
+///
+/// impl<P: LengthPrefix> IntStringProtocol<P> for Echo {
+///     type Factory = SimpleFactory<protocol::basic::IntNStringReceiver<P, Self>>;
+///
+///     fn string_received(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>, string: &[u8]) {
+///         cx.send_string(string).expect("what fits in came in");
+///     }
+/// }
+///
+/// let mut test = ProtocolTest::new(Int16StringReceiver::new(Echo), for_protocol());
+/// test.feed(b"\x00\x02hi\x00\x00");
+/// assert_eq!(test.take_written(), b"\x00\x02hi\x00\x00");
+/// ```
+pub trait IntStringProtocol<P: LengthPrefix>: Sized + 'static {
+    /// The factory that builds the [`IntNStringReceiver`] around this protocol.
+    type Factory: 'static;
+
+    /// The longest string accepted; change it at run time with
+    /// [`IntStringContext::set_max_length`] (Twisted's `MAX_LENGTH`).
+    const MAX_LENGTH: usize = DEFAULT_MAX_STRING_LENGTH;
+
+    /// A string arrived, prefix removed (Twisted's `stringReceived`).
+    #[doc(alias = "stringReceived")]
+    fn string_received(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>, string: &[u8]);
+
+    /// A prefix announced `length` bytes, more than the maximum (Twisted's
+    /// `lengthLimitExceeded`). The default closes the connection.
+    #[doc(alias = "lengthLimitExceeded")]
+    fn length_limit_exceeded(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>, length: usize) {
+        let _ = length;
+        cx.lose_connection();
+    }
+
+    /// As [`Protocol::connection_made`].
+    #[doc(alias = "connectionMade")]
+    fn connection_made(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) {
+        let _ = cx;
+    }
+
+    /// As [`Protocol::connection_lost`]; [`IntStringContext::error`] tells whether
+    /// the peer broke the length limit.
+    #[doc(alias = "connectionLost")]
+    fn connection_lost(
+        &mut self,
+        cx: &mut IntStringContext<'_, '_, P, Self>,
+        reason: &DisconnectReason,
+    ) {
+        let _ = (cx, reason);
+    }
+
+    /// As [`Protocol::read_connection_lost`].
+    #[doc(alias = "readConnectionLost")]
+    fn read_connection_lost(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) -> EofAction {
+        let _ = cx;
+        EofAction::Close
+    }
+
+    /// As [`Protocol::write_connection_lost`].
+    #[doc(alias = "writeConnectionLost")]
+    fn write_connection_lost(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) {
+        let _ = cx;
+    }
+
+    /// As [`Protocol::pause_producing`] (the write side; compare
+    /// [`IntStringContext::pause_receiving`]).
+    #[doc(alias = "pauseProducing")]
+    fn pause_producing(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) {
+        let _ = cx;
+    }
+
+    /// As [`Protocol::resume_producing`].
+    #[doc(alias = "resumeProducing")]
+    fn resume_producing(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) {
+        let _ = cx;
+    }
+
+    /// As [`Protocol::timeout_connection`]; the default aborts with
+    /// [`DisconnectReason::TimedOut`].
+    #[doc(alias = "timeoutConnection")]
+    fn timeout_connection(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) {
+        cx.abort_with_reason(DisconnectReason::TimedOut);
+    }
+}
+
+/// What went wrong with a length-prefixed string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IntStringError {
+    /// [`IntStringContext::send_string`] was given a string the prefix cannot
+    /// announce (Twisted's `StringTooLongError`); nothing was sent.
+    TooLongToSend {
+        /// The string's length.
+        length: usize,
+        /// The longest the prefix can announce.
+        max: usize,
+    },
+    /// The peer announced a string longer than the maximum accepted.
+    LengthLimitExceeded {
+        /// The length announced.
+        length: usize,
+        /// The maximum in force.
+        max: usize,
+    },
+}
+
+impl fmt::Display for IntStringError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntStringError::TooLongToSend { length, max } => write!(
+                f,
+                "string of {length} bytes is too long for its length prefix (at most {max})"
+            ),
+            IntStringError::LengthLimitExceeded { length, max } => write!(
+                f,
+                "peer announced a string of {length} bytes, more than the maximum of {max}"
+            ),
+        }
+    }
+}
+
+impl Error for IntStringError {}
+
+#[derive(Debug)]
+struct IntState {
+    /// Bytes of an unfinished prefix and string.
+    buffer: Vec<u8>,
+    max_length: usize,
+    paused: bool,
+    /// The peer broke the length limit: nothing more is parsed.
+    broken: bool,
+    error: Option<IntStringError>,
+}
+
+/// Wraps an [`IntStringProtocol`] into a [`Protocol`]: one implementation for every
+/// prefix width (Twisted's `IntNStringReceiver`); see the aliases
+/// [`Int32StringReceiver`], [`Int16StringReceiver`] and [`Int8StringReceiver`].
+///
+/// A string that arrives whole in one read is delivered straight from it; only a
+/// string split across reads is copied aside.
+pub struct IntNStringReceiver<P: LengthPrefix, S: IntStringProtocol<P>> {
+    protocol: S,
+    state: IntState,
+    prefix: PhantomData<fn() -> P>,
+}
+
+impl<P: LengthPrefix, S: IntStringProtocol<P> + fmt::Debug> fmt::Debug
+    for IntNStringReceiver<P, S>
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntNStringReceiver")
+            .field("width", &P::WIDTH)
+            .field("protocol", &self.protocol)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl<P: LengthPrefix, S: IntStringProtocol<P> + Default> Default for IntNStringReceiver<P, S> {
+    fn default() -> Self {
+        IntNStringReceiver::new(S::default())
+    }
+}
+
+impl<P: LengthPrefix, S: IntStringProtocol<P>> IntNStringReceiver<P, S> {
+    /// Wraps `protocol`, with its `MAX_LENGTH`.
+    pub fn new(protocol: S) -> Self {
+        IntNStringReceiver {
+            protocol,
+            state: IntState {
+                buffer: Vec::new(),
+                max_length: S::MAX_LENGTH,
+                paused: false,
+                broken: false,
+                error: None,
+            },
+            prefix: PhantomData,
+        }
+    }
+
+    /// The wrapped protocol.
+    pub fn protocol(&self) -> &S {
+        &self.protocol
+    }
+
+    /// The wrapped protocol, to change.
+    pub fn protocol_mut(&mut self) -> &mut S {
+        &mut self.protocol
+    }
+
+    /// What went wrong with the peer's input, if anything.
+    pub fn error(&self) -> Option<&IntStringError> {
+        self.state.error.as_ref()
+    }
+
+    /// Bytes received and not yet delivered.
+    pub fn buffered(&self) -> usize {
+        self.state.buffer.len()
+    }
+
+    /// Calls `f` with the protocol and an [`IntStringContext`] over `cx`, then
+    /// delivers what became deliverable (after `resume_receiving`): how a timer or a
+    /// test reaches the protocol.
+    pub fn with_context<R>(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        f: impl FnOnce(&mut S, &mut IntStringContext<'_, '_, P, S>) -> R,
+    ) -> R {
+        let result = self.call(cx, f);
+        self.deliver(cx, &[]);
+        result
+    }
+
+    fn call<R>(
+        &mut self,
+        cx: &mut Context<'_, Self>,
+        f: impl FnOnce(&mut S, &mut IntStringContext<'_, '_, P, S>) -> R,
+    ) -> R {
+        let mut icx = IntStringContext {
+            cx,
+            state: &mut self.state,
+        };
+        f(&mut self.protocol, &mut icx)
+    }
+
+    /// Delivers every complete string in the buffer and `data`; keeps the rest.
+    fn deliver(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
+        if self.state.broken {
+            return;
+        }
+        let bytes: Cow<'_, [u8]> = if self.state.buffer.is_empty() {
+            Cow::Borrowed(data)
+        } else {
+            let mut buffer = std::mem::take(&mut self.state.buffer);
+            buffer.extend_from_slice(data);
+            Cow::Owned(buffer)
+        };
+        let mut pos = 0;
+        while bytes.len() - pos >= P::WIDTH && !self.state.paused && cx.is_open() {
+            let length = P::decode(&bytes[pos..pos + P::WIDTH]);
+            let start = pos + P::WIDTH;
+            if length > self.state.max_length {
+                let max = self.state.max_length;
+                self.state.broken = true;
+                self.state.error = Some(IntStringError::LengthLimitExceeded { length, max });
+                pos = bytes.len();
+                self.call(cx, |p, cx| p.length_limit_exceeded(cx, length));
+                break;
+            }
+            if bytes.len() - start < length {
+                break;
+            }
+            let string = &bytes[start..start + length];
+            pos = start + length;
+            self.call(cx, |p, cx| p.string_received(cx, string));
+        }
+        self.state.buffer = match bytes {
+            Cow::Owned(mut owned) => {
+                owned.drain(..pos);
+                owned
+            }
+            Cow::Borrowed(borrowed) => borrowed[pos..].to_vec(),
+        };
+    }
+}
+
+// ===== impl IProtocol =====
+
+impl<P: LengthPrefix, S: IntStringProtocol<P>> Protocol for IntNStringReceiver<P, S> {
+    type Factory = S::Factory;
+
+    fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
+        self.with_context(cx, |p, cx| p.connection_made(cx));
+    }
+
+    fn data_received(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
+        self.deliver(cx, data);
+    }
+
+    fn read_connection_lost(&mut self, cx: &mut Context<'_, Self>) -> EofAction {
+        self.with_context(cx, |p, cx| p.read_connection_lost(cx))
+    }
+
+    fn write_connection_lost(&mut self, cx: &mut Context<'_, Self>) {
+        self.with_context(cx, |p, cx| p.write_connection_lost(cx));
+    }
+
+    fn connection_lost(&mut self, cx: &mut Context<'_, Self>, reason: &DisconnectReason) {
+        self.call(cx, |p, cx| p.connection_lost(cx, reason));
+        self.state.buffer = Vec::new();
+    }
+
+    fn pause_producing(&mut self, cx: &mut Context<'_, Self>) {
+        self.with_context(cx, |p, cx| p.pause_producing(cx));
+    }
+
+    fn resume_producing(&mut self, cx: &mut Context<'_, Self>) {
+        self.with_context(cx, |p, cx| p.resume_producing(cx));
+    }
+
+    fn timeout_connection(&mut self, cx: &mut Context<'_, Self>) {
+        self.with_context(cx, |p, cx| p.timeout_connection(cx));
+    }
+}
+
+/// What an [`IntStringProtocol`] callback can reach: the protocol [`Context`] (by
+/// dereference) and the receiver's controls.
+pub struct IntStringContext<'a, 'b, P: LengthPrefix, S: IntStringProtocol<P>> {
+    cx: &'a mut Context<'b, IntNStringReceiver<P, S>>,
+    state: &'a mut IntState,
+}
+
+impl<P: LengthPrefix, S: IntStringProtocol<P>> fmt::Debug for IntStringContext<'_, '_, P, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntStringContext")
+            .field("cx", &self.cx)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'b, P: LengthPrefix, S: IntStringProtocol<P>> Deref for IntStringContext<'_, 'b, P, S> {
+    type Target = Context<'b, IntNStringReceiver<P, S>>;
+
+    fn deref(&self) -> &Self::Target {
+        self.cx
+    }
+}
+
+impl<P: LengthPrefix, S: IntStringProtocol<P>> DerefMut for IntStringContext<'_, '_, P, S> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.cx
+    }
+}
+
+impl<'b, P: LengthPrefix, S: IntStringProtocol<P>> IntStringContext<'_, 'b, P, S> {
+    /// The protocol context itself.
+    pub fn context(&mut self) -> &mut Context<'b, IntNStringReceiver<P, S>> {
+        self.cx
+    }
+
+    /// Writes `string` behind its length prefix, in one write (Twisted's
+    /// `sendString`).
+    ///
+    /// # Errors
+    ///
+    /// [`IntStringError::TooLongToSend`] if the prefix cannot announce the string's
+    /// length (over 255 bytes for `u8`, 65535 for `u16`); nothing is written.
+    #[doc(alias = "sendString")]
+    pub fn send_string(&mut self, string: &[u8]) -> Result<(), IntStringError> {
+        if string.len() > P::MAX {
+            return Err(IntStringError::TooLongToSend {
+                length: string.len(),
+                max: P::MAX,
+            });
+        }
+        let mut prefix = [0u8; 4];
+        let prefix = &mut prefix[..P::WIDTH];
+        P::encode(string.len(), prefix);
+        self.cx.write_sequence(&[prefix, string]);
+        Ok(())
+    }
+
+    /// The longest string accepted.
+    pub fn max_length(&self) -> usize {
+        self.state.max_length
+    }
+
+    /// Changes the longest string accepted, from the next prefix read on.
+    pub fn set_max_length(&mut self, max: usize) {
+        self.state.max_length = max;
+    }
+
+    /// Stops delivering strings (and reading) until
+    /// [`resume_receiving`](Self::resume_receiving) (Twisted's `pauseProducing`).
+    #[doc(alias = "pauseProducing")]
+    pub fn pause_receiving(&mut self) {
+        self.state.paused = true;
+        self.cx.pause_reading();
+    }
+
+    /// Delivers the buffered strings and reads again (Twisted's `resumeProducing`).
+    #[doc(alias = "resumeProducing")]
+    pub fn resume_receiving(&mut self) {
+        self.state.paused = false;
+        self.cx.resume_reading();
+    }
+
+    /// Whether delivery is paused.
+    pub fn is_paused(&self) -> bool {
+        self.state.paused
+    }
+
+    /// What went wrong with the peer's input, if anything.
+    pub fn error(&self) -> Option<&IntStringError> {
+        self.state.error.as_ref()
+    }
+
+    /// Calls `f` with this protocol and a fresh context after `delay`, if the
+    /// connection is still open; strings that `f` makes deliverable (by resuming)
+    /// are delivered when it returns.
+    pub fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut S, &mut IntStringContext<'_, '_, P, S>) + 'static,
+    ) -> DelayedCall {
+        self.cx
+            .call_later(delay, move |receiver, cx| receiver.with_context(cx, f))
+    }
+}
