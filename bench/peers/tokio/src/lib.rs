@@ -3,8 +3,9 @@
 //!
 //! Written the way the tokio README and tutorial write servers: `tokio::net`, one
 //! `tokio::spawn` per connection, `write_all` of the in-memory poem, a read/`write_all`
-//! loop for echo. No tuning beyond `TCP_NODELAY` on echo connections (which every peer
-//! in the benchmark sets, so that Nagle does not hold back split replies).
+//! loop for echo. No tuning beyond what every peer in the benchmark shares: a listen
+//! backlog of 1024 ([`listen`]) and `TCP_NODELAY` on echo connections (so that Nagle
+//! does not hold back split replies).
 //!
 //! | here | Twisted (tutorial) |
 //! |---|---|
@@ -24,10 +25,10 @@
 //!
 //! ```
 //! use std::io::{Read, Write};
-//! use tokio_server::{runtime, serve_echo, Flavor};
+//! use tokio_server::{listen, runtime, serve_echo, Flavor};
 //!
 //! let rt = runtime(Flavor::Current)?;
-//! let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+//! let listener = rt.block_on(async { listen("127.0.0.1:0".parse().unwrap()) })?;
 //! let addr = listener.local_addr()?;
 //! let _server = rt.spawn(serve_echo(listener));
 //! // Drive the current-thread runtime on another thread while we act as the client.
@@ -44,11 +45,12 @@
 mod fd_limit;
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 pub use crate::fd_limit::raise_fd_limit;
 
@@ -73,6 +75,28 @@ pub fn runtime(flavor: Flavor) -> io::Result<tokio::runtime::Runtime> {
     }
     .enable_all()
     .build()
+}
+
+/// The listen backlog of every peer in the benchmark. (`TcpListener::bind` uses 128,
+/// mio's value, which overflows when a load generator opens thousands of connections
+/// at once; each overflow costs that client a 1 s SYN retry.)
+pub const BACKLOG: u32 = 1024;
+
+/// Binds `addr` with [`BACKLOG`], through tokio's `TcpSocket` (with `SO_REUSEADDR`, as
+/// `TcpListener::bind` sets). Must be called inside the runtime.
+///
+/// # Errors
+///
+/// The error of creating, binding or listening on the socket.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Accepts forever; each connection gets the whole poem, then is closed.

@@ -15,9 +15,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio_server::{raise_fd_limit, runtime, serve_echo, serve_poetry, Flavor};
+use tokio_server::{listen, raise_fd_limit, runtime, serve_echo, serve_poetry, Flavor};
 
 #[derive(Debug, Parser)]
 #[command(name = "tokio-server", about = "Idiomatic tokio: poetry and echo.")]
@@ -83,9 +82,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let rt = runtime(flavor).map_err(|e| format!("cannot build the runtime: {e}"))?;
     rt.block_on(async move {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+        let listener = listen(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
         // Handlers first, so a signal right after the start line is not lost.
         let mut term =
             signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
