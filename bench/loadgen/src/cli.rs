@@ -70,7 +70,7 @@ pub struct PoemsArgs {
     /// Count a download as corrupted unless its FNV-1a 64 sum (hex) is this.
     #[arg(long, value_parser = parse_sum)]
     pub expect_sum: Option<u64>,
-    /// Worker threads (default: the number of CPUs, at most CONCURRENCY).
+    /// Worker threads (default: half the CPUs, at least 1, at most CONCURRENCY).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Give up after this many seconds.
@@ -93,7 +93,7 @@ pub struct EchoArgs {
     /// How long to measure, after every connection is established.
     #[arg(long, default_value_t = 5_000)]
     pub duration_ms: u64,
-    /// Worker threads (default: the number of CPUs, at most CONNECTIONS).
+    /// Worker threads (default: half the CPUs, at least 1, at most CONNECTIONS).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Give up after this many seconds (connecting included); must exceed the duration.
@@ -116,8 +116,8 @@ pub struct IdleArgs {
     /// Also stop holding at the first line on stdin, or when stdin closes.
     #[arg(long)]
     pub until_stdin: bool,
-    /// Connection attempts in flight at once (keeps the server's backlog from
-    /// overflowing).
+    /// Connection attempts in flight at once; after each batch, a 1 ms pause for the
+    /// server to accept (keeps its accept queue from overflowing).
     #[arg(long, default_value_t = 128)]
     pub connect_batch: usize,
     /// Give up opening connections after this many seconds (the hold is bounded by
@@ -163,9 +163,11 @@ pub(crate) fn seconds(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// Worker threads: as asked, else one per CPU; never more than there is work for.
+/// Worker threads: as asked, else half the CPUs (the server under test runs on the
+/// same machine and needs the other half); at least one, never more than there is
+/// work for.
 pub(crate) fn threads(asked: Option<usize>, work: usize) -> usize {
-    let default = std::thread::available_parallelism().map_or(1, usize::from);
+    let default = std::thread::available_parallelism().map_or(1, usize::from) / 2;
     asked.unwrap_or(default).clamp(1, work.max(1))
 }
 

@@ -22,6 +22,9 @@ use super::{poll_until, secs};
 
 const STDIN: Token = Token(usize::MAX - 1);
 
+/// The pause after each `--connect-batch` connections.
+const BATCH_PAUSE: Duration = Duration::from_millis(1);
+
 /// Descriptors kept free for stdio, the poll and the like.
 const SPARE_FDS: u64 = 32;
 
@@ -73,9 +76,18 @@ pub(crate) fn run(args: &IdleArgs) -> Result<Report, Error> {
     let mut connecting = 0usize;
     let mut scratch = [0u8; 4096];
 
-    // Open them all, at most `connect_batch` in flight at once.
+    // Open them all, at most `connect_batch` in flight at once. On loopback the
+    // handshake completes in the client's own syscall, whether or not the server has
+    // run, so after each batch pause a moment for it to `accept`: a full accept queue
+    // drops SYNs, and each drop costs a 1 s retry.
+    let mut since_pause = 0;
     while conns.len() < args.connections || connecting > 0 {
+        if since_pause >= args.connect_batch {
+            std::thread::sleep(BATCH_PAUSE);
+            since_pause = 0;
+        }
         while connecting < args.connect_batch && conns.len() < args.connections {
+            since_pause += 1;
             let slot = conns.len();
             let opened = TcpStream::connect(addr).and_then(|mut s| {
                 poll.registry().register(
