@@ -246,6 +246,9 @@ impl Protocol for PoetryProtocol {
         cx.set_timeout(idle_timeout);
         if fast {
             cx.register_producer(false);
+            // The socket is almost always writable now: send the first chunk at once
+            // rather than a turn later (a short poem is then sent and closed here).
+            self.resume_producing(cx);
         } else {
             self.send_slowly(cx);
         }
