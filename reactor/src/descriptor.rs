@@ -111,9 +111,11 @@ impl fmt::Display for LostReason {
 ///   registered when it shuts down. A descriptor removed explicitly with
 ///   [`Reactor::remove_descriptor`] is handed back (or dropped) without that call: the
 ///   remover decides.
-/// * [`source`](Descriptor::source) must return the same mio source every time; the
-///   reactor registers it once, for both directions, when the descriptor is inserted
-///   and deregisters it when it is removed.
+/// * [`source`](Descriptor::source) must return the same mio source every time. The
+///   reactor registers it once, for both directions, just before its next poll after
+///   the descriptor is inserted (so a descriptor inserted and removed within one turn
+///   costs the poller nothing), deregisters it when it is removed and handed back, and
+///   simply drops it (closing the source removes it from the poller) otherwise.
 ///
 /// # Examples
 ///

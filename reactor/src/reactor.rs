@@ -43,6 +43,8 @@ struct Slot {
     write_ready: bool,
     /// Already in the ready queue for the next turn.
     queued: bool,
+    /// Registered with the poller (done lazily, just before the next poll).
+    registered: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,8 @@ pub struct Reactor {
     free_head: u32,
     descriptor_count: usize,
     ready_queue: Vec<DescriptorId>,
+    /// Inserted since the last poll, not yet registered with the poller.
+    unregistered: Vec<DescriptorId>,
     pub(crate) timers: TimerQueue,
     soon: VecDeque<Callback>,
     when_running: Vec<Callback>,
@@ -126,6 +130,7 @@ impl Reactor {
             free_head: u32::MAX,
             descriptor_count: 0,
             ready_queue: Vec::new(),
+            unregistered: Vec::new(),
             timers: TimerQueue::new(),
             soon: VecDeque::new(),
             when_running: Vec::new(),
@@ -174,17 +179,19 @@ impl Reactor {
 // ===== impl IReactorFDSet =====
 
 impl Reactor {
-    /// Takes ownership of `descriptor` and registers its source, with no interest yet:
-    /// follow with [`add_reader`](Self::add_reader) and/or
-    /// [`add_writer`](Self::add_writer).
+    /// Takes ownership of `descriptor`, with no interest yet: follow with
+    /// [`add_reader`](Self::add_reader) and/or [`add_writer`](Self::add_writer). Its
+    /// source is registered with the poller just before the next poll; if the poller
+    /// refuses it then, the descriptor is removed and told so through
+    /// `connection_lost` ([`LostReason::Error`]).
     ///
     /// # Errors
     ///
-    /// [`ReactorError::Io`] if the source cannot be registered; the descriptor is
-    /// dropped.
+    /// [`ReactorError::Io`] if the reactor already holds 2^32 - 3 descriptors; the
+    /// descriptor is dropped.
     pub fn insert(
         &mut self,
-        mut descriptor: Box<dyn Descriptor>,
+        descriptor: Box<dyn Descriptor>,
     ) -> Result<DescriptorId, ReactorError> {
         let index = if self.free_head != u32::MAX {
             self.free_head
@@ -201,6 +208,7 @@ impl Reactor {
                 read_ready: false,
                 write_ready: false,
                 queued: false,
+                registered: false,
             });
             self.free_head = index;
             index
@@ -210,11 +218,6 @@ impl Reactor {
             index,
             generation: slot.generation,
         };
-        self.poll.registry().register(
-            descriptor.source(),
-            id.token(),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
         let SlotState::Vacant(next) = slot.state else {
             unreachable!("free list points at an occupied slot");
         };
@@ -225,7 +228,13 @@ impl Reactor {
         slot.read_ready = false;
         slot.write_ready = false;
         slot.queued = false;
+        slot.registered = false;
         self.descriptor_count += 1;
+        // Registered with the poller just before the next poll, not now: a descriptor
+        // that finishes within this turn (a short reply, then close) costs no
+        // epoll_ctl at all. Edge-triggered registration reports readiness that is
+        // already there, so nothing is missed.
+        self.unregistered.push(id);
         trace!("inserted descriptor {id}");
         Ok(id)
     }
@@ -368,15 +377,25 @@ impl Reactor {
     /// being dispatched right now (it removed itself), in which case it is dropped as
     /// soon as its method returns.
     pub fn remove_descriptor(&mut self, id: DescriptorId) -> Option<Box<dyn Descriptor>> {
+        self.take(id, true)
+    }
+
+    /// Removes a descriptor from its slot; deregisters its source only if asked (a
+    /// descriptor about to be dropped need not be: closing its source removes it from
+    /// the poller).
+    fn take(&mut self, id: DescriptorId, deregister: bool) -> Option<Box<dyn Descriptor>> {
         let slot = self.slot_mut(id).ok()?;
         slot.generation = slot.generation.wrapping_add(1);
         slot.reading = false;
         slot.writing = false;
+        let registered = mem::replace(&mut slot.registered, false);
         let state = mem::replace(&mut slot.state, SlotState::LiftedRemoved);
         self.descriptor_count -= 1;
         match state {
             SlotState::Present(mut descriptor) => {
-                self.deregister(descriptor.as_mut());
+                if deregister && registered {
+                    self.deregister(descriptor.as_mut());
+                }
                 self.free_slot(id.index);
                 trace!("removed descriptor {id}");
                 Some(descriptor)
@@ -384,6 +403,30 @@ impl Reactor {
             _ => {
                 trace!("descriptor {id} removed while dispatched");
                 None
+            }
+        }
+    }
+
+    /// Registers with the poller every descriptor inserted since the last poll that
+    /// is still there; one the poller refuses is lost with the error.
+    fn register_pending(&mut self) {
+        for id in mem::take(&mut self.unregistered) {
+            let Some(slot) = self.slots.get_mut(id.index as usize) else {
+                continue;
+            };
+            if slot.generation != id.generation || slot.registered {
+                continue;
+            }
+            let SlotState::Present(descriptor) = &mut slot.state else {
+                continue;
+            };
+            match self.poll.registry().register(
+                descriptor.source(),
+                id.token(),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                Ok(()) => slot.registered = true,
+                Err(e) => self.lose(id, LostReason::Error(e)),
             }
         }
     }
@@ -400,8 +443,11 @@ impl Reactor {
         &mut self,
         source: &mut dyn mio::event::Source,
     ) -> Result<(), ReactorError> {
-        self.poll.registry().deregister(source)?;
-        Ok(())
+        match self.poll.registry().deregister(source) {
+            // Never registered: descriptors are registered lazily, before a poll.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => Ok(other?),
+        }
     }
 
     /// Removes every descriptor and hands them back, without calling `connection_lost`
@@ -486,12 +532,13 @@ impl Reactor {
     }
 
     /// Returns a lifted descriptor to its slot, or drops it if it was removed meanwhile.
-    fn put_back(&mut self, id: DescriptorId, mut descriptor: Box<dyn Descriptor>) {
+    fn put_back(&mut self, id: DescriptorId, descriptor: Box<dyn Descriptor>) {
         let slot = &mut self.slots[id.index as usize];
         match slot.state {
             SlotState::Lifted => slot.state = SlotState::Present(descriptor),
             SlotState::LiftedRemoved => {
-                self.deregister(descriptor.as_mut());
+                // Dropped right here: closing its source removes it from the poller.
+                drop(descriptor);
                 self.free_slot(id.index);
             }
             _ => unreachable!("lifted slot {id} was reused while lifted"),
@@ -500,7 +547,7 @@ impl Reactor {
 
     /// Removes the descriptor and tells it why through `connection_lost`.
     fn lose(&mut self, id: DescriptorId, reason: LostReason) {
-        let Some(mut descriptor) = self.remove_descriptor(id) else {
+        let Some(mut descriptor) = self.take(id, false) else {
             return;
         };
         debug!("{} {id} lost: {reason}", descriptor.log_prefix());
@@ -574,7 +621,9 @@ impl Reactor {
             return true;
         }
         let now = duration_to_nanos(self.clock.now());
-        self.timers.next_deadline().is_some_and(|deadline| deadline <= now)
+        self.timers
+            .next_deadline()
+            .is_some_and(|deadline| deadline <= now)
     }
 
     /// How many `call_later` calls are pending.
@@ -706,6 +755,7 @@ impl Reactor {
     }
 
     fn turn_inner(&mut self, max_wait: Option<Duration>) -> Result<(), ReactorError> {
+        self.register_pending();
         let timeout = self.poll_timeout(max_wait);
         let mut events = mem::replace(&mut self.events, Events::with_capacity(0));
         let polled = match self.poll.poll(&mut events, timeout) {
