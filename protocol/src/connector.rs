@@ -247,35 +247,49 @@ impl<F: ClientFactory> Connector<F> {
     }
 
     /// Abandons the attempt in progress (Twisted's `stopConnecting`); the factory's
-    /// `client_connection_failed` hears [`ConnectError::Cancelled`]. Returns whether
-    /// there was one.
+    /// `client_connection_failed` hears [`ConnectError::Cancelled`] on the reactor's
+    /// next turn, not from inside this call, so the factory may call it on itself
+    /// (as [`ReconnectingClientFactory::stop_trying`] does) or from one of its
+    /// callbacks. Returns whether there was an attempt.
+    ///
+    /// [`ReconnectingClientFactory::stop_trying`]: crate::ReconnectingClientFactory::stop_trying
     #[doc(alias = "stopConnecting")]
     pub fn stop_connecting(&self, reactor: &mut Reactor) -> bool {
         let phase = self.state.borrow().phase;
         match phase {
-            Phase::Starting => {
-                self.fail(reactor, ConnectError::Cancelled);
-                true
-            }
-            Phase::Resolving(lookup) => {
-                resolver::cancel(lookup);
-                self.fail(reactor, ConnectError::Cancelled);
-                true
-            }
-            Phase::Connecting(id) => Connecting::cancel(reactor, id),
-            Phase::Disconnected | Phase::Connected(_) => false,
+            Phase::Starting | Phase::Resolving(_) | Phase::Connecting(_) => {}
+            Phase::Disconnected | Phase::Connected(_) => return false,
         }
+        // The attempt is over now: its pending steps find themselves stale.
+        {
+            let mut state = self.state.borrow_mut();
+            state.phase = Phase::Disconnected;
+            state.attempt += 1;
+        }
+        match phase {
+            Phase::Resolving(lookup) => resolver::cancel(lookup),
+            Phase::Connecting(id) => {
+                Connecting::cancel(reactor, id);
+            }
+            _ => {}
+        }
+        let connector = self.clone();
+        reactor
+            .call_soon(move |reactor| connector.report_failure(reactor, ConnectError::Cancelled));
+        true
     }
 
-    /// Closes the connection, or abandons the attempt (Twisted's `disconnect`).
+    /// Closes the connection, or abandons the attempt (Twisted's `disconnect`). As
+    /// in Twisted, the connection closes on the reactor's next turn, so the factory
+    /// hears of it (`client_connection_lost`) from there, never from inside this call.
     pub fn disconnect(&self, reactor: &mut Reactor) {
         let phase = self.state.borrow().phase;
         match phase {
-            Phase::Connected(id) => {
+            Phase::Connected(id) => reactor.call_soon(move |reactor| {
                 Connection::<ProtocolHandler<F::Protocol>>::with_handler(reactor, id, |_, t| {
                     t.lose_connection()
                 });
-            }
+            }),
             _ => {
                 self.stop_connecting(reactor);
             }
@@ -445,6 +459,12 @@ impl<F: ClientFactory> Connector<F> {
 
     fn fail(&self, reactor: &mut Reactor, reason: ConnectError) {
         self.state.borrow_mut().phase = Phase::Disconnected;
+        self.report_failure(reactor, reason);
+    }
+
+    /// Tells the factory an attempt failed, and lets go of it unless it connected
+    /// again.
+    fn report_failure(&self, reactor: &mut Reactor, reason: ConnectError) {
         debug!(
             "connect to {} failed: {reason}",
             self.state.borrow().destination
