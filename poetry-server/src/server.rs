@@ -144,6 +144,7 @@ impl Factory for PoetryFactory {
             offset: 0,
             timer: None,
             no_sendfile: false,
+            finished: false,
         })
     }
 }
@@ -156,6 +157,8 @@ pub struct PoetryProtocol {
     timer: Option<DelayedCall>,
     /// `sendfile` is not possible on this connection: read and write instead.
     no_sendfile: bool,
+    /// The whole poem has been handed to the transport.
+    finished: bool,
 }
 
 impl PoetryProtocol {
@@ -246,9 +249,15 @@ impl Protocol for PoetryProtocol {
         cx.set_timeout(idle_timeout);
         if fast {
             cx.register_producer(false);
-            // The socket is almost always writable now: send the first chunk at once
-            // rather than a turn later (a short poem is then sent and closed here).
-            self.resume_producing(cx);
+            // The socket is almost always writable now: send at once rather than a turn
+            // later, while it takes everything (a short poem is sent and closed here,
+            // without the connection ever waiting on the poller).
+            for _ in 0..16 {
+                if self.finished || cx.write_blocked() || !cx.is_open() {
+                    break;
+                }
+                self.resume_producing(cx);
+            }
         } else {
             self.send_slowly(cx);
         }
@@ -264,6 +273,7 @@ impl Protocol for PoetryProtocol {
             None => self.send_next(cx, FAST_CHUNK),
         };
         if !more {
+            self.finished = true;
             cx.unregister_producer();
             cx.lose_connection();
         }

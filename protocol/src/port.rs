@@ -182,7 +182,8 @@ fn accept_with<F: Factory>(factory: Shared<F>) -> OnAccept {
         match built {
             Ok(Some(protocol)) => {
                 let handler = ProtocolHandler::new(protocol, factory.clone());
-                if let Err(e) = Connection::start_boxed(reactor, stream, handler) {
+                if let Err(e) = Connection::start_with_peer(reactor, stream, peer.clone(), handler)
+                {
                     warn!("cannot start connection from {peer}: {e}");
                 }
             }
