@@ -12,8 +12,15 @@ use crate::protocol::{with_protocol, Protocol};
 /// counters when the timer fires, so neither reads nor writes pay anything for it: a
 /// long download that keeps the socket busy never times out; a stalled one is closed
 /// between one and two periods after its last progress.
+///
+/// A connection that never sets a timeout holds one null pointer for it.
 #[derive(Debug, Default)]
 pub(crate) struct IdleTimer {
+    state: Option<Box<IdleState>>,
+}
+
+#[derive(Debug, Default)]
+struct IdleState {
     period: Option<Duration>,
     timer: Option<DelayedCall>,
     /// Bytes moved (both directions) when the timer was armed.
@@ -32,19 +39,39 @@ impl IdleTimer {
         transport: &mut Transport<'_>,
         period: Option<Duration>,
     ) {
-        self.cancel(transport);
-        self.period = period;
-        self.arm::<P>(transport);
+        if period.is_none() && self.state.is_none() {
+            return;
+        }
+        let state = self.state.get_or_insert_with(Box::default);
+        state.cancel(transport);
+        state.period = period;
+        state.arm::<P>(transport);
     }
 
     pub(crate) fn reset<P: Protocol>(&mut self, transport: &mut Transport<'_>) {
-        if self.period.is_some() {
-            self.cancel(transport);
-            self.arm::<P>(transport);
+        if let Some(state) = self.state.as_mut().filter(|s| s.period.is_some()) {
+            state.cancel(transport);
+            state.arm::<P>(transport);
         }
     }
 
     pub(crate) fn cancel(&mut self, transport: &mut Transport<'_>) {
+        if let Some(state) = self.state.as_mut() {
+            state.cancel(transport);
+        }
+    }
+
+    /// The timer fired: whether the connection really made no progress (if bytes
+    /// moved, the timer is re-armed instead).
+    pub(crate) fn expired<P: Protocol>(&mut self, transport: &mut Transport<'_>) -> bool {
+        self.state
+            .as_mut()
+            .is_some_and(|state| state.expired::<P>(transport))
+    }
+}
+
+impl IdleState {
+    fn cancel(&mut self, transport: &mut Transport<'_>) {
         if let Some(timer) = self.timer.take() {
             let _ = timer.cancel(transport.reactor());
         }
@@ -76,7 +103,7 @@ impl IdleTimer {
     /// The timer fired: if bytes moved meanwhile, re-arms it one period after its last
     /// deadline and answers `false`. So a connection is closed after between one and
     /// two periods without progress.
-    pub(crate) fn expired<P: Protocol>(&mut self, transport: &mut Transport<'_>) -> bool {
+    fn expired<P: Protocol>(&mut self, transport: &mut Transport<'_>) -> bool {
         self.timer = None;
         if progress(transport) != self.seen {
             let last = self.deadline;

@@ -78,12 +78,11 @@ struct Core {
     stream: Box<dyn Stream>,
     id: Option<DescriptorId>,
     /// This end's address, read from the socket the first time it is asked for.
-    host: std::cell::OnceCell<Address>,
+    host: std::cell::OnceCell<Box<Address>>,
     peer: Address,
     out: WriteBuffer,
-    high_water: usize,
-    low_water: usize,
-    max_buffer: Option<usize>,
+    /// Flow-control and close settings; `None` (the defaults) costs one pointer.
+    settings: Option<Box<Settings>>,
     state: State,
     write_half: WriteHalf,
     read_closed: bool,
@@ -92,8 +91,6 @@ struct Core {
     /// A failure met inside a callback (a direct write that broke), acted on after it.
     failure: Option<DisconnectReason>,
     producer: Option<Producer>,
-    close_timeout: Option<Duration>,
-    close_timer: Option<DelayedCall>,
     bytes_received: u64,
     bytes_sent: u64,
     /// A write (or `send_file`) met `WouldBlock` since the last write readiness.
@@ -173,7 +170,7 @@ impl Transport<'_> {
             core.out.push(&chunk[skip..]);
             skip = 0;
         }
-        if let Some(limit) = core.max_buffer {
+        if let Some(limit) = core.max_buffer() {
             if core.out.len() > limit {
                 core.failure = Some(DisconnectReason::BufferOverflow { limit });
                 return;
@@ -439,22 +436,23 @@ impl Transport<'_> {
             low <= high,
             "low-water mark {low} above high-water mark {high}"
         );
-        self.core.high_water = high;
-        self.core.low_water = low;
+        let settings = self.core.settings_mut();
+        settings.high_water = high;
+        settings.low_water = low;
     }
 
     /// Sets a hard limit on the write buffer: a write that takes it past `limit` aborts
     /// the connection with [`DisconnectReason::BufferOverflow`]. `None` (the default)
     /// leaves it unbounded, as Twisted does.
     pub fn set_max_write_buffer(&mut self, limit: Option<usize>) {
-        self.core.max_buffer = limit;
+        self.core.settings_mut().max_buffer = limit;
     }
 
     /// Sets the grace period of `lose_connection`: if the buffer has not drained
     /// `timeout` after it, the connection is aborted with
     /// [`DisconnectReason::TimedOut`]. `None` (the default) waits for ever.
     pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
-        self.core.close_timeout = timeout;
+        self.core.settings_mut().close_timeout = timeout;
     }
 }
 
@@ -493,11 +491,53 @@ fn write_direct(stream: &mut dyn Stream, data: &[&[u8]]) -> io::Result<usize> {
     Ok(written)
 }
 
+/// What a connection rarely changes from the defaults, kept out of line.
+#[derive(Debug)]
+struct Settings {
+    high_water: usize,
+    low_water: usize,
+    max_buffer: Option<usize>,
+    close_timeout: Option<Duration>,
+    close_timer: Option<DelayedCall>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            high_water: DEFAULT_HIGH_WATER,
+            low_water: DEFAULT_LOW_WATER,
+            max_buffer: None,
+            close_timeout: None,
+            close_timer: None,
+        }
+    }
+}
+
 impl Core {
+    fn settings_mut(&mut self) -> &mut Settings {
+        self.settings.get_or_insert_with(Box::default)
+    }
+
+    fn high_water(&self) -> usize {
+        self.settings
+            .as_ref()
+            .map_or(DEFAULT_HIGH_WATER, |s| s.high_water)
+    }
+
+    fn low_water(&self) -> usize {
+        self.settings
+            .as_ref()
+            .map_or(DEFAULT_LOW_WATER, |s| s.low_water)
+    }
+
+    fn max_buffer(&self) -> Option<usize> {
+        self.settings.as_ref().and_then(|s| s.max_buffer)
+    }
+
     /// This end's address; asked of the socket once, on first use.
     fn host(&self) -> &Address {
         self.host
-            .get_or_init(|| self.stream.local_address().unwrap_or(Address::Unix(None)))
+            .get_or_init(|| Box::new(self.stream.local_address().unwrap_or(Address::Unix(None))))
     }
 }
 
@@ -571,9 +611,7 @@ impl<H: Handler> Connection<H> {
                 host: std::cell::OnceCell::new(),
                 peer,
                 out: WriteBuffer::default(),
-                high_water: DEFAULT_HIGH_WATER,
-                low_water: DEFAULT_LOW_WATER,
-                max_buffer: None,
+                settings: None,
                 state: State::Open,
                 write_half: WriteHalf::Open,
                 read_closed: false,
@@ -581,8 +619,6 @@ impl<H: Handler> Connection<H> {
                 abort_requested: false,
                 failure: None,
                 producer: None,
-                close_timeout: None,
-                close_timer: None,
                 bytes_received: 0,
                 bytes_sent: 0,
                 write_blocked: false,
@@ -674,7 +710,7 @@ impl<H: Handler> Connection<H> {
                 Some(Producer {
                     streaming: true,
                     paused: false,
-                }) if self.core.out.len() > self.core.high_water => {
+                }) if self.core.out.len() > self.core.high_water() => {
                     self.core.producer = Some(Producer {
                         streaming: true,
                         paused: true,
@@ -707,17 +743,17 @@ impl<H: Handler> Connection<H> {
     }
 
     fn arm_close_timer(&mut self, reactor: &mut Reactor) {
-        let (Some(timeout), Some(id), None, State::Closing) = (
-            self.core.close_timeout,
-            self.core.id,
-            self.core.close_timer,
-            self.core.state,
-        ) else {
+        let (Some(settings), Some(id), State::Closing) =
+            (self.core.settings.as_mut(), self.core.id, self.core.state)
+        else {
             return;
         };
-        self.core.close_timer = Some(reactor.call_later(timeout, move |reactor| {
+        let (Some(timeout), None) = (settings.close_timeout, settings.close_timer) else {
+            return;
+        };
+        settings.close_timer = Some(reactor.call_later(timeout, move |reactor| {
             reactor.with_descriptor::<Self, _>(id, |conn, reactor| {
-                conn.core.close_timer = None;
+                conn.core.settings_mut().close_timer = None;
                 debug!("connection {id}: close grace period expired, aborting");
                 conn.finish(reactor, DisconnectReason::TimedOut);
             });
@@ -730,7 +766,12 @@ impl<H: Handler> Connection<H> {
             return;
         }
         self.core.state = State::Closed;
-        if let Some(timer) = self.core.close_timer.take() {
+        if let Some(timer) = self
+            .core
+            .settings
+            .as_mut()
+            .and_then(|s| s.close_timer.take())
+        {
             let _ = timer.cancel(reactor);
         }
         if matches!(
@@ -862,7 +903,7 @@ impl<H: Handler> Descriptor for Connection<H> {
             paused: true,
         }) = self.core.producer
         {
-            if self.core.out.len() <= self.core.low_water {
+            if self.core.out.len() <= self.core.low_water() {
                 self.core.producer = Some(Producer {
                     streaming: true,
                     paused: false,

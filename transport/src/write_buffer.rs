@@ -2,54 +2,67 @@
 
 /// A FIFO of bytes kept in one contiguous allocation, consumed from the front.
 ///
-/// Memory: nothing is allocated until the first byte that the socket did not take at
-/// once; a large allocation is given back as soon as the buffer empties, so an idle
-/// connection holds none.
+/// Memory: an empty buffer is one null pointer. Nothing is allocated until the first
+/// byte the socket did not take at once, and everything is given back as soon as the
+/// buffer empties, so an idle connection holds no buffer at all.
 #[derive(Debug, Default)]
 pub(crate) struct WriteBuffer {
+    pending: Option<Box<Pending>>,
+}
+
+#[derive(Debug)]
+struct Pending {
     bytes: Vec<u8>,
+    /// Bytes before this index have been sent.
     start: usize,
 }
 
-/// Capacity above which an emptied buffer gives its memory back.
-const KEEP_CAPACITY: usize = 64 * 1024;
-
 impl WriteBuffer {
     pub(crate) fn len(&self) -> usize {
-        self.bytes.len() - self.start
+        self.pending.as_ref().map_or(0, |p| p.bytes.len() - p.start)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.pending.is_none()
     }
 
     pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.bytes[self.start..]
+        self.pending.as_ref().map_or(&[], |p| &p.bytes[p.start..])
     }
 
     pub(crate) fn push(&mut self, data: &[u8]) {
-        if self.start > 0 && self.start >= self.bytes.len() / 2 {
-            self.bytes.drain(..self.start);
-            self.start = 0;
+        if data.is_empty() {
+            return;
         }
-        self.bytes.extend_from_slice(data);
+        let pending = self.pending.get_or_insert_with(|| {
+            Box::new(Pending {
+                bytes: Vec::with_capacity(data.len()),
+                start: 0,
+            })
+        });
+        if pending.start > 0 && pending.start >= pending.bytes.len() / 2 {
+            pending.bytes.drain(..pending.start);
+            pending.start = 0;
+        }
+        pending.bytes.extend_from_slice(data);
     }
 
     /// Drops the first `n` bytes (the socket took them).
     pub(crate) fn consume(&mut self, n: usize) {
-        self.start += n;
-        debug_assert!(self.start <= self.bytes.len());
-        if self.start == self.bytes.len() {
+        let Some(pending) = self.pending.as_mut() else {
+            debug_assert_eq!(n, 0);
+            return;
+        };
+        pending.start += n;
+        debug_assert!(pending.start <= pending.bytes.len());
+        if pending.start >= pending.bytes.len() {
             self.clear();
         }
     }
 
+    /// Empties the buffer and gives its memory back.
     pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
-        self.start = 0;
-        if self.bytes.capacity() > KEEP_CAPACITY {
-            self.bytes = Vec::new();
-        }
+        self.pending = None;
     }
 }
 
@@ -69,10 +82,14 @@ mod tests {
     }
 
     #[test]
-    fn gives_large_allocations_back_when_empty() {
+    fn gives_its_memory_back_when_empty() {
         let mut b = WriteBuffer::default();
         b.push(&vec![1u8; 1 << 20]);
         b.consume(1 << 20);
-        assert_eq!(b.bytes.capacity(), 0);
+        assert!(b.pending.is_none());
+        assert_eq!(
+            std::mem::size_of::<WriteBuffer>(),
+            std::mem::size_of::<usize>()
+        );
     }
 }
