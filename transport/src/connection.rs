@@ -134,8 +134,10 @@ impl Transport<'_> {
     #[doc(alias = "writeSequence")]
     pub fn write_sequence(&mut self, data: &[&[u8]]) {
         let core = &mut *self.core;
+        // A writing half that is only closing (`ShutdownRequested`) still takes writes:
+        // they go out before the shutdown, as after `lose_connection` (and Twisted).
         if core.state == State::Closed
-            || core.write_half != WriteHalf::Open
+            || core.write_half == WriteHalf::Shut
             || core.failure.is_some()
             || core.abort_requested
         {
@@ -736,6 +738,9 @@ impl<H: Handler> Connection<H> {
             if let Err(msg) = self.call(reactor, |h, t| h.write_connection_lost(t)) {
                 return self.finish(reactor, DisconnectReason::Panicked(msg));
             }
+            // Act on what the callback asked for (an abort, a close); the half is
+            // `Shut` now, so this does not come back here.
+            return self.settle(reactor);
         }
         if self.core.state == State::Closing && self.core.producer.is_none() {
             self.finish(reactor, DisconnectReason::Done);
