@@ -46,7 +46,9 @@ pub struct Connecting {
 
 impl std::fmt::Debug for Connecting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connecting").field("target", &self.target).finish_non_exhaustive()
+        f.debug_struct("Connecting")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,7 +95,9 @@ impl Connecting {
     /// attempt to abandon.
     pub fn cancel(reactor: &mut Reactor, id: DescriptorId) -> bool {
         reactor
-            .with_descriptor::<Connecting, _>(id, |c, reactor| c.fail(reactor, id, DisconnectReason::Aborted))
+            .with_descriptor::<Connecting, _>(id, |c, reactor| {
+                c.fail(reactor, id, DisconnectReason::Aborted)
+            })
             .is_some()
     }
 
@@ -106,7 +110,12 @@ impl Connecting {
         self.finish(reactor, id, Err(reason));
     }
 
-    fn finish(&mut self, reactor: &mut Reactor, id: DescriptorId, outcome: Result<(), DisconnectReason>) {
+    fn finish(
+        &mut self,
+        reactor: &mut Reactor,
+        id: DescriptorId,
+        outcome: Result<(), DisconnectReason>,
+    ) {
         let Some(on_done) = self.on_done.take() else {
             return;
         };
@@ -116,7 +125,10 @@ impl Connecting {
         reactor.remove_descriptor(id);
         let result = match outcome {
             Ok(()) => {
-                let mut stream = self.stream.take().expect("stream present until handed over");
+                let mut stream = self
+                    .stream
+                    .take()
+                    .expect("stream present until handed over");
                 match reactor.deregister_source(stream.as_mut()) {
                     Ok(()) => Ok(stream),
                     Err(e) => Err(DisconnectReason::Io(io::Error::other(e))),
@@ -124,7 +136,11 @@ impl Connecting {
             }
             Err(reason) => Err(reason),
         };
-        trace!("connect to {} finished: {:?}", self.target, result.as_ref().map(|_| ()));
+        trace!(
+            "connect to {} finished: {:?}",
+            self.target,
+            result.as_ref().map(|_| ())
+        );
         on_done(reactor, result);
     }
 

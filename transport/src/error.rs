@@ -29,7 +29,9 @@ pub enum TransportError {
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TransportError::Bind { address, source } => write!(f, "cannot listen on {address}: {source}"),
+            TransportError::Bind { address, source } => {
+                write!(f, "cannot listen on {address}: {source}")
+            }
             TransportError::Socket(e) => write!(f, "socket error: {e}"),
             TransportError::Reactor(e) => write!(f, "{e}"),
         }

@@ -83,8 +83,12 @@ pub use crate::connection::{
 };
 pub use crate::error::TransportError;
 pub use crate::handler::{EofAction, Handler};
-pub use crate::listener::{Acceptor, Listener, OnAccept, OnClose, ACCEPT_BACKOFF, MAX_ACCEPTS_PER_TURN};
+pub use crate::listener::{
+    Acceptor, Listener, OnAccept, OnClose, ACCEPT_BACKOFF, MAX_ACCEPTS_PER_TURN,
+};
 pub use crate::memory::MemoryStream;
 pub use crate::reason::DisconnectReason;
-pub use crate::socket::{bind_tcp, bind_unix, start_connect_tcp, start_connect_unix, ListenOptions};
+pub use crate::socket::{
+    bind_tcp, bind_unix, start_connect_tcp, start_connect_unix, ListenOptions,
+};
 pub use crate::stream::Stream;

@@ -78,7 +78,9 @@ pub type OnClose = Box<dyn FnOnce(&mut Reactor)>;
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("Listener")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -139,7 +141,10 @@ impl Listener {
 
     fn back_off(&mut self, reactor: &mut Reactor, id: DescriptorId, e: &io::Error) {
         if !self.backing_off {
-            warn!("listener {}: cannot accept ({e}); pausing accepts for {ACCEPT_BACKOFF:?}", self.address);
+            warn!(
+                "listener {}: cannot accept ({e}); pausing accepts for {ACCEPT_BACKOFF:?}",
+                self.address
+            );
         }
         self.backing_off = true;
         let _ = reactor.remove_reader(id);

@@ -80,7 +80,10 @@ impl MemoryStream {
     ///
     /// If `capacity` is zero: no byte could ever cross.
     pub fn pair(capacity: usize) -> (MemoryStream, MemoryStream) {
-        assert!(capacity > 0, "a memory stream needs a capacity of at least one byte");
+        assert!(
+            capacity > 0,
+            "a memory stream needs a capacity of at least one byte"
+        );
         let shared = Rc::new(RefCell::new(Shared {
             pipes: [Pipe::default(), Pipe::default()],
             capacity,
@@ -238,7 +241,11 @@ mod tests {
         assert_eq!(b.read(&mut buf).unwrap(), 0);
         assert!(b.at_eof());
         b.write_all(b"back").unwrap();
-        assert_eq!(a.read(&mut buf).unwrap(), 4, "the other direction stays open");
+        assert_eq!(
+            a.read(&mut buf).unwrap(),
+            4,
+            "the other direction stays open"
+        );
     }
 
     #[test]

@@ -108,13 +108,25 @@ mod tests {
     #[test]
     fn classifies_socket_errors() {
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert!(matches!(DisconnectReason::from_io(reset), DisconnectReason::Lost(_)));
+        assert!(matches!(
+            DisconnectReason::from_io(reset),
+            DisconnectReason::Lost(_)
+        ));
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert!(matches!(DisconnectReason::from_io(refused), DisconnectReason::Refused));
+        assert!(matches!(
+            DisconnectReason::from_io(refused),
+            DisconnectReason::Refused
+        ));
         let other = io::Error::other("odd");
-        assert!(matches!(DisconnectReason::from_io(other), DisconnectReason::Io(_)));
+        assert!(matches!(
+            DisconnectReason::from_io(other),
+            DisconnectReason::Io(_)
+        ));
         assert!(DisconnectReason::Done.is_clean());
         assert!(!DisconnectReason::Shutdown.is_clean());
-        assert_eq!(DisconnectReason::Done.to_string(), "connection was closed cleanly");
+        assert_eq!(
+            DisconnectReason::Done.to_string(),
+            "connection was closed cleanly"
+        );
     }
 }

@@ -50,20 +50,33 @@ impl Default for ListenOptions {
 ///
 /// [`TransportError::Bind`] if the address cannot be bound (in use, not local);
 /// [`TransportError::Socket`] for other socket failures.
-pub fn bind_tcp(address: SocketAddr, options: &ListenOptions) -> Result<TcpListener, TransportError> {
+pub fn bind_tcp(
+    address: SocketAddr,
+    options: &ListenOptions,
+) -> Result<TcpListener, TransportError> {
     let bind_error = |source| TransportError::Bind {
         address: Address::Tcp(address),
         source,
     };
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )
+    .map_err(TransportError::Socket)?;
+    socket
+        .set_nonblocking(true)
         .map_err(TransportError::Socket)?;
-    socket.set_nonblocking(true).map_err(TransportError::Socket)?;
     socket.set_cloexec(true).map_err(TransportError::Socket)?;
     if options.reuse_address {
-        socket.set_reuse_address(true).map_err(TransportError::Socket)?;
+        socket
+            .set_reuse_address(true)
+            .map_err(TransportError::Socket)?;
     }
     if options.reuse_port {
-        socket.set_reuse_port(true).map_err(TransportError::Socket)?;
+        socket
+            .set_reuse_port(true)
+            .map_err(TransportError::Socket)?;
     }
     if address.is_ipv6() {
         socket.set_only_v6(true).map_err(TransportError::Socket)?;
@@ -84,7 +97,9 @@ pub fn bind_unix(path: &Path, backlog: i32) -> Result<UnixListener, TransportErr
         source,
     };
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(TransportError::Socket)?;
-    socket.set_nonblocking(true).map_err(TransportError::Socket)?;
+    socket
+        .set_nonblocking(true)
+        .map_err(TransportError::Socket)?;
     socket.set_cloexec(true).map_err(TransportError::Socket)?;
     let addr = SockAddr::unix(path).map_err(bind_error)?;
     socket.bind(&addr).map_err(bind_error)?;
@@ -100,7 +115,11 @@ pub fn bind_unix(path: &Path, backlog: i32) -> Result<UnixListener, TransportErr
 ///
 /// An immediate failure (no route, bad bind address, refused at once).
 pub fn start_connect_tcp(address: SocketAddr, bind: Option<SocketAddr>) -> io::Result<TcpStream> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_nonblocking(true)?;
     socket.set_cloexec(true)?;
     if let Some(bind) = bind {
