@@ -136,6 +136,34 @@ fn cancel_abandons_a_connect() {
     assert_eq!(reactor.pending_calls(), 0, "the timeout was cancelled");
 }
 
+#[test]
+fn reactor_shutdown_ends_a_pending_connect() {
+    let options = ListenOptions {
+        backlog: 0,
+        ..ListenOptions::default()
+    };
+    let listener = bind_tcp("127.0.0.1:0".parse().unwrap(), &options).unwrap();
+    let target = listener.local_addr().unwrap();
+    let _filler = std::net::TcpStream::connect(target).unwrap();
+    let mut reactor = Reactor::new().unwrap();
+    let (on_done, outcome) = keep_outcome();
+    let stream = start_connect_tcp(target, None).unwrap();
+    Connecting::start(
+        &mut reactor,
+        Box::new(stream),
+        Address::Tcp(target),
+        Some(LIMIT),
+        on_done,
+    )
+    .unwrap();
+    reactor.call_soon(|r| r.stop());
+    util::run_with_watchdog(&mut reactor, LIMIT);
+    assert_eq!(
+        outcome.borrow_mut().take().unwrap().err(),
+        Some(Ended::Shutdown)
+    );
+}
+
 /// Client and server records of one round trip: the client sends `ping`, the server
 /// answers `pong`, the client closes once it has the answer.
 struct RoundTrip {
