@@ -4,11 +4,13 @@
 
 mod util;
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
+use std::rc::Rc;
 use std::time::Duration;
 
 use reactor::{ManualClock, Reactor};
-use transport::{Address, Connection};
+use transport::{Address, Connection, DisconnectReason, Handler, Transport};
 use util::{pattern, Ended, Probe};
 
 /// How a test ends the connection.
@@ -211,4 +213,47 @@ fn a_panicking_handler_closes_only_its_own_connection() {
     drop(peer_c);
     util::turn_until(&mut reactor, |_| record_c.borrow().is_lost());
     assert_eq!(record_c.borrow().only_reason(), Ended::Done);
+}
+
+/// Asks for the addresses for the first time inside `connection_lost`.
+struct LateAddresses(Rc<RefCell<Option<(Address, Address, Ended)>>>);
+
+impl Handler for LateAddresses {
+    fn data_received(&mut self, _: &mut Transport<'_>, _: &[u8]) {}
+
+    fn connection_lost(&mut self, t: &mut Transport<'_>, reason: &DisconnectReason) {
+        *self.0.borrow_mut() = Some((
+            t.get_host().clone(),
+            t.get_peer().clone(),
+            util::ended(reason),
+        ));
+    }
+}
+
+#[test]
+fn addresses_first_asked_after_a_reset_are_still_right() {
+    for family in ["127.0.0.1:0", "[::1]:0"] {
+        if family.starts_with('[') && !util::ipv6_available() {
+            continue;
+        }
+        let (ours, peer) = util::tcp_pair_on(family.parse().unwrap());
+        let host = Address::Tcp(ours.local_addr().unwrap());
+        let remote = Address::Tcp(ours.peer_addr().unwrap());
+        let seen = Rc::new(RefCell::new(None));
+        let mut reactor = Reactor::new().unwrap();
+        Connection::start(
+            &mut reactor,
+            util::into_mio(ours),
+            LateAddresses(seen.clone()),
+        )
+        .unwrap();
+        util::Peer::reset_on_close(&peer).unwrap();
+        drop(peer);
+        util::turn_until(&mut reactor, |_| seen.borrow().is_some());
+        assert_eq!(
+            seen.borrow_mut().take(),
+            Some((host, remote, Ended::Lost)),
+            "{family}"
+        );
+    }
 }
