@@ -243,7 +243,7 @@ impl Transport<'_> {
             return Err(io::ErrorKind::Unsupported.into());
         };
         if core.state == State::Closed
-            || core.write_half != WriteHalf::Open
+            || core.write_half == WriteHalf::Shut
             || core.failure.is_some()
             || core.abort_requested
         {

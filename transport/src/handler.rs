@@ -34,7 +34,11 @@ pub enum EofAction {
 /// A handler that streams data can register itself as the transport's producer
 /// ([`Transport::register_producer`]). A *streaming* (push) producer is told to
 /// `pause_producing` when the write buffer passes its high-water mark and to
-/// `resume_producing` once it drains below the low-water mark. A non-streaming (pull)
+/// `resume_producing` once it drains below the low-water mark. Unlike Twisted, where
+/// `pauseProducing` is called from inside the `write` that crossed the mark, it is
+/// called once the callback that wrote returns: a push producer writes a bounded
+/// amount per callback (a chunk per turn, from a timer or `resume_producing`), never
+/// "until paused" in a loop. A non-streaming (pull)
 /// producer is asked to `resume_producing` each time the buffer has drained: it writes
 /// one chunk per call.
 ///
