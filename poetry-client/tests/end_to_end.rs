@@ -117,37 +117,49 @@ fn reports_a_refused_connection_and_gets_the_others() {
 fn a_reset_mid_poem_is_incomplete_and_not_printed() {
     let poem = shared_poem("ecstasy.txt");
     let half = poem.len() / 2;
-    let partial = poem[..half].to_vec();
-    let rude = RawServer::start(1, move |mut stream| {
-        stream.write_all(&partial).unwrap();
-        reset(stream);
-    });
     let good_poem = shared_poem("science.txt");
     let good = ServerThread::start(&good_poem, fast());
-    let run = run_client(&[rude.address(), good.address()]);
-    assert_eq!(run.code, Some(1), "{}", run.stderr);
-    let header = format!(
-        "Task 1: INCOMPLETE poem from {}: {half} bytes arrived before",
-        rude.address()
-    );
-    assert!(
-        run.stderr.contains(&header),
-        "no {header:?} in:\n{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("Task 2: 653 bytes of poetry"),
-        "{}",
-        run.stderr
-    );
-    // Only the whole poem reaches stdout; not a byte of the broken one.
-    assert_same_bytes(&run.stdout, &good_poem, "stdout");
-    assert!(
-        run.stderr
-            .contains("Got 1 of 2 poems (1 failed or incomplete)"),
-        "{}",
-        run.stderr
-    );
+    // If the reset arrives before the client's reactor has seen its connect complete,
+    // the connect itself reports the reset (`SO_ERROR`), as Twisted's would: a
+    // failure too, but not the one under test. The server pauses before writing to
+    // make that rare, and the test tries again if it happens anyway.
+    for attempt in 1..=3 {
+        let partial = poem[..half].to_vec();
+        let rude = RawServer::start(1, move |mut stream| {
+            std::thread::sleep(Duration::from_millis(50));
+            stream.write_all(&partial).unwrap();
+            reset(stream);
+        });
+        let run = run_client(&[rude.address(), good.address()]);
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        // Only the whole poem reaches stdout; not a byte of the broken one.
+        assert_same_bytes(&run.stdout, &good_poem, "stdout");
+        assert!(
+            run.stderr.contains("Task 2: 653 bytes of poetry"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("Got 1 of 2 poems (1 failed or incomplete)"),
+            "{}",
+            run.stderr
+        );
+        if run.stderr.contains("Task 1: FAILED to connect") && attempt < 3 {
+            println!("attempt {attempt}: the reset beat the connect; again");
+            continue;
+        }
+        let header = format!(
+            "Task 1: INCOMPLETE poem from {}: {half} bytes arrived before",
+            rude.address()
+        );
+        assert!(
+            run.stderr.contains(&header),
+            "no {header:?} in:\n{}",
+            run.stderr
+        );
+        return;
+    }
 }
 
 #[test]
@@ -272,11 +284,15 @@ fn verbose_timeline_and_progress_write_to_stderr_only() {
     ]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_same_bytes(&run.stdout, &poem, "stdout is the poem alone");
-    assert!(
-        run.stderr.contains("Task 1: got 200 bytes of poetry from"),
-        "{}",
-        run.stderr
-    );
+    // One line per read; the reads add up to the poem.
+    let read: usize = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("Task 1: got "))
+        .filter_map(|l| l.split_once(" bytes of poetry from "))
+        .map(|(n, _)| n.parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(read, poem.len(), "{}", run.stderr);
     assert!(run.stderr.contains("Timeline over"), "{}", run.stderr);
     let row = run
         .stderr
