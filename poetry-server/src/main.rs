@@ -34,7 +34,8 @@ struct Args {
     /// Most connections served at once; more are refused with a clean close.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_connections: u32,
-    /// Close a connection that makes no progress for this many seconds; 0 never does.
+    /// Close a connection that makes no progress for this many seconds (in slow mode at
+    /// least two delays); 0 never does.
     #[arg(long, default_value = "120", value_parser = parse_seconds, allow_hyphen_values = true)]
     idle_timeout: Duration,
     /// In fast mode, copy large files through a buffer instead of sending them with

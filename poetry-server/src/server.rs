@@ -31,7 +31,8 @@ pub struct ServerOptions {
     pub delay: Duration,
     /// Connections served at once; more are refused with a clean close.
     pub max_connections: usize,
-    /// Close connections that make no progress for this long (`None`: never).
+    /// Close connections that make no progress for this long (`None`: never). In slow
+    /// mode it is never shorter than two delays, so the server's own pauses do not count.
     pub idle_timeout: Option<Duration>,
     /// In fast mode, send large poem files with `sendfile` (zero copy) rather than
     /// reading them into a buffer first.
@@ -237,16 +238,18 @@ impl Protocol for PoetryProtocol {
     type Factory = PoetryFactory;
 
     fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
-        let (fast, idle_timeout, len) = {
+        let (delay, idle_timeout, len) = {
             let factory = cx.factory();
             (
-                factory.options.delay.is_zero(),
+                factory.options.delay,
                 factory.options.idle_timeout,
                 factory.poem.len(),
             )
         };
+        let fast = delay.is_zero();
         info!("sending {len} bytes of poetry to {}", cx.get_peer());
-        cx.set_timeout(idle_timeout);
+        // Our own pauses between pieces are not the client's idleness.
+        cx.set_timeout(idle_timeout.map(|idle| idle.max(delay * 2)));
         if fast {
             cx.register_producer(false);
             // The socket is almost always writable now: send at once rather than a turn

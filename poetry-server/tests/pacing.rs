@@ -90,6 +90,39 @@ fn slow_mode_stops_its_timer_when_the_client_leaves() {
 }
 
 #[test]
+fn slow_pauses_longer_than_the_idle_timeout_are_not_idleness() {
+    // A piece every 3 s with a 2 s idle timeout: the server's own pauses must not
+    // count as the client stalling, or `--delay 150` (default idle timeout 120 s) would
+    // cut every poem short after a piece or two.
+    let (num_bytes, delay) = (10, Duration::from_secs(3));
+    let options = ServerOptions {
+        idle_timeout: Some(Duration::from_secs(2)),
+        ..slow(num_bytes, delay)
+    };
+    let factory = Shared::new(PoetryFactory::new(
+        Poem::from_bytes("jabberwocky", POEM),
+        options,
+    ));
+    let mut test = ProtocolTest::new(build(&factory), factory.clone());
+    let mut got = test.take_written();
+    for _ in 0..POEM.len().div_ceil(num_bytes) + 1 {
+        for _ in 0..3 {
+            test.advance(delay / 3);
+            got.extend(test.take_written());
+        }
+    }
+    assert!(test.is_lost());
+    assert!(
+        test.reason().unwrap().is_clean(),
+        "{:?} after {} bytes",
+        test.reason(),
+        got.len()
+    );
+    assert_eq!(got, POEM);
+    assert_eq!(factory.borrow().stats().completed, 1);
+}
+
+#[test]
 fn fast_mode_streams_through_a_small_buffer() {
     // A poem far larger than the stream holds: the pull producer must write as the
     // peer drains, never all at once, and end byte-exact.
