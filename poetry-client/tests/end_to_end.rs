@@ -307,6 +307,49 @@ fn verbose_timeline_and_progress_write_to_stderr_only() {
     assert!(run.stderr.contains("\x1b[2KTask   1"), "{:?}", run.stderr);
 }
 
+#[test]
+fn interrupted_downloads_are_reported_incomplete() {
+    // Ctrl-C mid-poem: the reactor stops, every open download ends as incomplete,
+    // nothing reaches stdout, and the summary still comes.
+    let poem = shared_poem("ecstasy.txt");
+    let server = ServerThread::start(&poem, slow(10, Duration::from_millis(20)));
+    let mut child = util::ChildGuard(
+        std::process::Command::new(util::client_binary())
+            .args(["--verbose", &server.address(), &server.address()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("poetry-client starts"),
+    );
+    let (out, out_reader) = util::collect(child.0.stdout.take().unwrap());
+    let (err, err_reader) = util::collect(child.0.stderr.take().unwrap());
+    let text = || String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
+    let deadline = Instant::now() + util::PATIENCE;
+    while !(text().contains("Task 1: got") && text().contains("Task 2: got")) {
+        assert!(Instant::now() < deadline, "no bytes arrived:\n{}", text());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill only sends a signal to our own child, still unreaped.
+    unsafe {
+        libc::kill(child.0.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = child
+        .wait_for(util::PATIENCE)
+        .expect("the client stops on SIGINT");
+    let _ = (out_reader.join(), err_reader.join());
+    let stderr = text();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(out.lock().unwrap().is_empty(), "a partial poem was printed");
+    for task in 1..=2 {
+        assert!(
+            stderr.contains(&format!("Task {task}: INCOMPLETE poem from")),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("Got 0 of 2 poems"), "{stderr}");
+}
+
 /// Runs the client with `args` expecting a usage error: exit 2, nothing on stdout,
 /// one line on stderr, which is returned.
 #[track_caller]
