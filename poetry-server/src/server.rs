@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use log::{info, warn};
 use protocol::{
-    listen_tcp, Address, Context, DisconnectReason, Factory, ListeningPort, Protocol, Shared,
-    TcpListenOptions,
+    listen_tcp, Address, Context, DisconnectReason, EofAction, Factory, ListeningPort, Protocol,
+    Shared, TcpListenOptions,
 };
 use reactor::{DelayedCall, Reactor};
 
@@ -268,6 +268,13 @@ impl Protocol for PoetryProtocol {
 
     fn data_received(&mut self, _cx: &mut Context<'_, Self>, _data: &[u8]) {
         // Clients send nothing; anything they do send is ignored.
+    }
+
+    fn read_connection_lost(&mut self, _cx: &mut Context<'_, Self>) -> EofAction {
+        // Clients send nothing, so one that shuts down its writing half (`nc -N`)
+        // still wants the poem: keep sending. A client that closed altogether is
+        // found out by the next write.
+        EofAction::KeepWriting
     }
 
     fn resume_producing(&mut self, cx: &mut Context<'_, Self>) {

@@ -123,6 +123,28 @@ fn slow_pauses_longer_than_the_idle_timeout_are_not_idleness() {
 }
 
 #[test]
+fn a_client_that_half_closes_still_gets_the_whole_poem() {
+    // Clients send nothing; one that says so by shutting down its writing half at once
+    // (`nc -N < /dev/null`, socat) must not have its poem cut short.
+    let (num_bytes, delay) = (10, Duration::from_secs(1));
+    let factory = Shared::new(PoetryFactory::new(
+        Poem::from_bytes("jabberwocky", POEM),
+        slow(num_bytes, delay),
+    ));
+    let mut test = ProtocolTest::new(build(&factory), factory.clone());
+    test.close_peer_write();
+    let mut got = test.take_written();
+    for _ in 0..POEM.len().div_ceil(num_bytes) {
+        test.advance(delay);
+        got.extend(test.take_written());
+    }
+    assert_eq!(got, POEM);
+    assert!(test.is_lost() && test.reason().unwrap().is_clean());
+    assert!(test.peer_sees_eof());
+    assert_eq!(factory.borrow().stats().completed, 1);
+}
+
+#[test]
 fn fast_mode_streams_through_a_small_buffer() {
     // A poem far larger than the stream holds: the pull producer must write as the
     // peer drains, never all at once, and end byte-exact.
