@@ -295,12 +295,27 @@ pub(crate) fn parse_banner(line: &str) -> Option<(&str, u16)> {
 }
 
 /// Connects to the server on loopback `port`, sends nothing, and reads until it
-/// closes: the whole wire protocol from the client's side.
+/// closes: the whole wire protocol from the client's side. Gives up (with an error)
+/// after [`PATIENCE`] in all.
 pub(crate) fn fetch(port: u16) -> std::io::Result<Vec<u8>> {
+    let deadline = Instant::now() + PATIENCE;
     let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), PATIENCE)?;
-    stream.set_read_timeout(Some(PATIENCE))?;
     let mut poem = Vec::new();
-    stream.read_to_end(&mut poem)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no end of poem after {PATIENCE:?} ({} bytes)", poem.len()),
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf)? {
+            0 => break,
+            n => poem.extend_from_slice(&buf[..n]),
+        }
+    }
     let _ = stream.shutdown(Shutdown::Both);
     Ok(poem)
 }
