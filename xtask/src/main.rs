@@ -5,16 +5,21 @@
 //!   dead port, with progress and timeline (the README's main job).
 //! * `ci`: format, lint, every test (unit, integration, doc) and docs.
 //! * `fuzz [--seconds N] [TARGET...]`: cargo fuzz on each target for a bounded time.
+//! * `bench [--smoke] [--rounds N] [SCENARIO...]`: the stack against its peers, side
+//!   by side (bulk, poems, echo, idle, slow, timers); a full run rewrites
+//!   `docs/benchmarks.md`, `--smoke` (run by `ci`) is tiny and writes nothing.
 
 use std::process::ExitCode;
 
+mod bench;
 mod ci;
 mod demo;
 mod error;
 mod fuzz;
 mod util;
 
-const USAGE: &str = "usage: cargo xtask <demo [--release] | ci | fuzz [--seconds N] [TARGET...]>";
+const USAGE: &str = "usage: cargo xtask <demo [--release] | ci | fuzz [--seconds N] [TARGET...] \
+                     | bench [--smoke] [--rounds N] [SCENARIO...]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +31,7 @@ fn main() -> ExitCode {
         "demo" => demo::main(rest),
         "ci" => ci::main(rest),
         "fuzz" => fuzz::main(rest),
+        "bench" => bench::main(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,0 +1,341 @@
+//! The goals from the issue, checked against the medians: met, not met, or not
+//! measured (a scenario not run, or a server that failed).
+
+use super::table::{format_number, render_aligned, Table};
+
+/// Whether a goal was met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Met,
+    NotMet,
+    NotMeasured,
+}
+
+/// One goal and what the run found.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Goal {
+    pub(crate) goal: String,
+    pub(crate) figure: String,
+    pub(crate) status: Status,
+}
+
+impl Goal {
+    fn new(goal: &str, figure: String, met: bool) -> Goal {
+        Goal {
+            goal: goal.to_owned(),
+            figure,
+            status: if met { Status::Met } else { Status::NotMet },
+        }
+    }
+
+    fn unmeasured(goal: &str) -> Goal {
+        Goal {
+            goal: goal.to_owned(),
+            figure: "not measured".to_owned(),
+            status: Status::NotMeasured,
+        }
+    }
+}
+
+/// Bytes kept after close that still count as "given back": a tenth of what the
+/// connections took, or 64 KiB (a few pages of allocator slack), whichever is more.
+pub(crate) fn kept_allowance_kib(growth_kib: f64) -> f64 {
+    (growth_kib / 10.0).max(64.0)
+}
+
+/// `ours` against `factor × peer`, for a figure where higher is better (`at_least`)
+/// or lower is better.
+fn against_peer(
+    table: &Table,
+    goal: &str,
+    key: &str,
+    peer: &str,
+    factor: f64,
+    at_least: bool,
+) -> Goal {
+    let (Some(ours), Some(theirs)) = (table.median(key, "ours"), table.median(key, peer)) else {
+        return Goal::unmeasured(goal);
+    };
+    let ratio = if theirs == 0.0 {
+        f64::NAN
+    } else {
+        ours / theirs
+    };
+    let met = if at_least {
+        ours >= factor * theirs
+    } else {
+        ours <= factor * theirs
+    };
+    Goal::new(
+        goal,
+        format!(
+            "{} vs {peer} {}: ×{ratio:.2}",
+            format_number(ours),
+            format_number(theirs)
+        ),
+        met,
+    )
+}
+
+/// `ours` against the better of the two tokio runtimes.
+fn against_tokio(table: &Table, goal: &str, key: &str, at_least: bool) -> Goal {
+    let tokio: Vec<(&str, f64)> = ["tokio-multi", "tokio-current"]
+        .into_iter()
+        .filter_map(|s| Some((s, table.median(key, s)?)))
+        .collect();
+    let best = tokio.iter().copied().reduce(|a, b| match at_least {
+        true if b.1 > a.1 => b,
+        false if b.1 < a.1 => b,
+        _ => a,
+    });
+    let (Some(ours), Some((peer, theirs))) = (table.median(key, "ours"), best) else {
+        return Goal::unmeasured(goal);
+    };
+    let met = if at_least {
+        ours >= theirs
+    } else {
+        ours <= theirs
+    };
+    Goal::new(
+        goal,
+        format!(
+            "{} vs {peer} {} (the better tokio)",
+            format_number(ours),
+            format_number(theirs)
+        ),
+        met,
+    )
+}
+
+/// `ours` against a fixed bound.
+fn bound(table: &Table, goal: &str, key: &str, limit: f64, unit: &str, at_most: bool) -> Goal {
+    let Some(ours) = table.median(key, "ours") else {
+        return Goal::unmeasured(goal);
+    };
+    let met = if at_most {
+        ours <= limit
+    } else {
+        ours >= limit
+    };
+    Goal::new(goal, format!("{} {unit}", format_number(ours)), met)
+}
+
+/// Every goal, in the issue's order.
+pub(crate) fn check(table: &Table) -> Vec<Goal> {
+    let mut goals = vec![
+        against_peer(
+            table,
+            "bulk: MB/s ≥ 0.95 × raw-mio",
+            "bulk.mb_per_s",
+            "raw-mio",
+            0.95,
+            true,
+        ),
+        against_peer(
+            table,
+            "bulk: MB/s ≥ 0.9 × the kernel zero-copy figure (raw-mio-sendfile)",
+            "bulk.mb_per_s",
+            "raw-mio-sendfile",
+            0.9,
+            true,
+        ),
+        bound(
+            table,
+            "bulk: server peak RSS ≤ 16 MiB",
+            "bulk.peak_rss_mib",
+            16.0,
+            "MiB",
+            true,
+        ),
+        against_peer(
+            table,
+            "poems: server CPU µs/download ≤ 1.05 × raw-mio",
+            "poems.cpu_us",
+            "raw-mio",
+            1.05,
+            false,
+        ),
+        against_tokio(table, "poems: downloads/s ≥ tokio", "poems.per_s", true),
+        against_peer(
+            table,
+            "echo: server CPU µs/request ≤ 1.05 × raw-mio",
+            "echo.cpu_us",
+            "raw-mio",
+            1.05,
+            false,
+        ),
+        against_tokio(table, "echo: p99 ≤ tokio", "echo.p99_us", false),
+    ];
+    let idle_rows = table
+        .rows
+        .iter()
+        .filter(|r| r.key.starts_with("idle.") && r.key.ends_with(".bytes_per_conn"));
+    let mut any_idle = false;
+    for row in idle_rows {
+        any_idle = true;
+        let prefix = row.key.trim_end_matches(".bytes_per_conn");
+        let goal = format!(
+            "{}: ≤ 256 B per connection, given back after close",
+            row.scenario
+        );
+        let per = table.median(&row.key, "ours");
+        let held = table.median(&format!("{prefix}.held"), "ours");
+        let kept = table.median(&format!("{prefix}.kept_kib"), "ours");
+        let (Some(per), Some(held), Some(kept)) = (per, held, kept) else {
+            goals.push(Goal::unmeasured(&goal));
+            continue;
+        };
+        let allowance = kept_allowance_kib(per * held / 1024.0);
+        goals.push(Goal::new(
+            &goal,
+            format!(
+                "{} B/connection over {} connections; {} KiB kept after close (allowed {})",
+                format_number(per),
+                format_number(held),
+                format_number(kept),
+                format_number(allowance)
+            ),
+            per <= 256.0 && kept <= allowance,
+        ));
+    }
+    if !any_idle {
+        goals.push(Goal::unmeasured(
+            "idle: ≤ 256 B per connection, given back after close",
+        ));
+    }
+    let slow_goal = "slow: every poem byte-exact, server CPU < 50% of one core";
+    let not_exact = table
+        .summary("slow.not_exact", "ours")
+        .map(|s| (s.max, s.count));
+    let slow_failures = table
+        .row("slow.not_exact")
+        .and_then(|r| r.cell("ours"))
+        .map_or(0, |c| c.failures);
+    match (not_exact, table.median("slow.cpu_pct", "ours")) {
+        (Some((worst, rounds)), Some(cpu)) => goals.push(Goal::new(
+            slow_goal,
+            format!(
+                "{} poems not byte-exact in the worst of {rounds} rounds; CPU {}% of a core",
+                format_number(worst),
+                format_number(cpu)
+            ),
+            worst == 0.0 && slow_failures == 0 && cpu < 50.0,
+        )),
+        _ => goals.push(Goal::unmeasured(slow_goal)),
+    }
+    goals.push(bound(
+        table,
+        "timers: ≤ 100 ns per schedule",
+        "timers.schedule_ns",
+        100.0,
+        "ns",
+        true,
+    ));
+    goals.push(bound(
+        table,
+        "timers: ≤ 100 ns per cancel",
+        "timers.cancel_ns",
+        100.0,
+        "ns",
+        true,
+    ));
+    goals
+}
+
+/// The goals as a markdown table.
+pub(crate) fn to_markdown(goals: &[Goal]) -> String {
+    let mut lines = vec![vec![
+        "goal".to_owned(),
+        "figure".to_owned(),
+        "met".to_owned(),
+    ]];
+    for g in goals {
+        let met = match g.status {
+            Status::Met => "yes",
+            Status::NotMet => "**no**",
+            Status::NotMeasured => "not measured",
+        };
+        lines.push(vec![g.goal.clone(), g.figure.clone(), met.to_owned()]);
+    }
+    render_aligned(&lines, &[false, false, false])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::table::Better;
+    use super::*;
+
+    fn status(goals: &[Goal], starts: &str) -> Status {
+        goals
+            .iter()
+            .find(|g| g.goal.starts_with(starts))
+            .unwrap_or_else(|| panic!("no goal {starts}"))
+            .status
+    }
+
+    #[test]
+    fn goals_follow_the_medians() {
+        let mut t = Table::default();
+        let bulk = ("bulk.mb_per_s", "bulk", "MB/s", Better::Higher);
+        for (server, v) in [
+            ("ours", 1900.0),
+            ("raw-mio", 2100.0),
+            ("raw-mio-sendfile", 2000.0),
+        ] {
+            t.record(bulk, server, v);
+        }
+        let poems = ("poems.per_s", "poems", "downloads/s", Better::Higher);
+        t.record(poems, "ours", 60_000.0);
+        t.record(poems, "tokio-multi", 50_000.0);
+        t.record(poems, "tokio-current", 61_000.0);
+        let p99 = ("echo.p99_us", "echo", "p99 µs", Better::Lower);
+        t.record(p99, "ours", 240.0);
+        t.record(p99, "tokio-multi", 3000.0);
+        t.record(p99, "tokio-current", 245.0);
+        let goals = check(&t);
+        // 1900 < 0.95 × 2100 = 1995; 1900 ≥ 0.9 × 2000 = 1800.
+        assert_eq!(status(&goals, "bulk: MB/s ≥ 0.95"), Status::NotMet);
+        assert_eq!(status(&goals, "bulk: MB/s ≥ 0.9 "), Status::Met);
+        assert_eq!(status(&goals, "bulk: server peak"), Status::NotMeasured);
+        // Against the better tokio: current's 61,000.
+        assert_eq!(status(&goals, "poems: downloads/s"), Status::NotMet);
+        assert_eq!(status(&goals, "echo: p99"), Status::Met);
+        assert_eq!(status(&goals, "idle"), Status::NotMeasured);
+        let md = to_markdown(&goals);
+        assert!(md.contains("| **no**"), "{md}");
+        assert!(md.contains("×0.90"), "{md}");
+    }
+
+    #[test]
+    fn idle_goal_needs_small_growth_and_memory_given_back() {
+        let mut t = Table::default();
+        let per = ("idle.0.bytes_per_conn", "idle, 10,000", "B", Better::Lower);
+        let held = ("idle.0.held", "idle, 10,000", "held", Better::Higher);
+        let kept = ("idle.0.kept_kib", "idle, 10,000", "KiB kept", Better::Lower);
+        t.record(per, "ours", 200.0);
+        t.record(held, "ours", 10_000.0);
+        t.record(kept, "ours", 100.0); // allowance: 200 × 10,000 / 1024 / 10 = 195 KiB
+        assert_eq!(status(&check(&t), "idle, 10,000"), Status::Met);
+        t.record(kept, "ours", 400.0);
+        t.record(kept, "ours", 400.0);
+        assert_eq!(status(&check(&t), "idle, 10,000"), Status::NotMet);
+    }
+
+    #[test]
+    fn slow_goal_wants_every_poem_exact_in_every_round() {
+        let mut t = Table::default();
+        let exact = ("slow.not_exact", "slow", "not exact", Better::Lower);
+        let cpu = ("slow.cpu_pct", "slow", "CPU %", Better::Lower);
+        t.record(exact, "ours", 0.0);
+        t.record(cpu, "ours", 12.0);
+        assert_eq!(status(&check(&t), "slow"), Status::Met);
+        t.record(exact, "ours", 1.0);
+        assert_eq!(status(&check(&t), "slow"), Status::NotMet);
+    }
+
+    #[test]
+    fn allowance_has_a_floor() {
+        assert_eq!(kept_allowance_kib(10.0), 64.0);
+        assert_eq!(kept_allowance_kib(10_000.0), 1000.0);
+    }
+}

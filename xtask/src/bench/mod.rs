@@ -1,0 +1,530 @@
+//! `cargo xtask bench [--smoke] [--rounds N] [SCENARIO...]`: the stack against its
+//! peers and the physical limit, side by side.
+//!
+//! Builds what it needs in release mode, runs every scenario against several servers
+//! in the same run (rotating their order each round), and prints one table of medians
+//! and spreads with ours ÷ each peer, then the goals met or not. A full run replaces
+//! `docs/benchmarks.md`; `--smoke` runs tiny sizes once on the debug binaries (what
+//! `cargo xtask ci` does last) and writes nothing.
+//!
+//! Loopback only. Every wait is bounded, and every process started is stopped when its
+//! run ends, however it ends (`util::Guarded`). Servers run on CPU 0 and clients on
+//! CPU 1 when `taskset` exists; `prlimit` raises descriptor limits for the idle runs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::error::TaskError;
+use crate::util::{cargo, root, run};
+
+mod goals;
+mod machine;
+mod probe;
+mod result;
+mod runner;
+mod scenarios;
+mod stats;
+mod table;
+
+use runner::Env;
+use scenarios::{Ctx, Data, Plan, SCENARIOS};
+use table::Table;
+
+/// The command line, understood.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Options {
+    smoke: bool,
+    rounds: usize,
+    scenarios: Vec<String>,
+}
+
+pub(crate) fn parse_args(args: &[String]) -> Result<Options, TaskError> {
+    let mut smoke = false;
+    let mut rounds = None;
+    let mut scenarios = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--smoke" => smoke = true,
+            "--rounds" => {
+                rounds = Some(
+                    args.next()
+                        .and_then(|s| s.parse().ok())
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| {
+                            TaskError::Usage("bench: --rounds takes a number from 1 to 100".into())
+                        })?,
+                );
+            }
+            name if SCENARIOS.contains(&name) => {
+                if !scenarios.iter().any(|s| s == name) {
+                    scenarios.push(name.to_owned());
+                }
+            }
+            other => {
+                return Err(TaskError::Usage(format!(
+                    "bench: unknown argument {other} (scenarios: {})",
+                    SCENARIOS.join(", ")
+                )))
+            }
+        }
+    }
+    if scenarios.is_empty() {
+        scenarios = SCENARIOS.iter().map(|s| (*s).to_owned()).collect();
+    }
+    Ok(Options {
+        smoke,
+        rounds: rounds.unwrap_or(if smoke { 1 } else { 3 }),
+        scenarios,
+    })
+}
+
+/// The smoke run `cargo xtask ci` ends with.
+pub(crate) fn smoke() -> Result<(), TaskError> {
+    main(&["--smoke".to_owned()])
+}
+
+pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
+    let options = parse_args(args)?;
+    let started = Instant::now();
+    let wants = |s: &str| options.scenarios.iter().any(|x| x == s);
+    let plan = if options.smoke {
+        Plan::smoke(options.rounds)
+    } else {
+        Plan::full(options.rounds)
+    };
+
+    let bin = build(&options)?;
+    let python = if ["bulk", "poems", "echo", "idle"].iter().any(|s| wants(s)) {
+        twisted(options.smoke)
+    } else {
+        None
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = cores >= 2 && machine::has("taskset");
+    if !pin {
+        eprintln!("xtask: bench: not pinning (needs taskset and 2 CPUs)");
+    }
+    let data_dir = root().join("target/bench-data");
+    let logs = data_dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(TaskError::Io)?;
+    let env = Env {
+        bin,
+        pin,
+        prlimit: machine::has("prlimit"),
+        python: python.as_ref().map(|(p, _)| p.clone()),
+        logs,
+    };
+    let data = Data {
+        bulk: poem_file(&data_dir, plan.bulk_bytes)?,
+        poem: poem_file(&data_dir, plan.poem_bytes)?,
+        slow_poem: root().join("poetry-server/src/default_poem.txt"),
+    };
+    let ctx = Ctx {
+        env: &env,
+        plan: &plan,
+        data: &data,
+    };
+
+    let mut table = Table::default();
+    for name in SCENARIOS.iter().filter(|s| wants(s)) {
+        eprintln!("xtask: bench {name}");
+        match *name {
+            "bulk" => scenarios::bulk(&ctx, &mut table),
+            "poems" => scenarios::poems(&ctx, &mut table),
+            "echo" => scenarios::echo(&ctx, &mut table),
+            "idle" => scenarios::idle(&ctx, &mut table),
+            "slow" => scenarios::slow(&ctx, &mut table),
+            "timers" => scenarios::timers(&ctx, &mut table),
+            _ => unreachable!("SCENARIOS lists the names matched here"),
+        }
+    }
+    let took = started.elapsed().as_secs();
+
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "\n{}", table.to_markdown());
+    let goals = goals::check(&table);
+    let every_scenario = options.scenarios.len() == SCENARIOS.len();
+    if options.smoke {
+        let _ = writeln!(
+            out,
+            "Smoke run ({took} s): debug builds and tiny sizes, so no goals judged and docs/benchmarks.md left alone."
+        );
+    } else if !every_scenario {
+        let _ = writeln!(out, "{}", goals::to_markdown(&goals));
+        let _ = writeln!(
+            out,
+            "Some scenarios only ({took} s): docs/benchmarks.md left alone (a full run rewrites it)."
+        );
+    } else {
+        let _ = writeln!(out, "{}", goals::to_markdown(&goals));
+        let report = Report {
+            command: command_line(args),
+            machine: machine::Machine::read(),
+            pinned: pin,
+            twisted: python.map(|(_, version)| version),
+            rounds: plan.rounds,
+            took_s: took,
+        };
+        let path = root().join("docs/benchmarks.md");
+        std::fs::create_dir_all(root().join("docs")).map_err(TaskError::Io)?;
+        std::fs::write(&path, report.to_markdown(&table, &goals)).map_err(TaskError::Io)?;
+        let _ = writeln!(out, "Written to docs/benchmarks.md ({took} s).");
+    }
+    drop(out);
+    let failures = table.failures();
+    if failures > 0 {
+        for note in table.failure_notes() {
+            eprintln!("xtask: bench: {note}");
+        }
+        return Err(TaskError::Io(std::io::Error::other(format!(
+            "bench: {failures} runs failed (servers' stderr in target/bench-data/logs)"
+        ))));
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench` and the arguments as given.
+fn command_line(args: &[String]) -> String {
+    std::iter::once("cargo xtask bench".to_owned())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The packages (and the protocol example) the chosen scenarios run.
+fn needed(scenarios: &[String]) -> (Vec<&'static str>, bool) {
+    let wants = |names: &[&str]| scenarios.iter().any(|s| names.contains(&s.as_str()));
+    let mut packages = Vec::new();
+    if wants(&["bulk", "poems", "echo", "idle", "slow"]) {
+        packages.push("loadgen");
+    }
+    if wants(&["bulk", "poems", "slow"]) {
+        packages.push("poetry-server");
+    }
+    if wants(&["bulk", "poems", "echo", "idle"]) {
+        packages.extend(["raw-mio-server", "tokio-server"]);
+    }
+    if wants(&["timers"]) {
+        packages.push("timers-bench");
+    }
+    (packages, wants(&["echo", "idle"]))
+}
+
+/// Builds what the run needs and returns the directory of the binaries: release for a
+/// real run; for the smoke run the debug binaries `cargo test` already built, building
+/// only those missing (so CI never compiles a second profile).
+fn build(options: &Options) -> Result<PathBuf, TaskError> {
+    let (packages, echo_example) = needed(&options.scenarios);
+    let profile = if options.smoke { "debug" } else { "release" };
+    let bin = root().join("target").join(profile);
+    let missing = |name: &str| !bin.join(name).is_file();
+    let packages: Vec<&str> = packages
+        .into_iter()
+        .filter(|p| !options.smoke || missing(p))
+        .collect();
+    let example = echo_example && (!options.smoke || missing("examples/echo_server"));
+    let release: &[&str] = if options.smoke { &[] } else { &["--release"] };
+    if !packages.is_empty() {
+        let mut command = cargo();
+        command.args(["build", "-q"]).args(release);
+        for p in &packages {
+            command.args(["-p", p]);
+        }
+        run(
+            &format!("build {} ({profile})", packages.join(", ")),
+            command,
+        )?;
+    }
+    if example {
+        let mut command = cargo();
+        command.args(["build", "-q"]).args(release).args([
+            "-p",
+            "protocol",
+            "--example",
+            "echo_server",
+        ]);
+        run(
+            &format!("build the echo_server example ({profile})"),
+            command,
+        )?;
+    }
+    Ok(bin)
+}
+
+/// The workspace's Python with Twisted and its version line, creating the venv from
+/// the pinned requirements if need be (not in a smoke run); `None`, said aloud, when
+/// there is none: the Twisted column is skipped.
+fn twisted(smoke: bool) -> Option<(PathBuf, String)> {
+    let python = root().join(".venv/bin/python");
+    let version = |python: &Path| {
+        let out = Command::new(python)
+            .args([
+                "-c",
+                "import sys, twisted; print('Twisted %s on Python %s' % (twisted.__version__, sys.version.split()[0]))",
+            ])
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    };
+    if let Some(v) = version(&python) {
+        return Some((python, v));
+    }
+    if smoke {
+        eprintln!("xtask: bench: skipping Twisted (no .venv with Twisted; .ci/run or bench/README.md says how to make one)");
+        return None;
+    }
+    let mut venv = Command::new("python3");
+    venv.current_dir(root()).args(["-m", "venv", ".venv"]);
+    let mut pip = Command::new(root().join(".venv/bin/pip"));
+    pip.current_dir(root()).args([
+        "install",
+        "-q",
+        "-r",
+        "bench/peers/twisted/requirements.txt",
+    ]);
+    let made = run("python3 -m venv .venv", venv)
+        .and_then(|()| run("pip install Twisted (bench/peers/twisted)", pip));
+    match (made, version(&python)) {
+        (Ok(()), Some(v)) => Some((python, v)),
+        (made, _) => {
+            let why = made
+                .err()
+                .map_or("it does not import twisted".to_owned(), |e| e.to_string());
+            eprintln!("xtask: bench: skipping Twisted: cannot make .venv ({why})");
+            None
+        }
+    }
+}
+
+/// `target/bench-data/poem-<size>.bin`: `bytes` pseudo-random bytes, the same every
+/// time, written once.
+fn poem_file(dir: &Path, bytes: u64) -> Result<PathBuf, TaskError> {
+    let path = dir.join(format!(
+        "poem-{}.bin",
+        scenarios::size_label(bytes).replace(' ', "")
+    ));
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes) {
+        return Ok(path);
+    }
+    eprintln!(
+        "xtask: bench: writing {} of pseudo-random poem to {}",
+        scenarios::size_label(bytes),
+        path.display()
+    );
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(TaskError::Io)?);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ bytes;
+    let mut left = bytes;
+    let mut chunk = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        fill_pseudo_random(&mut state, &mut chunk[..n]);
+        file.write_all(&chunk[..n]).map_err(TaskError::Io)?;
+        left -= n as u64;
+    }
+    file.flush().map_err(TaskError::Io)?;
+    Ok(path)
+}
+
+/// xorshift64*: fast, and good enough that no layer can compress or special-case it.
+pub(crate) fn fill_pseudo_random(state: &mut u64, out: &mut [u8]) {
+    for chunk in out.chunks_mut(8) {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        let word = state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+}
+
+/// What docs/benchmarks.md says about the run, beside the tables.
+#[derive(Debug)]
+struct Report {
+    command: String,
+    machine: machine::Machine,
+    pinned: bool,
+    twisted: Option<String>,
+    rounds: usize,
+    took_s: u64,
+}
+
+impl Report {
+    fn to_markdown(&self, table: &Table, goals: &[goals::Goal]) -> String {
+        let m = &self.machine;
+        let pinning = if self.pinned {
+            "servers (and timers-bench) on CPU 0, loadgen on CPU 1, with `taskset -c`; \
+             tokio-multi therefore runs one worker"
+        } else {
+            "none (no taskset, or fewer than 2 CPUs)"
+        };
+        let twisted = self
+            .twisted
+            .as_deref()
+            .unwrap_or("not run (no Python with Twisted; see bench/README.md)");
+        let mut md = String::new();
+        md += "# Benchmarks\n\n";
+        md += "The layered stack (\"ours\") against its peers and the physical limit, side by side.\n";
+        md += "Written by `cargo xtask bench`, which replaces this file on every full run: do not edit it\n";
+        md += "by hand. bench/README.md describes the load generator and the peers.\n\n";
+        md += &format!("- Command: `{}`\n", self.command);
+        md += &format!("- Date: {}\n", m.date);
+        md += &format!(
+            "- Machine: {} cores (available_parallelism), {}, Linux {}\n",
+            m.cores, m.cpu, m.kernel
+        );
+        md += &format!("- Pinning: {pinning}\n");
+        md += &format!("- Twisted: {twisted}\n");
+        md += &format!(
+            "- Rounds: {}, the servers' order rotated each round; the whole run took {} min {} s\n\n",
+            self.rounds,
+            self.took_s / 60,
+            self.took_s % 60
+        );
+        md += "## Results\n\n";
+        md += "Each cell is the median over the rounds, (min–max), and ×r where r is ours ÷ that\n";
+        md += "server's median. ↑: higher is better (r > 1: ours is ahead); ↓: lower is better\n";
+        md += "(r < 1: ours is ahead). \"ours\" is poetry-server in bulk, poems and slow, the\n";
+        md +=
+            "protocol crate's `echo_server` example in echo and idle, and the reactor in timers;\n";
+        md += "ours-copy is poetry-server `--no-sendfile`; raw-mio-sendfile is the kernel's\n";
+        md += "zero-copy figure.\n\n";
+        md += &table.to_markdown();
+        md += "\n## Goals\n\n";
+        md += &goals::to_markdown(goals);
+        let notes = table.failure_notes();
+        if !notes.is_empty() {
+            md += "\n## Failed runs\n\n";
+            for note in notes {
+                md += &format!("- {note}\n");
+            }
+        }
+        md += "\n## The scenarios\n\n";
+        md += SCENARIO_NOTES;
+        md
+    }
+}
+
+const SCENARIO_NOTES: &str = "\
+- **bulk**: one client (`loadgen bulk`) downloads a 256 MiB pseudo-random poem
+  (`target/bench-data`); MB/s is 10^6 B/s. Peak RSS is the server's `VmHWM` after the
+  download (raw-mio, tokio and Twisted read the poem whole at start).
+- **poems**: a 10 KiB poem, 100 downloads in flight until 20,000 are done, each
+  checked for length. Server CPU is the sum over its threads of
+  `/proc/PID/task/*/schedstat` (time on CPU) across the loadgen run, per download.
+- **echo**: 50 connections each send 1 KiB and wait for it back, for 5 s; server CPU
+  per request as above; latency percentiles from loadgen.
+- **idle**: connections that send nothing. The server's `VmRSS` is read before, while
+  they are all held (once the server holds all their descriptors), and after they close
+  (once it holds none). B/connection = (held − before) / connections; KiB kept =
+  after − before; \"given back\" means at most a tenth of the growth (or 64 KiB) kept.
+  50,000 is capped by what the machine allows, as the row says: one client address
+  opens at most `ip_local_port_range` connections to one port (less 1,000 kept
+  spare), and each side needs a descriptor per connection (the hard limit, unless
+  `prlimit` may raise it).
+- **slow**: poetry-server `--num-bytes 10 --delay 0.1 --max-connections 20000` and
+  10,000 clients at once (`loadgen slow`), each poem checked byte for byte (length and
+  FNV-1a sum from `loadgen sum`); CPU as a share of one core over the run.
+- **timers**: `timers-bench 1000000`: call_later a million times, cancel every other
+  call, fire the rest on a manual clock; bytes per pending call from RSS.
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn defaults_are_every_scenario_three_rounds() {
+        let o = parse_args(&[]).unwrap();
+        assert!(!o.smoke);
+        assert_eq!(o.rounds, 3);
+        assert_eq!(o.scenarios, SCENARIOS);
+    }
+
+    #[test]
+    fn smoke_defaults_to_one_round_and_scenarios_can_be_chosen() {
+        let o = parse_args(&args(&["--smoke", "echo", "bulk", "echo"])).unwrap();
+        assert!(o.smoke);
+        assert_eq!(o.rounds, 1);
+        assert_eq!(o.scenarios, ["echo", "bulk"]);
+        let o = parse_args(&args(&["--rounds", "5", "timers"])).unwrap();
+        assert_eq!((o.rounds, o.scenarios.len()), (5, 1));
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
+        for bad in [
+            &["--rounds"][..],
+            &["--rounds", "0"],
+            &["--rounds", "x"],
+            &["nope"],
+        ] {
+            assert!(
+                matches!(parse_args(&args(bad)), Err(TaskError::Usage(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn needed_follows_the_scenarios() {
+        assert_eq!(needed(&args(&["timers"])), (vec!["timers-bench"], false));
+        let (packages, example) = needed(&args(&["idle"]));
+        assert_eq!(packages, ["loadgen", "raw-mio-server", "tokio-server"]);
+        assert!(example);
+        assert!(needed(&args(&["slow"])).0.contains(&"poetry-server"));
+    }
+
+    #[test]
+    fn pseudo_random_poems_are_repeatable_and_varied() {
+        let (mut a, mut b) = (1u64, 1u64);
+        let mut x = [0u8; 13];
+        let mut y = [0u8; 13];
+        fill_pseudo_random(&mut a, &mut x);
+        fill_pseudo_random(&mut b, &mut y);
+        assert_eq!(x, y);
+        assert!(x.iter().any(|&v| v != x[0]));
+    }
+
+    #[test]
+    fn report_has_machine_command_and_tables() {
+        let mut t = Table::default();
+        t.record(
+            (
+                "timers.schedule_ns",
+                "timers",
+                "ns/schedule",
+                table::Better::Lower,
+            ),
+            "ours",
+            40.0,
+        );
+        let report = Report {
+            command: command_line(&args(&["--rounds", "3"])),
+            machine: machine::Machine {
+                cores: 2,
+                kernel: "6.18".into(),
+                cpu: "Xeon".into(),
+                date: "Mon Jan  1 00:00:00 UTC 2024".into(),
+            },
+            pinned: true,
+            twisted: Some("Twisted 25.5.0 on Python 3.11.9".into()),
+            rounds: 3,
+            took_s: 125,
+        };
+        let md = report.to_markdown(&t, &goals::check(&t));
+        assert!(md.starts_with("# Benchmarks\n"));
+        assert!(md.contains("- Command: `cargo xtask bench --rounds 3`"));
+        assert!(md.contains("2 cores (available_parallelism), Xeon, Linux 6.18"));
+        assert!(md.contains("took 2 min 5 s"));
+        assert!(md.contains("| timers   | ns/schedule ↓ |"), "{md}");
+        assert!(md.contains("| timers: ≤ 100 ns per schedule"), "{md}");
+        assert!(!md.contains("Failed runs"));
+    }
+}

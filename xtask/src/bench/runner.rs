@@ -1,0 +1,467 @@
+//! Starting the servers and the clients of one run: the command lines of every
+//! server, CPU pinning (`taskset -c`), descriptor limits (`prlimit --nofile`), and
+//! clients whose stdout lines arrive through a channel so that every wait is bounded.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::result::{Fields, ParseError};
+use crate::util::{root, Guarded};
+
+/// The CPU the servers run on, when pinning.
+pub(crate) const SERVER_CPU: u32 = 0;
+/// The CPU the clients (loadgen) run on, when pinning.
+pub(crate) const CLIENT_CPU: u32 = 1;
+
+/// Why one run produced no figures. The run is noted in the table as failed and the
+/// others go on.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RunFailure(pub(crate) String);
+
+impl fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<ParseError> for RunFailure {
+    fn from(e: ParseError) -> Self {
+        RunFailure(e.to_string())
+    }
+}
+
+/// Where the programs are and how to start them.
+#[derive(Debug, Clone)]
+pub(crate) struct Env {
+    /// `target/release` or `target/debug`.
+    pub(crate) bin: PathBuf,
+    /// Pin servers to CPU 0 and clients to CPU 1 with `taskset -c`.
+    pub(crate) pin: bool,
+    /// `prlimit` is there to raise descriptor limits beyond our own hard limit.
+    pub(crate) prlimit: bool,
+    /// The Python with Twisted, when there is one.
+    pub(crate) python: Option<PathBuf>,
+    /// Where the servers' stderr goes, one file per server.
+    pub(crate) logs: PathBuf,
+}
+
+/// What a server is asked to serve.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Service<'a> {
+    /// A poem, as fast as the client reads.
+    Poetry(&'a Path),
+    /// Echo.
+    Echo,
+    /// Our server's slow mode: `num_bytes` every `delay` seconds.
+    Slow {
+        poem: &'a Path,
+        num_bytes: u32,
+        delay: &'a str,
+        max_connections: u32,
+    },
+}
+
+/// A started server.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) guarded: Guarded,
+    pub(crate) port: u16,
+    pub(crate) pid: u32,
+}
+
+impl Env {
+    /// `program args`, behind `taskset -c CPU` and `prlimit --nofile=N:N --` when asked
+    /// and available.
+    pub(crate) fn command(
+        &self,
+        cpu: Option<u32>,
+        nofile: Option<u64>,
+        program: &Path,
+        args: &[OsString],
+    ) -> Command {
+        let mut line: Vec<OsString> = Vec::new();
+        if let (true, Some(cpu)) = (self.pin, cpu) {
+            line.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
+        }
+        if let (true, Some(n)) = (self.prlimit, nofile) {
+            line.extend([
+                "prlimit".into(),
+                format!("--nofile={n}:{n}").into(),
+                "--".into(),
+            ]);
+        }
+        line.push(program.into());
+        line.extend(args.iter().cloned());
+        let mut command = Command::new(&line[0]);
+        command.args(&line[1..]).current_dir(root());
+        command
+    }
+
+    /// The program and arguments that make `server` serve `service`; `None` when that
+    /// server has no such service (or no Python for Twisted).
+    pub(crate) fn server_line(
+        &self,
+        server: &str,
+        service: Service<'_>,
+    ) -> Option<(PathBuf, Vec<OsString>)> {
+        let port: Vec<OsString> = vec!["--port".into(), "0".into()];
+        let mut args = Vec::new();
+        let program = match (server, service) {
+            ("ours" | "ours-copy", Service::Poetry(poem)) => {
+                args.extend(port);
+                args.extend(["--delay".into(), "0".into()]);
+                if server == "ours-copy" {
+                    args.push("--no-sendfile".into());
+                }
+                args.push(poem.into());
+                self.bin.join("poetry-server")
+            }
+            (
+                "ours",
+                Service::Slow {
+                    poem,
+                    num_bytes,
+                    delay,
+                    max_connections,
+                },
+            ) => {
+                args.extend(port);
+                args.extend([
+                    "--num-bytes".into(),
+                    num_bytes.to_string().into(),
+                    "--delay".into(),
+                    delay.into(),
+                    "--max-connections".into(),
+                    max_connections.to_string().into(),
+                ]);
+                args.push(poem.into());
+                self.bin.join("poetry-server")
+            }
+            ("ours", Service::Echo) => {
+                // The protocol crate's example takes its port as its one argument.
+                args.push("0".into());
+                self.bin.join("examples").join("echo_server")
+            }
+            ("raw-mio" | "raw-mio-sendfile", Service::Poetry(poem)) => {
+                args.push("poetry".into());
+                args.extend(port);
+                if server == "raw-mio-sendfile" {
+                    args.push("--sendfile".into());
+                }
+                args.push(poem.into());
+                self.bin.join("raw-mio-server")
+            }
+            ("raw-mio", Service::Echo) => {
+                args.push("echo".into());
+                args.extend(port);
+                self.bin.join("raw-mio-server")
+            }
+            ("tokio-multi" | "tokio-current", Service::Poetry(_) | Service::Echo) => {
+                let runtime = server.trim_start_matches("tokio-");
+                args.extend(["--runtime".into(), runtime.into()]);
+                match service {
+                    Service::Poetry(poem) => {
+                        args.push("poetry".into());
+                        args.extend(port);
+                        args.push(poem.into());
+                    }
+                    _ => {
+                        args.push("echo".into());
+                        args.extend(port);
+                    }
+                }
+                self.bin.join("tokio-server")
+            }
+            ("twisted", Service::Poetry(_) | Service::Echo) => {
+                let python = self.python.clone()?;
+                let dir = root().join("bench/peers/twisted");
+                match service {
+                    Service::Poetry(poem) => {
+                        args.push(dir.join("poetry_server.py").into());
+                        args.extend(port);
+                        args.push(poem.into());
+                    }
+                    _ => {
+                        args.push(dir.join("echo_server.py").into());
+                        args.extend(port);
+                    }
+                }
+                python
+            }
+            _ => return None,
+        };
+        Some((program, args))
+    }
+
+    /// Starts `server` serving `service` on CPU 0, with `nofile` descriptors if given,
+    /// and waits for its port.
+    pub(crate) fn start(
+        &self,
+        server: &str,
+        service: Service<'_>,
+        nofile: Option<u64>,
+    ) -> Result<Server, RunFailure> {
+        let (program, args) = self
+            .server_line(server, service)
+            .ok_or_else(|| RunFailure(format!("{server} cannot serve this")))?;
+        let mut command = self.command(Some(SERVER_CPU), nofile, &program, &args);
+        let log = self.logs.join(format!("{server}.log"));
+        let stderr = File::create(&log)
+            .map_err(|e| RunFailure(format!("cannot create {}: {e}", log.display())))?;
+        command.stderr(stderr);
+        let (guarded, port) = Guarded::start_server(server, command, Duration::from_secs(20))
+            .map_err(|e| RunFailure(format!("{e} (its stderr: {})", log.display())))?;
+        let pid = guarded.child.id();
+        Ok(Server { guarded, port, pid })
+    }
+}
+
+impl Server {
+    /// Stops the server and says whether it exited cleanly, as every server promises on
+    /// SIGTERM.
+    pub(crate) fn stop(mut self) -> Result<(), RunFailure> {
+        self.guarded.stop(Duration::from_secs(5));
+        match self.guarded.child.try_wait() {
+            Ok(Some(status)) if status.success() => Ok(()),
+            Ok(Some(status)) => Err(RunFailure(format!(
+                "{} exited with {status} when stopped",
+                self.guarded.name
+            ))),
+            _ => Err(RunFailure(format!("{} did not stop", self.guarded.name))),
+        }
+    }
+}
+
+/// A client program (loadgen, timers-bench) whose stdout lines arrive on a channel.
+#[derive(Debug)]
+pub(crate) struct Client {
+    guarded: Guarded,
+    lines: Receiver<String>,
+    stdin: Option<ChildStdin>,
+    seen: Vec<String>,
+}
+
+impl Client {
+    /// Starts `program args` (on `cpu` when pinning), stdin piped when `stdin` is set.
+    pub(crate) fn spawn(
+        env: &Env,
+        name: &str,
+        cpu: u32,
+        program: &Path,
+        args: &[OsString],
+        nofile: Option<u64>,
+        stdin: bool,
+    ) -> Result<Client, RunFailure> {
+        let mut command = env.command(Some(cpu), nofile, program, args);
+        command
+            .stdout(Stdio::piped())
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() });
+        let mut child = command
+            .spawn()
+            .map_err(|e| RunFailure(format!("cannot start {name}: {e}")))?;
+        let stdout = child.stdout.take().expect("stdout was piped");
+        let stdin = child.stdin.take();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Client {
+            guarded: Guarded {
+                child,
+                name: name.to_owned(),
+            },
+            lines,
+            stdin,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Waits until a line starts with `prefix`, at most until `deadline`.
+    pub(crate) fn wait_for_line(
+        &mut self,
+        prefix: &str,
+        deadline: Instant,
+    ) -> Result<String, RunFailure> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => {
+                    self.seen.push(line.clone());
+                    return Ok(line);
+                }
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(RunFailure(format!(
+                        "{} did not print {prefix:?} in time",
+                        self.guarded.name
+                    )))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(RunFailure(format!(
+                        "{} ended without printing {prefix:?}",
+                        self.guarded.name
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Writes one line to the client's stdin.
+    pub(crate) fn say(&mut self, line: &str) -> Result<(), RunFailure> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| RunFailure("stdin was not piped".into()))?;
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| RunFailure(format!("cannot write to {}: {e}", self.guarded.name)))
+    }
+
+    /// Waits (until `deadline`) for the client to end and returns its `RESULT`
+    /// fields, whether or not it judged the run `ok`. A client still running at the
+    /// deadline is stopped.
+    pub(crate) fn finish(mut self, deadline: Instant) -> Result<Fields, RunFailure> {
+        drop(self.stdin.take());
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(RunFailure(format!(
+                        "{} still running at its deadline; stopped",
+                        self.guarded.name
+                    )))
+                }
+            }
+        }
+        // Stdout is closed: the process is exiting.
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.guarded.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(Fields::from_output(&self.seen.join("\n"))?)
+    }
+}
+
+/// The fields, if the client judged the run `ok`; its `problem` otherwise.
+pub(crate) fn require_ok(what: &str, fields: Fields) -> Result<Fields, RunFailure> {
+    if fields.bool("ok") == Some(false) {
+        let problem = fields.str("problem").unwrap_or("not ok").to_owned();
+        return Err(RunFailure(format!("{what}: {problem}")));
+    }
+    Ok(fields)
+}
+
+/// The number `key` of a result, or a failure naming it.
+pub(crate) fn number(fields: &Fields, key: &str) -> Result<f64, RunFailure> {
+    fields
+        .num(key)
+        .ok_or_else(|| RunFailure(format!("the RESULT has no number {key}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            bin: PathBuf::from("/t/release"),
+            pin: true,
+            prlimit: true,
+            python: None,
+            logs: PathBuf::from("/t/logs"),
+        }
+    }
+
+    fn line(command: &Command) -> Vec<String> {
+        std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn pins_and_raises_limits_in_front_of_the_program() {
+        let c = env().command(Some(0), Some(60_000), Path::new("/t/srv"), &["-x".into()]);
+        assert_eq!(
+            line(&c),
+            [
+                "taskset",
+                "-c",
+                "0",
+                "prlimit",
+                "--nofile=60000:60000",
+                "--",
+                "/t/srv",
+                "-x"
+            ]
+        );
+        let plain = Env {
+            pin: false,
+            prlimit: false,
+            ..env()
+        };
+        assert_eq!(
+            line(&plain.command(Some(1), Some(10), Path::new("p"), &[])),
+            ["p"]
+        );
+    }
+
+    #[test]
+    fn server_lines() {
+        let e = env();
+        let poem = Path::new("/d/poem");
+        let show = |server, service| {
+            e.server_line(server, service).map(|(p, a)| {
+                std::iter::once(p.into_os_string())
+                    .chain(a)
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        };
+        assert_eq!(
+            show("ours-copy", Service::Poetry(poem)).unwrap(),
+            "/t/release/poetry-server --port 0 --delay 0 --no-sendfile /d/poem"
+        );
+        assert_eq!(
+            show("raw-mio-sendfile", Service::Poetry(poem)).unwrap(),
+            "/t/release/raw-mio-server poetry --port 0 --sendfile /d/poem"
+        );
+        assert_eq!(
+            show("tokio-current", Service::Echo).unwrap(),
+            "/t/release/tokio-server --runtime current echo --port 0"
+        );
+        assert_eq!(
+            show("ours", Service::Echo).unwrap(),
+            "/t/release/examples/echo_server 0"
+        );
+        assert_eq!(show("twisted", Service::Echo), None, "no Python");
+        assert_eq!(show("raw-mio-sendfile", Service::Echo), None);
+    }
+
+    #[test]
+    fn require_ok_passes_the_problem_on() {
+        let bad = Fields::parse(r#"{"mode":"poems","ok":false,"problem":"2 failed"}"#).unwrap();
+        assert_eq!(
+            require_ok("loadgen poems", bad),
+            Err(RunFailure("loadgen poems: 2 failed".into()))
+        );
+        let good = Fields::parse(r#"{"ok":true,"rate":2.5}"#).unwrap();
+        assert_eq!(number(&require_ok("x", good).unwrap(), "rate"), Ok(2.5));
+    }
+}

@@ -1,0 +1,738 @@
+//! The scenarios: each runs its servers round after round, in a rotated order so no
+//! server always goes first, and records one sample per figure per round.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::machine;
+use super::probe;
+use super::runner::{
+    number, require_ok, Client, Env, RunFailure, Server, Service, CLIENT_CPU, SERVER_CPU,
+};
+use super::table::{format_count, format_number, Better, FigureId, Table};
+
+/// The scenario names, in the order they run.
+pub(crate) const SCENARIOS: [&str; 6] = ["bulk", "poems", "echo", "idle", "slow", "timers"];
+
+/// How big each scenario is: the issue's sizes, or tiny ones for the smoke run.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) smoke: bool,
+    pub(crate) rounds: usize,
+    pub(crate) bulk_bytes: u64,
+    pub(crate) poem_bytes: u64,
+    pub(crate) poems_concurrency: u32,
+    pub(crate) poems_downloads: u64,
+    pub(crate) echo_connections: u32,
+    pub(crate) echo_ms: u64,
+    pub(crate) idle_sizes: Vec<u64>,
+    pub(crate) slow_clients: u64,
+    pub(crate) slow_delay: &'static str,
+    pub(crate) timers: u64,
+    /// Hash every byte received (costs loadgen CPU, so only where speed is not the
+    /// point: the smoke run).
+    pub(crate) check_sums: bool,
+}
+
+impl Plan {
+    pub(crate) fn full(rounds: usize) -> Plan {
+        Plan {
+            smoke: false,
+            rounds,
+            bulk_bytes: 256 << 20,
+            poem_bytes: 10 << 10,
+            poems_concurrency: 100,
+            poems_downloads: 20_000,
+            echo_connections: 50,
+            echo_ms: 5_000,
+            idle_sizes: vec![10_000, 50_000],
+            slow_clients: 10_000,
+            slow_delay: "0.1",
+            timers: 1_000_000,
+            check_sums: false,
+        }
+    }
+
+    pub(crate) fn smoke(rounds: usize) -> Plan {
+        Plan {
+            smoke: true,
+            rounds,
+            bulk_bytes: 4 << 20,
+            poem_bytes: 10 << 10,
+            poems_concurrency: 20,
+            poems_downloads: 200,
+            echo_connections: 10,
+            echo_ms: 300,
+            idle_sizes: vec![200],
+            slow_clients: 50,
+            slow_delay: "0.01",
+            timers: 10_000,
+            check_sums: true,
+        }
+    }
+
+    /// How long a loadgen run may take, in seconds (its own `--timeout-s`).
+    fn timeout_s(&self, full: u64) -> u64 {
+        if self.smoke {
+            20
+        } else {
+            full
+        }
+    }
+}
+
+/// The files served: pseudo-random poems generated once into `target/bench-data`.
+#[derive(Debug, Clone)]
+pub(crate) struct Data {
+    pub(crate) bulk: PathBuf,
+    pub(crate) poem: PathBuf,
+    /// The slow scenario's poem: poetry-server's default poem, from its source.
+    pub(crate) slow_poem: PathBuf,
+}
+
+/// Everything a scenario needs.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) env: &'a Env,
+    pub(crate) plan: &'a Plan,
+    pub(crate) data: &'a Data,
+}
+
+impl Ctx<'_> {
+    fn loadgen(&self) -> PathBuf {
+        self.env.bin.join("loadgen")
+    }
+
+    /// Runs `loadgen MODE args` on the client CPU to its end and returns its fields.
+    fn loadgen_run(
+        &self,
+        args: Vec<String>,
+        nofile: Option<u64>,
+        timeout_s: u64,
+    ) -> Result<super::result::Fields, RunFailure> {
+        let what = format!("loadgen {}", args[0]);
+        let args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
+        let client = Client::spawn(
+            self.env,
+            &what,
+            CLIENT_CPU,
+            &self.loadgen(),
+            &args,
+            nofile,
+            false,
+        )?;
+        client.finish(Instant::now() + Duration::from_secs(timeout_s + 15))
+    }
+
+    /// The servers this run can start, of `wanted`.
+    fn servers<'s>(&self, wanted: &[&'s str]) -> Vec<&'s str> {
+        wanted
+            .iter()
+            .copied()
+            .filter(|s| *s != "twisted" || self.env.python.is_some())
+            .collect()
+    }
+}
+
+/// `servers` rotated by `round`: each round starts with a different server.
+pub(crate) fn rotated<'s>(servers: &[&'s str], round: usize) -> Vec<&'s str> {
+    let mut order = servers.to_vec();
+    if !order.is_empty() {
+        let n = round % order.len();
+        order.rotate_left(n);
+    }
+    order
+}
+
+/// `256 MiB`, `4 MiB`, `10 KiB`, `100 B`.
+pub(crate) fn size_label(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// Runs `run` for every server in every round, recording its figures (in the order of
+/// `figures`) or its failure.
+fn measure(
+    ctx: &Ctx<'_>,
+    table: &mut Table,
+    name: &str,
+    servers: &[&str],
+    figures: &[FigureId<'_>],
+    mut run: impl FnMut(&str) -> Result<Vec<f64>, RunFailure>,
+) {
+    let rounds = ctx.plan.rounds;
+    for round in 0..rounds {
+        for server in rotated(servers, round) {
+            let started = Instant::now();
+            let outcome = run(server);
+            let took = started.elapsed().as_secs_f64();
+            match outcome {
+                Ok(values) => {
+                    let mut said = Vec::new();
+                    for (figure, value) in figures.iter().zip(&values) {
+                        table.record(*figure, server, *value);
+                        said.push(format!("{} {}", format_number(*value), figure.2));
+                    }
+                    eprintln!(
+                        "xtask: bench {name} [{}/{rounds}] {server}: {} ({took:.1}s)",
+                        round + 1,
+                        said.join(", ")
+                    );
+                }
+                Err(why) => {
+                    for figure in figures {
+                        table.fail(*figure, server, &why.0);
+                    }
+                    eprintln!(
+                        "xtask: bench {name} [{}/{rounds}] {server}: FAILED: {why}",
+                        round + 1
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The server's CPU time so far, or a failure.
+fn cpu(server: &Server) -> Result<u64, RunFailure> {
+    probe::cpu_ns(server.pid).ok_or_else(|| RunFailure("cannot read the server's CPU time".into()))
+}
+
+/// A memory line of the server's status, in bytes, or a failure.
+fn memory(server: &Server, key: &str) -> Result<f64, RunFailure> {
+    probe::status_bytes(server.pid, key)
+        .map(|b| b as f64)
+        .ok_or_else(|| RunFailure(format!("cannot read the server's {key}")))
+}
+
+/// One client downloads the big poem: MB/s, and the server's peak RSS.
+pub(crate) fn bulk(ctx: &Ctx<'_>, table: &mut Table) {
+    let plan = ctx.plan;
+    let label = format!("bulk, {}", size_label(plan.bulk_bytes));
+    let figures = [
+        ("bulk.mb_per_s", label.as_str(), "MB/s", Better::Higher),
+        (
+            "bulk.peak_rss_mib",
+            label.as_str(),
+            "server peak RSS, MiB",
+            Better::Lower,
+        ),
+    ];
+    let servers = ctx.servers(&[
+        "ours",
+        "ours-copy",
+        "raw-mio",
+        "raw-mio-sendfile",
+        "tokio-multi",
+        "tokio-current",
+        "twisted",
+    ]);
+    let sum = plan
+        .check_sums
+        .then(|| file_sum(ctx, &ctx.data.bulk))
+        .transpose();
+    measure(ctx, table, "bulk", &servers, &figures, |server| {
+        let sum = sum.clone()?;
+        let s = ctx
+            .env
+            .start(server, Service::Poetry(&ctx.data.bulk), None)?;
+        let mut args = vec![
+            "bulk".to_owned(),
+            "--port".to_owned(),
+            s.port.to_string(),
+            "--expect-bytes".to_owned(),
+            plan.bulk_bytes.to_string(),
+            "--timeout-s".to_owned(),
+            plan.timeout_s(60).to_string(),
+        ];
+        if let Some(sum) = sum {
+            args.extend(["--expect-sum".to_owned(), sum]);
+        }
+        let fields = require_ok(
+            "loadgen bulk",
+            ctx.loadgen_run(args, None, plan.timeout_s(60))?,
+        )?;
+        let peak = memory(&s, "VmHWM")?;
+        s.stop()?;
+        Ok(vec![
+            number(&fields, "mb_per_s")?,
+            peak / f64::from(1u32 << 20),
+        ])
+    });
+}
+
+/// Many short downloads, `poems_concurrency` at a time: downloads/s and the server's
+/// CPU per download.
+pub(crate) fn poems(ctx: &Ctx<'_>, table: &mut Table) {
+    let plan = ctx.plan;
+    let label = format!(
+        "poems, {} × {}, {} at once",
+        size_label(plan.poem_bytes),
+        format_count(plan.poems_downloads),
+        plan.poems_concurrency
+    );
+    let figures = [
+        ("poems.per_s", label.as_str(), "downloads/s", Better::Higher),
+        (
+            "poems.cpu_us",
+            label.as_str(),
+            "server CPU µs/download",
+            Better::Lower,
+        ),
+    ];
+    let servers = ctx.servers(&["ours", "raw-mio", "tokio-multi", "tokio-current", "twisted"]);
+    let sum = plan
+        .check_sums
+        .then(|| file_sum(ctx, &ctx.data.poem))
+        .transpose();
+    measure(ctx, table, "poems", &servers, &figures, |server| {
+        let sum = sum.clone()?;
+        let s = ctx
+            .env
+            .start(server, Service::Poetry(&ctx.data.poem), None)?;
+        let mut args = vec![
+            "poems".to_owned(),
+            "--port".to_owned(),
+            s.port.to_string(),
+            "--concurrency".to_owned(),
+            plan.poems_concurrency.to_string(),
+            "--downloads".to_owned(),
+            plan.poems_downloads.to_string(),
+            "--expect-bytes".to_owned(),
+            plan.poem_bytes.to_string(),
+            "--timeout-s".to_owned(),
+            plan.timeout_s(120).to_string(),
+        ];
+        if let Some(sum) = sum {
+            args.extend(["--expect-sum".to_owned(), sum]);
+        }
+        let before = cpu(&s)?;
+        let fields = ctx.loadgen_run(args, None, plan.timeout_s(120))?;
+        let used = cpu(&s)?.saturating_sub(before);
+        let fields = require_ok("loadgen poems", fields)?;
+        s.stop()?;
+        let done = number(&fields, "completed")?.max(1.0);
+        Ok(vec![
+            number(&fields, "downloads_per_s")?,
+            used as f64 / 1000.0 / done,
+        ])
+    });
+}
+
+/// Request and response over `echo_connections` connections: requests/s, server CPU
+/// per request, latency.
+pub(crate) fn echo(ctx: &Ctx<'_>, table: &mut Table) {
+    let plan = ctx.plan;
+    let label = format!(
+        "echo, 1 KiB, {} conns, {}",
+        plan.echo_connections,
+        if plan.echo_ms % 1000 == 0 {
+            format!("{} s", plan.echo_ms / 1000)
+        } else {
+            format!("{} ms", plan.echo_ms)
+        }
+    );
+    let figures = [
+        ("echo.per_s", label.as_str(), "requests/s", Better::Higher),
+        (
+            "echo.cpu_us",
+            label.as_str(),
+            "server CPU µs/request",
+            Better::Lower,
+        ),
+        ("echo.p50_us", label.as_str(), "p50 µs", Better::Lower),
+        ("echo.p99_us", label.as_str(), "p99 µs", Better::Lower),
+    ];
+    let servers = ctx.servers(&["ours", "raw-mio", "tokio-multi", "tokio-current", "twisted"]);
+    measure(ctx, table, "echo", &servers, &figures, |server| {
+        let s = ctx.env.start(server, Service::Echo, None)?;
+        let args = vec![
+            "echo".to_owned(),
+            "--port".to_owned(),
+            s.port.to_string(),
+            "--connections".to_owned(),
+            plan.echo_connections.to_string(),
+            "--size".to_owned(),
+            "1024".to_owned(),
+            "--duration-ms".to_owned(),
+            plan.echo_ms.to_string(),
+            "--timeout-s".to_owned(),
+            plan.timeout_s(60).to_string(),
+        ];
+        let before = cpu(&s)?;
+        let fields = ctx.loadgen_run(args, None, plan.echo_ms / 1000 + plan.timeout_s(60))?;
+        let used = cpu(&s)?.saturating_sub(before);
+        let fields = require_ok("loadgen echo", fields)?;
+        s.stop()?;
+        let requests = number(&fields, "requests")?.max(1.0);
+        Ok(vec![
+            number(&fields, "requests_per_s")?,
+            used as f64 / 1000.0 / requests,
+            number(&fields, "p50_us")?,
+            number(&fields, "p99_us")?,
+        ])
+    });
+}
+
+/// How many idle connections this machine lets one client open to one server port:
+/// the ephemeral port range (less a margin for everything else on the machine) and,
+/// without `prlimit`, our descriptor limit.
+pub(crate) fn idle_possible(asked: u64, ports: Option<u64>, fd_cap: Option<u64>) -> u64 {
+    let mut n = asked;
+    if let Some(ports) = ports {
+        n = n.min(ports.saturating_sub(1_000));
+    }
+    if let Some(fds) = fd_cap {
+        n = n.min(fds.saturating_sub(64));
+    }
+    n
+}
+
+/// The descriptor limit (for `prlimit`) for a process holding `connections`: our
+/// hard limit, or more when it is too small and prlimit can raise it.
+fn descriptors_for(env: &Env, connections: u64) -> Option<u64> {
+    if !env.prlimit {
+        return None;
+    }
+    let want = connections + 1024;
+    match machine::hard_nofile() {
+        Some(hard) if want <= hard || !machine::can_give_nofile(want) => Some(hard),
+        _ => Some(want),
+    }
+}
+
+/// Polls `check` every 10 ms until it holds or `within` passes.
+fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Many connections that send nothing: the server's RSS per connection while they are
+/// held, and what it keeps after they close.
+pub(crate) fn idle(ctx: &Ctx<'_>, table: &mut Table) {
+    let plan = ctx.plan;
+    let hard = machine::hard_nofile();
+    for (i, &asked) in plan.idle_sizes.iter().enumerate() {
+        let ports = machine::ephemeral_ports();
+        let by_ports = idle_possible(asked, ports, None);
+        // Descriptors: the server and loadgen each need one per connection, and a
+        // margin. Beyond our hard limit only prlimit with CAP_SYS_RESOURCE can help.
+        let raise = by_ports + 1024 > hard.unwrap_or(u64::MAX);
+        let raised = raise && ctx.env.prlimit && machine::can_give_nofile(by_ports + 1024);
+        let fd_cap = if raise && !raised { hard } else { None };
+        let n = idle_possible(asked, ports, fd_cap);
+        let nofile = descriptors_for(ctx.env, n);
+        let label = if n < asked {
+            let mut why = Vec::new();
+            if by_ports < asked {
+                why.push(format!(
+                    "ip_local_port_range gives one client address {} ports to one server port",
+                    format_count(ports.unwrap_or(0))
+                ));
+            }
+            if fd_cap.is_some() {
+                why.push(format!(
+                    "the hard descriptor limit is {} and cannot be raised here (prlimit needs CAP_SYS_RESOURCE)",
+                    format_count(hard.unwrap_or(0))
+                ));
+            }
+            eprintln!(
+                "xtask: bench idle: {} connections asked, {} possible here: {}",
+                format_count(asked),
+                format_count(n),
+                why.join("; ")
+            );
+            format!(
+                "idle, {} asked, {} possible",
+                format_count(asked),
+                format_count(n)
+            )
+        } else {
+            format!("idle, {}", format_count(n))
+        };
+        let keys = [
+            format!("idle.{i}.held"),
+            format!("idle.{i}.bytes_per_conn"),
+            format!("idle.{i}.kept_kib"),
+        ];
+        let figures = [
+            (
+                keys[0].as_str(),
+                label.as_str(),
+                "connections held",
+                Better::Higher,
+            ),
+            (
+                keys[1].as_str(),
+                label.as_str(),
+                "server RSS B/connection",
+                Better::Lower,
+            ),
+            (
+                keys[2].as_str(),
+                label.as_str(),
+                "server RSS KiB kept after close",
+                Better::Lower,
+            ),
+        ];
+        let servers = ctx.servers(&["ours", "raw-mio", "tokio-multi", "tokio-current", "twisted"]);
+        let timeout_s = plan.timeout_s(60);
+        measure(ctx, table, "idle", &servers, &figures, |server| {
+            let s = ctx.env.start(server, Service::Echo, nofile)?;
+            std::thread::sleep(Duration::from_millis(200));
+            let fds = |s: &Server| probe::open_fds(s.pid).unwrap_or(0);
+            let base_fds = fds(&s);
+            let before = memory(&s, "VmRSS")?;
+            let args: Vec<OsString> = [
+                "idle".to_owned(),
+                "--port".to_owned(),
+                s.port.to_string(),
+                "--connections".to_owned(),
+                n.to_string(),
+                "--until-stdin".to_owned(),
+                "--hold-ms".to_owned(),
+                "120000".to_owned(),
+                "--timeout-s".to_owned(),
+                timeout_s.to_string(),
+            ]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+            let mut client = Client::spawn(
+                ctx.env,
+                "loadgen idle",
+                CLIENT_CPU,
+                &ctx.loadgen(),
+                &args,
+                nofile,
+                true,
+            )?;
+            let line = client.wait_for_line(
+                "idle: ",
+                Instant::now() + Duration::from_secs(timeout_s + 15),
+            )?;
+            let open: u64 = line
+                .trim_start_matches("idle: ")
+                .split_whitespace()
+                .next()
+                .and_then(|w| w.parse().ok())
+                .ok_or_else(|| RunFailure(format!("loadgen said {line:?}")))?;
+            // On loopback a connect completes before the server accepts: wait until
+            // the server holds them all, then let it settle.
+            let target = base_fds + open as usize;
+            if !wait_until(Duration::from_secs(30), || fds(&s) >= target) {
+                return Err(RunFailure(format!(
+                    "the server holds {} of {open} connections after 30 s",
+                    fds(&s).saturating_sub(base_fds)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            let held = memory(&s, "VmRSS")?;
+            client.say("close")?;
+            let fields = require_ok(
+                "loadgen idle",
+                client.finish(Instant::now() + Duration::from_secs(30))?,
+            )?;
+            if !wait_until(Duration::from_secs(30), || fds(&s) <= base_fds) {
+                return Err(RunFailure(format!(
+                    "the server still holds {} connections 30 s after they closed",
+                    fds(&s).saturating_sub(base_fds)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            let after = memory(&s, "VmRSS")?;
+            s.stop()?;
+            let established = number(&fields, "established")?.max(1.0);
+            Ok(vec![
+                established,
+                (held - before) / established,
+                (after - before) / 1024.0,
+            ])
+        });
+    }
+}
+
+/// Our slow server and many clients, each poem checked byte for byte: how many were
+/// not exact, and the server's CPU as a share of one core.
+pub(crate) fn slow(ctx: &Ctx<'_>, table: &mut Table) {
+    let plan = ctx.plan;
+    let label = format!(
+        "slow, {} clients, 10 B every {} s",
+        format_count(plan.slow_clients),
+        plan.slow_delay
+    );
+    let figures = [
+        (
+            "slow.not_exact",
+            label.as_str(),
+            "poems not byte-exact",
+            Better::Lower,
+        ),
+        (
+            "slow.cpu_pct",
+            label.as_str(),
+            "server CPU, % of one core",
+            Better::Lower,
+        ),
+    ];
+    let poem = &ctx.data.slow_poem;
+    let expect = std::fs::metadata(poem).map(|m| m.len());
+    let sum = file_sum(ctx, poem);
+    let nofile = descriptors_for(ctx.env, plan.slow_clients);
+    measure(ctx, table, "slow", &["ours"], &figures, |server| {
+        let sum = sum.clone()?;
+        let expect = expect
+            .as_ref()
+            .map_err(|e| RunFailure(format!("cannot read {}: {e}", poem.display())))?;
+        let service = Service::Slow {
+            poem,
+            num_bytes: 10,
+            delay: plan.slow_delay,
+            max_connections: 20_000,
+        };
+        let s = ctx.env.start(server, service, nofile)?;
+        let args = vec![
+            "slow".to_owned(),
+            "--port".to_owned(),
+            s.port.to_string(),
+            "--clients".to_owned(),
+            plan.slow_clients.to_string(),
+            "--expect-bytes".to_owned(),
+            expect.to_string(),
+            "--expect-sum".to_owned(),
+            sum,
+            "--timeout-s".to_owned(),
+            plan.timeout_s(120).to_string(),
+        ];
+        let before = cpu(&s)?;
+        let started = Instant::now();
+        let fields = ctx.loadgen_run(args, nofile, plan.timeout_s(120))?;
+        let wall = started.elapsed();
+        let used = cpu(&s)?.saturating_sub(before);
+        s.stop()?;
+        let exact = number(&fields, "completed")?;
+        Ok(vec![
+            plan.slow_clients as f64 - exact,
+            used as f64 / wall.as_nanos().max(1) as f64 * 100.0,
+        ])
+    });
+}
+
+/// timers-bench: the reactor's cost per timer call and per pending call.
+pub(crate) fn timers(ctx: &Ctx<'_>, table: &mut Table) {
+    let plan = ctx.plan;
+    let label = format!("timers, {} calls", format_count(plan.timers));
+    let figures = [
+        (
+            "timers.schedule_ns",
+            label.as_str(),
+            "ns/schedule",
+            Better::Lower,
+        ),
+        (
+            "timers.cancel_ns",
+            label.as_str(),
+            "ns/cancel",
+            Better::Lower,
+        ),
+        ("timers.fire_ns", label.as_str(), "ns/fire", Better::Lower),
+        (
+            "timers.bytes_per_call",
+            label.as_str(),
+            "bytes/pending call",
+            Better::Lower,
+        ),
+    ];
+    measure(ctx, table, "timers", &["ours"], &figures, |_| {
+        let client = Client::spawn(
+            ctx.env,
+            "timers-bench",
+            SERVER_CPU,
+            &ctx.env.bin.join("timers-bench"),
+            &[plan.timers.to_string().into()],
+            None,
+            false,
+        )?;
+        let fields = client.finish(Instant::now() + Duration::from_secs(120))?;
+        Ok(vec![
+            number(&fields, "schedule_ns")?,
+            number(&fields, "cancel_ns")?,
+            number(&fields, "fire_ns")?,
+            number(&fields, "bytes_per_pending_call")?,
+        ])
+    });
+}
+
+/// `loadgen sum FILE`: the `--expect-sum` of a file.
+fn file_sum(ctx: &Ctx<'_>, file: &std::path::Path) -> Result<String, RunFailure> {
+    let client = Client::spawn(
+        ctx.env,
+        "loadgen sum",
+        CLIENT_CPU,
+        &ctx.loadgen(),
+        &["sum".into(), file.into()],
+        None,
+        false,
+    )?;
+    let fields = require_ok(
+        "loadgen sum",
+        client.finish(Instant::now() + Duration::from_secs(60))?,
+    )?;
+    fields
+        .str("sum")
+        .map(str::to_owned)
+        .ok_or_else(|| RunFailure("loadgen sum printed no sum".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_rotate_the_servers() {
+        let s = ["a", "b", "c"];
+        assert_eq!(rotated(&s, 0), ["a", "b", "c"]);
+        assert_eq!(rotated(&s, 1), ["b", "c", "a"]);
+        assert_eq!(rotated(&s, 4), ["b", "c", "a"]);
+        assert!(rotated(&[], 3).is_empty());
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(size_label(256 << 20), "256 MiB");
+        assert_eq!(size_label(10 << 10), "10 KiB");
+        assert_eq!(size_label(524), "524 B");
+    }
+
+    #[test]
+    fn idle_connections_are_capped_by_ports_and_descriptors() {
+        assert_eq!(idle_possible(10_000, Some(28_232), None), 10_000);
+        assert_eq!(idle_possible(50_000, Some(28_232), None), 27_232);
+        assert_eq!(idle_possible(50_000, None, Some(20_000)), 19_936);
+        assert_eq!(idle_possible(50_000, None, None), 50_000);
+    }
+
+    #[test]
+    fn smoke_is_small_and_full_is_the_issue() {
+        let full = Plan::full(3);
+        assert_eq!(full.bulk_bytes, 256 * 1024 * 1024);
+        assert_eq!(full.idle_sizes, [10_000, 50_000]);
+        let smoke = Plan::smoke(1);
+        assert!(smoke.bulk_bytes <= 4 << 20 && smoke.echo_ms <= 300);
+        assert!(smoke.check_sums && !full.check_sums);
+    }
+}
