@@ -1,4 +1,6 @@
-//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
+//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure; last,
+//! the benchmark's smoke run (`cargo xtask bench --smoke`) on the debug binaries the
+//! tests built.
 
 use crate::error::TaskError;
 use crate::util::{cargo, run};
@@ -37,6 +39,9 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     doc.args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings");
     run("cargo doc --workspace --no-deps (warnings denied)", doc)?;
+
+    eprintln!("xtask: cargo xtask bench --smoke");
+    crate::bench::smoke()?;
 
     eprintln!("xtask: ci passed");
     Ok(())
