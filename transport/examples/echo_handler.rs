@@ -1,9 +1,9 @@
-//! `cargo run -p transport --example echo_server`
+//! `cargo run -p transport --example echo_handler`
 //!
 //! An echo server on the transport layer alone: a [`Listener`] on `127.0.0.1` hands
 //! each accepted stream to a [`Connection`] whose [`Handler`] writes back whatever
 //! arrives. It prints the port it got and how to reach it with `nc`; pass a port
-//! (`cargo run -p transport --example echo_server -- 8000`) to choose one. Ctrl-C
+//! (`cargo run -p transport --example echo_handler -- 8000`) to choose one. Ctrl-C
 //! stops it cleanly: every open connection is told the reactor shut down.
 //! `RUST_LOG=debug` shows connections coming and going.
 

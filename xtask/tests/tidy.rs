@@ -106,7 +106,9 @@ fn every_example_says_how_to_run_it() {
                 .collect::<Vec<_>>()
                 .join("\n");
             assert!(
-                head.contains(&format!("cargo run -p {krate}")) && head.contains("--example"),
+                head.contains("cargo run")
+                    && head.contains(&format!("-p {krate} "))
+                    && head.contains("--example"),
                 "{} must say in its first lines how to run it",
                 path.display()
             );
