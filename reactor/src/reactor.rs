@@ -461,7 +461,9 @@ impl Reactor {
     }
 
     /// Removes every descriptor and calls `connection_lost` on each with
-    /// [`LostReason::Shutdown`]: what the reactor does as it shuts down.
+    /// [`LostReason::Shutdown`]: what the reactor does as it shuts down. A descriptor
+    /// that calls this from inside its own callback is removed too, but, being lifted,
+    /// is not told: it knows.
     pub fn disconnect_all(&mut self) {
         for id in self.live_ids() {
             self.lose(id, LostReason::Shutdown);
@@ -725,7 +727,14 @@ impl Reactor {
         for trigger in mem::take(&mut self.shutdown_triggers) {
             self.run_callback(trigger, "shutdown trigger");
         }
-        self.disconnect_all();
+        // A descriptor's connection_lost may insert others (a reconnecting client);
+        // they are told of the shutdown too, a bounded number of rounds.
+        for _ in 0..16 {
+            if self.descriptor_count == 0 {
+                break;
+            }
+            self.disconnect_all();
+        }
         self.state = RunState::ShutDown;
     }
 
