@@ -252,3 +252,34 @@ fn run_on_the_real_clock_waits_for_timers() {
     assert!(fired_at >= Duration::from_millis(20), "{fired_at:?}");
     assert!(start.elapsed() >= Duration::from_millis(20));
 }
+
+#[test]
+fn descriptors_inserted_while_shutting_down_are_told_too() {
+    let (_clock, mut reactor) = manual_reactor();
+    let log = Log::new();
+    let (stream, _peer) = socket_pair();
+    let (late_stream, late_peer) = socket_pair();
+    let late = std::cell::RefCell::new(Some(late_stream));
+    let late_log = log.clone();
+    Probe::new("first", stream, &log)
+        .on_lost(move |r, _| {
+            // A reconnecting client would insert a new connection here.
+            if let Some(stream) = late.borrow_mut().take() {
+                Probe::new("late", stream, &late_log).read_in(r);
+            }
+        })
+        .read_in(&mut reactor);
+    reactor.call_when_running(|r| r.stop());
+    run_ok(&mut reactor);
+    let entries = log.take();
+    assert!(
+        entries.contains(&"first lost shutdown".to_owned()),
+        "{entries:?}"
+    );
+    assert!(
+        entries.contains(&"late lost shutdown".to_owned()),
+        "{entries:?}"
+    );
+    assert_eq!(reactor.descriptor_count(), 0);
+    drop(late_peer);
+}
