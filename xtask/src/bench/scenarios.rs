@@ -73,7 +73,7 @@ impl Plan {
     }
 
     /// How long a loadgen run may take, in seconds (its own `--timeout-s`).
-    fn timeout_s(&self, full: u64) -> u64 {
+    pub(super) fn timeout_s(&self, full: u64) -> u64 {
         if self.smoke {
             20
         } else {
@@ -100,7 +100,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn loadgen(&self) -> PathBuf {
+    pub(super) fn loadgen(&self) -> PathBuf {
         self.env.bin.join("loadgen")
     }
 
@@ -126,7 +126,7 @@ impl Ctx<'_> {
     }
 
     /// The servers this run can start, of `wanted`.
-    fn servers<'s>(&self, wanted: &[&'s str]) -> Vec<&'s str> {
+    pub(super) fn servers<'s>(&self, wanted: &[&'s str]) -> Vec<&'s str> {
         wanted
             .iter()
             .copied()
@@ -158,7 +158,7 @@ pub(crate) fn size_label(bytes: u64) -> String {
 
 /// Runs `run` for every server in every round, recording its figures (in the order of
 /// `figures`) or its failure.
-fn measure(
+pub(super) fn measure(
     ctx: &Ctx<'_>,
     table: &mut Table,
     name: &str,
@@ -205,7 +205,7 @@ fn cpu(server: &Server) -> Result<u64, RunFailure> {
 }
 
 /// A memory line of the server's status, in bytes, or a failure.
-fn memory(server: &Server, key: &str) -> Result<f64, RunFailure> {
+pub(super) fn memory(server: &Server, key: &str) -> Result<f64, RunFailure> {
     probe::status_bytes(server.pid, key)
         .map(|b| b as f64)
         .ok_or_else(|| RunFailure(format!("cannot read the server's {key}")))
@@ -380,23 +380,9 @@ pub(crate) fn echo(ctx: &Ctx<'_>, table: &mut Table) {
     });
 }
 
-/// How many idle connections this machine lets one client open to one server port:
-/// the ephemeral port range (less a margin for everything else on the machine) and,
-/// without `prlimit`, our descriptor limit.
-pub(crate) fn idle_possible(asked: u64, ports: Option<u64>, fd_cap: Option<u64>) -> u64 {
-    let mut n = asked;
-    if let Some(ports) = ports {
-        n = n.min(ports.saturating_sub(1_000));
-    }
-    if let Some(fds) = fd_cap {
-        n = n.min(fds.saturating_sub(64));
-    }
-    n
-}
-
 /// The descriptor limit (for `prlimit`) for a process holding `connections`: our
 /// hard limit, or more when it is too small and prlimit can raise it.
-fn descriptors_for(env: &Env, connections: u64) -> Option<u64> {
+pub(super) fn descriptors_for(env: &Env, connections: u64) -> Option<u64> {
     if !env.prlimit {
         return None;
     }
@@ -404,165 +390,6 @@ fn descriptors_for(env: &Env, connections: u64) -> Option<u64> {
     match machine::hard_nofile() {
         Some(hard) if want <= hard || !machine::can_give_nofile(want) => Some(hard),
         _ => Some(want),
-    }
-}
-
-/// Polls `check` every 10 ms until it holds or `within` passes.
-fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Many connections that send nothing: the server's RSS per connection while they are
-/// held, and what it keeps after they close.
-pub(crate) fn idle(ctx: &Ctx<'_>, table: &mut Table) {
-    let plan = ctx.plan;
-    let hard = machine::hard_nofile();
-    for (i, &asked) in plan.idle_sizes.iter().enumerate() {
-        let ports = machine::ephemeral_ports();
-        let by_ports = idle_possible(asked, ports, None);
-        // Descriptors: the server and loadgen each need one per connection, and a
-        // margin. Beyond our hard limit only prlimit with CAP_SYS_RESOURCE can help.
-        let raise = by_ports + 1024 > hard.unwrap_or(u64::MAX);
-        let raised = raise && ctx.env.prlimit && machine::can_give_nofile(by_ports + 1024);
-        let fd_cap = if raise && !raised { hard } else { None };
-        let n = idle_possible(asked, ports, fd_cap);
-        let nofile = descriptors_for(ctx.env, n);
-        let label = if n < asked {
-            let mut why = Vec::new();
-            if by_ports < asked {
-                why.push(format!(
-                    "ip_local_port_range gives one client address {} ports to one server port",
-                    format_count(ports.unwrap_or(0))
-                ));
-            }
-            if fd_cap.is_some() {
-                why.push(format!(
-                    "the hard descriptor limit is {} and cannot be raised here (prlimit needs CAP_SYS_RESOURCE)",
-                    format_count(hard.unwrap_or(0))
-                ));
-            }
-            eprintln!(
-                "xtask: bench idle: {} connections asked, {} possible here: {}",
-                format_count(asked),
-                format_count(n),
-                why.join("; ")
-            );
-            format!(
-                "idle, {} asked, {} possible",
-                format_count(asked),
-                format_count(n)
-            )
-        } else {
-            format!("idle, {}", format_count(n))
-        };
-        let keys = [
-            format!("idle.{i}.held"),
-            format!("idle.{i}.bytes_per_conn"),
-            format!("idle.{i}.kept_kib"),
-        ];
-        let figures = [
-            (
-                keys[0].as_str(),
-                label.as_str(),
-                "connections held",
-                Better::Higher,
-            ),
-            (
-                keys[1].as_str(),
-                label.as_str(),
-                "server RSS B/connection",
-                Better::Lower,
-            ),
-            (
-                keys[2].as_str(),
-                label.as_str(),
-                "server RSS KiB kept after close",
-                Better::Lower,
-            ),
-        ];
-        let servers = ctx.servers(&["ours", "raw-mio", "tokio-multi", "tokio-current", "twisted"]);
-        let timeout_s = plan.timeout_s(60);
-        measure(ctx, table, "idle", &servers, &figures, |server| {
-            let s = ctx.env.start(server, Service::Echo, nofile)?;
-            std::thread::sleep(Duration::from_millis(200));
-            let fds = |s: &Server| probe::open_fds(s.pid).unwrap_or(0);
-            let base_fds = fds(&s);
-            let before = memory(&s, "VmRSS")?;
-            let args: Vec<OsString> = [
-                "idle".to_owned(),
-                "--port".to_owned(),
-                s.port.to_string(),
-                "--connections".to_owned(),
-                n.to_string(),
-                "--until-stdin".to_owned(),
-                "--hold-ms".to_owned(),
-                "120000".to_owned(),
-                "--timeout-s".to_owned(),
-                timeout_s.to_string(),
-            ]
-            .into_iter()
-            .map(OsString::from)
-            .collect();
-            let mut client = Client::spawn(
-                ctx.env,
-                "loadgen idle",
-                CLIENT_CPU,
-                &ctx.loadgen(),
-                &args,
-                nofile,
-                true,
-            )?;
-            let line = client.wait_for_line(
-                "idle: ",
-                Instant::now() + Duration::from_secs(timeout_s + 15),
-            )?;
-            let open: u64 = line
-                .trim_start_matches("idle: ")
-                .split_whitespace()
-                .next()
-                .and_then(|w| w.parse().ok())
-                .ok_or_else(|| RunFailure(format!("loadgen said {line:?}")))?;
-            // On loopback a connect completes before the server accepts: wait until
-            // the server holds them all, then let it settle.
-            let target = base_fds + open as usize;
-            if !wait_until(Duration::from_secs(30), || fds(&s) >= target) {
-                return Err(RunFailure(format!(
-                    "the server holds {} of {open} connections after 30 s",
-                    fds(&s).saturating_sub(base_fds)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(300));
-            let held = memory(&s, "VmRSS")?;
-            client.say("close")?;
-            let fields = require_ok(
-                "loadgen idle",
-                client.finish(Instant::now() + Duration::from_secs(30))?,
-            )?;
-            if !wait_until(Duration::from_secs(30), || fds(&s) <= base_fds) {
-                return Err(RunFailure(format!(
-                    "the server still holds {} connections 30 s after they closed",
-                    fds(&s).saturating_sub(base_fds)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(300));
-            let after = memory(&s, "VmRSS")?;
-            s.stop()?;
-            let established = number(&fields, "established")?.max(1.0);
-            Ok(vec![
-                established,
-                (held - before) / established,
-                (after - before) / 1024.0,
-            ])
-        });
     }
 }
 
@@ -716,14 +543,6 @@ mod tests {
         assert_eq!(size_label(256 << 20), "256 MiB");
         assert_eq!(size_label(10 << 10), "10 KiB");
         assert_eq!(size_label(524), "524 B");
-    }
-
-    #[test]
-    fn idle_connections_are_capped_by_ports_and_descriptors() {
-        assert_eq!(idle_possible(10_000, Some(28_232), None), 10_000);
-        assert_eq!(idle_possible(50_000, Some(28_232), None), 27_232);
-        assert_eq!(idle_possible(50_000, None, Some(20_000)), 19_936);
-        assert_eq!(idle_possible(50_000, None, None), 50_000);
     }
 
     #[test]
