@@ -73,11 +73,12 @@ impl ListeningPort {
 /// Resolves an interface name to a local socket address (blocking: done once, before
 /// the reactor runs).
 fn interface_address(interface: &str, port: u16) -> Result<SocketAddr, ListenError> {
-    if let Ok(ip) = interface
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
+    // Brackets only as a pair: `[::1]` is `::1`, `[::1` is not an address.
+    let bare = interface
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(interface);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
     let error = |source| ListenError::Interface {
@@ -218,5 +219,14 @@ mod tests {
             interface_address("no such host.invalid", 0),
             Err(ListenError::Interface { .. })
         ));
+        for unbalanced in ["[::1", "::1]", "[127.0.0.1", "[]", ""] {
+            assert!(
+                matches!(
+                    interface_address(unbalanced, 0),
+                    Err(ListenError::Interface { .. })
+                ),
+                "{unbalanced:?}"
+            );
+        }
     }
 }
