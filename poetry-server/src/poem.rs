@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -61,7 +61,13 @@ impl Poem {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = File::open(path).map_err(error)?;
+        // Non-blocking, so that a FIFO (which would wait for a writer) or a device is
+        // opened at once and refused below; a regular file ignores the flag.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(error)?;
         let metadata = file.metadata().map_err(error)?;
         if !metadata.is_file() {
             return Err(ServerError::NotAFile(path.to_path_buf()));
@@ -189,5 +195,18 @@ mod tests {
         assert!(matches!(Poem::open(&dir), Err(ServerError::NotAFile(_))));
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(Poem::open(&path), Err(ServerError::Poem { .. })));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_not_waited_on() {
+        let dir = std::env::temp_dir().join(format!("poem-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        // Opening it for reading would block until a writer came, without the flag.
+        assert!(matches!(Poem::open(&fifo), Err(ServerError::NotAFile(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
