@@ -29,7 +29,9 @@ pub enum AddressError {
     PortNotInteger,
     /// The port is 0 or above 65535.
     PortOutOfRange(String),
-    /// `HOST:` with nothing before the colon, or an unclosed `[`.
+    /// Nothing before the colon, an unclosed `[`, an IPv6 address without its
+    /// brackets, a host name longer than DNS allows (253) or with characters no host
+    /// name has.
     BadHost(String),
 }
 
@@ -50,15 +52,26 @@ impl fmt::Display for AddressError {
 
 impl Error for AddressError {}
 
-/// Keeps hostile, huge arguments out of error lines.
+/// The longest host name DNS allows, in text form.
+const MAX_HOST_LEN: usize = 253;
+
+/// Keeps hostile arguments out of error lines: at most 40 characters, and control
+/// characters escaped, so the line stays one line.
 fn shorten(text: &str) -> String {
     const MAX: usize = 40;
-    if text.chars().count() <= MAX {
-        text.to_owned()
-    } else {
-        let head: String = text.chars().take(MAX).collect();
-        format!("{head}...")
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    out
 }
 
 fn parse_port(text: &str) -> Result<u16, AddressError> {
@@ -96,6 +109,8 @@ pub fn parse_address(arg: &str) -> Result<PoemAddress, AddressError> {
         (host, port)
     } else {
         match arg.rsplit_once(':') {
+            // An IPv6 address needs its brackets: `::1:10000` is ambiguous.
+            Some((host, _)) if host.contains(':') => return Err(bad()),
             Some((host, port)) => (host, port),
             None => ("127.0.0.1", arg),
         }
@@ -104,7 +119,7 @@ pub fn parse_address(arg: &str) -> Result<PoemAddress, AddressError> {
     // Host names, IPv4 and IPv6 literals (with a `%zone`) use no other characters;
     // refusing the rest keeps every accepted address printable and parsable again.
     let host_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%');
-    if host.is_empty() || !host.chars().all(host_char) {
+    if host.is_empty() || host.len() > MAX_HOST_LEN || !host.chars().all(host_char) {
         return Err(bad());
     }
     Ok(PoemAddress {
@@ -161,6 +176,18 @@ mod tests {
             parse_address("a b:1"),
             Err(AddressError::BadHost(_))
         ));
+        // An unbracketed IPv6 address, a host name longer than DNS allows, a newline.
+        assert!(matches!(
+            parse_address("::1:10000"),
+            Err(AddressError::BadHost(_))
+        ));
+        assert!(matches!(
+            parse_address(&format!("{}:1", "a".repeat(254))),
+            Err(AddressError::BadHost(_))
+        ));
+        assert!(parse_address(&format!("{}:1", "a".repeat(253))).is_ok());
+        let newline = parse_address("a\nb:1").unwrap_err().to_string();
+        assert!(!newline.contains('\n'), "{newline:?}");
         assert_eq!(
             parse_address("PortNotInteger").unwrap_err().to_string(),
             "Ports must be integers."

@@ -19,7 +19,7 @@ use reactor::{Reactor, ReactorError};
 /// Downloads a poem from each ADDRESS concurrently and prints them in address order:
 /// the poems on stdout, headers and the summary on stderr.
 #[derive(Debug, Parser)]
-#[command(name = "poetry-client", version)]
+#[command(name = "poetry-client", version, allow_negative_numbers = true)]
 struct Args {
     /// PORT (on 127.0.0.1), HOST:PORT or [IPV6]:PORT.
     #[arg(required = true, value_name = "ADDRESS")]
@@ -48,21 +48,36 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{}' is not a number of seconds", shorten(text)))?;
     if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        // The text as given: `{seconds}` would print 1e300 with 300 digits.
         return Err(format!(
-            "{seconds} is out of range (above 0, at most 86400 seconds)"
+            "{} is out of range (above 0, at most 86400 seconds)",
+            shorten(text.trim())
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// Keeps hostile, huge arguments out of error lines.
+/// Keeps hostile arguments out of error lines: at most 40 characters, and control
+/// characters (a newline, a terminal escape) escaped, so the line stays one line.
 fn shorten(text: &str) -> String {
     const MAX: usize = 40;
-    if text.chars().count() <= MAX {
-        text.to_owned()
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
+/// Pushes `c`, escaped if it is a control character.
+fn push_escaped(out: &mut String, c: char) {
+    if c.is_control() {
+        out.extend(c.escape_default());
     } else {
-        let head: String = text.chars().take(MAX).collect();
-        format!("{head}...")
+        out.push(c);
     }
 }
 
@@ -120,11 +135,21 @@ fn run(addresses: Vec<PoemAddress>, args: &Args) -> Result<bool, ReactorError> {
     Ok(tasks.iter().all(|t| t.is_whole()))
 }
 
-/// Clap's error as one line: huge argument values cut short (clap quotes them whole),
-/// and a first line ending in a colon completed with the line it announces.
+/// Clap's error as one line: huge argument values cut short and control characters
+/// escaped (clap quotes values whole; a newline in one would split the line), and a
+/// first line ending in a colon completed with the line it announces.
 fn error_line(e: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue};
-    let text = e.to_string();
+    let mut text = e.to_string();
+    // Before splitting into lines, so that a value's own newlines do not split it.
+    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
+        if let Some(ContextValue::String(value)) = e.get(kind) {
+            let short = shorten(value);
+            if !value.is_empty() && short != *value {
+                text = text.replace(value.as_str(), &short);
+            }
+        }
+    }
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let mut line = lines
         .next()
@@ -136,12 +161,9 @@ fn error_line(e: &clap::Error) -> String {
             line = format!("{line} {next}");
         }
     }
-    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
-        if let Some(ContextValue::String(value)) = e.get(kind) {
-            line = line.replace(value.as_str(), &shorten(value));
-        }
-    }
-    line
+    let mut out = String::with_capacity(line.len());
+    line.chars().for_each(|c| push_escaped(&mut out, c));
+    out
 }
 
 fn main() -> ExitCode {

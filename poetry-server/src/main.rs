@@ -15,7 +15,7 @@ use poetry_server::{serve_on_threads, ServerError, ServerOptions};
 
 /// Serves a poem to every client that connects, then closes the connection.
 #[derive(Debug, Parser)]
-#[command(name = "poetry-server", version)]
+#[command(name = "poetry-server", version, allow_negative_numbers = true)]
 struct Args {
     /// The poem to serve (default: a short poem compiled in).
     poetry_file: Option<PathBuf>,
@@ -55,20 +55,56 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{}' is not a number of seconds", shorten(text)))?;
     if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
-        return Err(format!("{seconds} is out of range (0 to 86400 seconds)"));
+        // The text as given: `{seconds}` would print 1e300 with 300 digits.
+        return Err(format!(
+            "{} is out of range (0 to 86400 seconds)",
+            shorten(text.trim())
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// Keeps hostile, huge arguments out of error lines.
+/// Keeps hostile arguments out of error lines: at most 40 characters, and control
+/// characters (a newline, a terminal escape) escaped, so the line stays one line.
 fn shorten(text: &str) -> String {
     const MAX: usize = 40;
-    if text.chars().count() <= MAX {
-        text.to_owned()
-    } else {
-        let head: String = text.chars().take(MAX).collect();
-        format!("{head}...")
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        push_escaped(&mut out, c);
     }
+    out
+}
+
+/// Pushes `c`, escaped if it is a control character.
+fn push_escaped(out: &mut String, c: char) {
+    if c.is_control() {
+        out.extend(c.escape_default());
+    } else {
+        out.push(c);
+    }
+}
+
+/// `text` with each of `values` (arguments it may quote whole) shortened.
+fn shorten_values(text: &str, values: &[&str]) -> String {
+    let mut text = text.to_owned();
+    for value in values.iter().filter(|v| !v.is_empty()) {
+        let short = shorten(value);
+        if short != *value {
+            text = text.replace(value, &short);
+        }
+    }
+    text
+}
+
+/// `line` with its control characters escaped.
+fn escape_controls(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    line.chars().for_each(|c| push_escaped(&mut out, c));
+    out
 }
 
 /// Lets this process hold as many descriptors as it may serve connections.
@@ -114,11 +150,19 @@ fn run(args: Args) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Clap's error as one line: huge argument values cut short (clap quotes them whole),
-/// and a first line ending in a colon completed with the line it announces.
+/// Clap's error as one line: huge argument values cut short and control characters
+/// escaped (clap quotes values whole; a newline in one would split the line), and a
+/// first line ending in a colon completed with the line it announces.
 fn error_line(e: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue};
-    let text = e.to_string();
+    let mut values = Vec::new();
+    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
+        if let Some(ContextValue::String(value)) = e.get(kind) {
+            values.push(value.as_str());
+        }
+    }
+    // Before splitting into lines, so that a value's own newlines do not split it.
+    let text = shorten_values(&e.to_string(), &values);
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let mut line = lines
         .next()
@@ -130,12 +174,7 @@ fn error_line(e: &clap::Error) -> String {
             line = format!("{line} {next}");
         }
     }
-    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
-        if let Some(ContextValue::String(value)) = e.get(kind) {
-            line = line.replace(value.as_str(), &shorten(value));
-        }
-    }
-    line
+    escape_controls(&line)
 }
 
 fn main() -> ExitCode {
@@ -152,10 +191,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The error may quote these whole.
+    let quoted = [
+        args.iface.clone(),
+        args.poetry_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    ];
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("poetry-server: {e}");
+            let values = [quoted[0].as_str(), quoted[1].as_str()];
+            let line = shorten_values(&e.to_string(), &values);
+            eprintln!("poetry-server: {}", escape_controls(&line));
             ExitCode::from(2)
         }
     }
