@@ -43,6 +43,17 @@ pub(crate) fn cpu_model(cpuinfo: &str) -> Option<String> {
     })
 }
 
+/// The one-minute load average (`/proc/loadavg`): how busy the machine was with
+/// other work, which the figures cannot see.
+pub(crate) fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The trimmed stdout of a command that succeeded.
 pub(crate) fn output_of(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program)

@@ -19,6 +19,7 @@ use std::time::Instant;
 use crate::error::TaskError;
 use crate::util::{cargo, root, run};
 
+mod data;
 mod goals;
 mod idle;
 mod machine;
@@ -29,8 +30,9 @@ mod scenarios;
 mod stats;
 mod table;
 
+use data::Data;
 use runner::Env;
-use scenarios::{Ctx, Data, Plan, SCENARIOS};
+use scenarios::{Ctx, Plan, SCENARIOS};
 use table::Table;
 
 /// The command line, understood.
@@ -90,6 +92,12 @@ pub(crate) fn smoke() -> Result<(), TaskError> {
 pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     let options = parse_args(args)?;
     let started = Instant::now();
+    let load_before = machine::load_average();
+    if let Some(load) = load_before.filter(|l| *l > 0.5) {
+        eprintln!(
+            "xtask: bench: the machine is busy (load average {load:.2}): expect noisy figures"
+        );
+    }
     let wants = |s: &str| options.scenarios.iter().any(|x| x == s);
     let plan = if options.smoke {
         Plan::smoke(options.rounds)
@@ -119,8 +127,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
         logs,
     };
     let data = Data {
-        bulk: poem_file(&data_dir, plan.bulk_bytes)?,
-        poem: poem_file(&data_dir, plan.poem_bytes)?,
+        dir: data_dir,
         slow_poem: root().join("poetry-server/src/default_poem.txt"),
     };
     let ctx = Ctx {
@@ -167,6 +174,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
                 twisted: python.map(|(_, version)| version),
                 rounds: plan.rounds,
                 took_s: took,
+                load: (load_before, machine::load_average()),
             };
             let docs = root().join("docs");
             std::fs::create_dir_all(&docs).map_err(TaskError::Io)?;
@@ -305,46 +313,6 @@ fn twisted(smoke: bool) -> Option<(PathBuf, String)> {
     }
 }
 
-/// `target/bench-data/poem-<size>.bin`: `bytes` pseudo-random bytes, the same every
-/// time, written once.
-fn poem_file(dir: &Path, bytes: u64) -> Result<PathBuf, TaskError> {
-    let path = dir.join(format!(
-        "poem-{}.bin",
-        scenarios::size_label(bytes).replace(' ', "")
-    ));
-    if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes) {
-        return Ok(path);
-    }
-    eprintln!(
-        "xtask: bench: writing {} of pseudo-random poem to {}",
-        scenarios::size_label(bytes),
-        path.display()
-    );
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(TaskError::Io)?);
-    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ bytes;
-    let mut left = bytes;
-    let mut chunk = vec![0u8; 1 << 20];
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        fill_pseudo_random(&mut state, &mut chunk[..n]);
-        file.write_all(&chunk[..n]).map_err(TaskError::Io)?;
-        left -= n as u64;
-    }
-    file.flush().map_err(TaskError::Io)?;
-    Ok(path)
-}
-
-/// xorshift64*: fast, and good enough that no layer can compress or special-case it.
-pub(crate) fn fill_pseudo_random(state: &mut u64, out: &mut [u8]) {
-    for chunk in out.chunks_mut(8) {
-        *state ^= *state >> 12;
-        *state ^= *state << 25;
-        *state ^= *state >> 27;
-        let word = state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-        chunk.copy_from_slice(&word[..chunk.len()]);
-    }
-}
-
 /// What docs/benchmarks.md says about the run, beside the tables.
 #[derive(Debug)]
 struct Report {
@@ -354,6 +322,8 @@ struct Report {
     twisted: Option<String>,
     rounds: usize,
     took_s: u64,
+    /// The one-minute load average when the run started and when it ended.
+    load: (Option<f64>, Option<f64>),
 }
 
 impl Report {
@@ -383,10 +353,17 @@ impl Report {
         md += &format!("- Pinning: {pinning}\n");
         md += &format!("- Twisted: {twisted}\n");
         md += &format!(
-            "- Rounds: {}, the servers' order rotated each round; the whole run took {} min {} s\n\n",
+            "- Rounds: {}, the servers' order rotated each round; the whole run took {} min {} s\n",
             self.rounds,
             self.took_s / 60,
             self.took_s % 60
+        );
+        let load = |l: Option<f64>| l.map_or("?".to_owned(), |l| format!("{l:.2}"));
+        md += &format!(
+            "- Load average (1 min) at the start and the end: {} and {} (other work on the machine \
+             shows here, not in the figures)\n\n",
+            load(self.load.0),
+            load(self.load.1)
         );
         md += "## Results\n\n";
         md += "Each cell is the median over the rounds, (min–max), and ×r where r is ours ÷ that\n";
@@ -487,17 +464,6 @@ mod tests {
     }
 
     #[test]
-    fn pseudo_random_poems_are_repeatable_and_varied() {
-        let (mut a, mut b) = (1u64, 1u64);
-        let mut x = [0u8; 13];
-        let mut y = [0u8; 13];
-        fill_pseudo_random(&mut a, &mut x);
-        fill_pseudo_random(&mut b, &mut y);
-        assert_eq!(x, y);
-        assert!(x.iter().any(|&v| v != x[0]));
-    }
-
-    #[test]
     fn report_has_machine_command_and_tables() {
         let mut t = Table::default();
         t.record(
@@ -522,12 +488,14 @@ mod tests {
             twisted: Some("Twisted 25.5.0 on Python 3.11.9".into()),
             rounds: 3,
             took_s: 125,
+            load: (Some(0.25), None),
         };
         let md = report.to_markdown(&t, &goals::check(&t));
         assert!(md.starts_with("# Benchmarks\n"));
         assert!(md.contains("- Command: `cargo xtask bench --rounds 3`"));
         assert!(md.contains("2 cores (available_parallelism), Xeon, Linux 6.18"));
         assert!(md.contains("took 2 min 5 s"));
+        assert!(md.contains("at the start and the end: 0.25 and ?"));
         assert!(md.contains("| timers   | ns/schedule ↓ |"), "{md}");
         assert!(md.contains("| timers: ≤ 100 ns per schedule"), "{md}");
         assert!(!md.contains("Failed runs"));

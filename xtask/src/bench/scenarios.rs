@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::data::Data;
 use super::machine;
 use super::probe;
 use super::runner::{
@@ -80,15 +81,6 @@ impl Plan {
             full
         }
     }
-}
-
-/// The files served: pseudo-random poems generated once into `target/bench-data`.
-#[derive(Debug, Clone)]
-pub(crate) struct Data {
-    pub(crate) bulk: PathBuf,
-    pub(crate) poem: PathBuf,
-    /// The slow scenario's poem: poetry-server's default poem, from its source.
-    pub(crate) slow_poem: PathBuf,
 }
 
 /// Everything a scenario needs.
@@ -177,12 +169,12 @@ pub(super) fn measure(
                     let mut said = Vec::new();
                     for (figure, value) in figures.iter().zip(&values) {
                         table.record(*figure, server, *value);
-                        said.push(format!("{} {}", format_number(*value), figure.2));
+                        said.push(format!("{}: {}", figure.2, format_number(*value)));
                     }
                     eprintln!(
                         "xtask: bench {name} [{}/{rounds}] {server}: {} ({took:.1}s)",
                         round + 1,
-                        said.join(", ")
+                        said.join("; ")
                     );
                 }
                 Err(why) => {
@@ -233,15 +225,10 @@ pub(crate) fn bulk(ctx: &Ctx<'_>, table: &mut Table) {
         "tokio-current",
         "twisted",
     ]);
-    let sum = plan
-        .check_sums
-        .then(|| file_sum(ctx, &ctx.data.bulk))
-        .transpose();
+    let prepared = prepare(ctx, plan.bulk_bytes);
     measure(ctx, table, "bulk", &servers, &figures, |server| {
-        let sum = sum.clone()?;
-        let s = ctx
-            .env
-            .start(server, Service::Poetry(&ctx.data.bulk), None)?;
+        let (poem, sum) = prepared.clone()?;
+        let s = ctx.env.start(server, Service::Poetry(&poem), None)?;
         let mut args = vec![
             "bulk".to_owned(),
             "--port".to_owned(),
@@ -287,15 +274,10 @@ pub(crate) fn poems(ctx: &Ctx<'_>, table: &mut Table) {
         ),
     ];
     let servers = ctx.servers(&["ours", "raw-mio", "tokio-multi", "tokio-current", "twisted"]);
-    let sum = plan
-        .check_sums
-        .then(|| file_sum(ctx, &ctx.data.poem))
-        .transpose();
+    let prepared = prepare(ctx, plan.poem_bytes);
     measure(ctx, table, "poems", &servers, &figures, |server| {
-        let sum = sum.clone()?;
-        let s = ctx
-            .env
-            .start(server, Service::Poetry(&ctx.data.poem), None)?;
+        let (poem, sum) = prepared.clone()?;
+        let s = ctx.env.start(server, Service::Poetry(&poem), None)?;
         let mut args = vec![
             "poems".to_owned(),
             "--port".to_owned(),
@@ -502,6 +484,16 @@ pub(crate) fn timers(ctx: &Ctx<'_>, table: &mut Table) {
             number(&fields, "bytes_per_pending_call")?,
         ])
     });
+}
+
+/// The pseudo-random poem of `bytes`, and its sum when the plan checks sums.
+fn prepare(ctx: &Ctx<'_>, bytes: u64) -> Result<(PathBuf, Option<String>), RunFailure> {
+    let poem = ctx.data.poem(bytes)?;
+    let sum = match ctx.plan.check_sums {
+        true => Some(file_sum(ctx, &poem)?),
+        false => None,
+    };
+    Ok((poem, sum))
 }
 
 /// `loadgen sum FILE`: the `--expect-sum` of a file.
