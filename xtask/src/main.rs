@@ -8,6 +8,8 @@
 //! * `bench [--smoke] [--rounds N] [SCENARIO...]`: the stack against its peers, side
 //!   by side (bulk, poems, echo, idle, slow, timers); a full run rewrites
 //!   `docs/benchmarks.md`, `--smoke` (run by `ci`) is tiny and writes nothing.
+//! * `soak [--downloads N] [--concurrency C] [--slow]`: a million checked downloads
+//!   from the release server; fails on any corrupted or lost poem or memory growth.
 
 use std::process::ExitCode;
 
@@ -16,10 +18,12 @@ mod ci;
 mod demo;
 mod error;
 mod fuzz;
+mod soak;
 mod util;
 
 const USAGE: &str = "usage: cargo xtask <demo [--release] | ci | fuzz [--seconds N] [TARGET...] \
-                     | bench [--smoke] [--rounds N] [SCENARIO...]>";
+                     | bench [--smoke] [--rounds N] [SCENARIO...] \
+                     | soak [--downloads N] [--concurrency C] [--slow]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
         "ci" => ci::main(rest),
         "fuzz" => fuzz::main(rest),
         "bench" => bench::main(rest),
+        "soak" => soak::main(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
