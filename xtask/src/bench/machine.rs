@@ -54,6 +54,23 @@ pub(crate) fn load_average() -> Option<f64> {
         .ok()
 }
 
+/// The commit the binaries were built from, and whether tracked files differed from
+/// it (others' work in progress is built too).
+pub(crate) fn source_state() -> String {
+    let root = crate::util::root();
+    let root = root.to_string_lossy();
+    let Some(commit) = output_of("git", &["-C", &root, "rev-parse", "--short", "HEAD"]) else {
+        return "unknown (no git)".to_owned();
+    };
+    match output_of(
+        "git",
+        &["-C", &root, "status", "--porcelain", "--untracked-files=no"],
+    ) {
+        Some(_) => format!("commit {commit}, with uncommitted changes to tracked files"),
+        None => format!("commit {commit}"),
+    }
+}
+
 /// The trimmed stdout of a command that succeeded.
 pub(crate) fn output_of(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program)

@@ -106,6 +106,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     };
 
     let bin = build(&options)?;
+    let source = machine::source_state();
     let python = if ["bulk", "poems", "echo", "idle"].iter().any(|s| wants(s)) {
         twisted(options.smoke)
     } else {
@@ -175,6 +176,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
                 rounds: plan.rounds,
                 took_s: took,
                 load: (load_before, machine::load_average()),
+                source,
             };
             let docs = root().join("docs");
             std::fs::create_dir_all(&docs).map_err(TaskError::Io)?;
@@ -324,6 +326,8 @@ struct Report {
     took_s: u64,
     /// The one-minute load average when the run started and when it ended.
     load: (Option<f64>, Option<f64>),
+    /// What the binaries were built from.
+    source: String,
 }
 
 impl Report {
@@ -346,6 +350,7 @@ impl Report {
         md += "by hand. bench/README.md describes the load generator and the peers.\n\n";
         md += &format!("- Command: `{}`\n", self.command);
         md += &format!("- Date: {}\n", m.date);
+        md += &format!("- Built from: {}\n", self.source);
         md += &format!(
             "- Machine: {} cores (available_parallelism), {}, Linux {}\n",
             m.cores, m.cpu, m.kernel
@@ -489,12 +494,14 @@ mod tests {
             rounds: 3,
             took_s: 125,
             load: (Some(0.25), None),
+            source: "commit abc1234".into(),
         };
         let md = report.to_markdown(&t, &goals::check(&t));
         assert!(md.starts_with("# Benchmarks\n"));
         assert!(md.contains("- Command: `cargo xtask bench --rounds 3`"));
         assert!(md.contains("2 cores (available_parallelism), Xeon, Linux 6.18"));
         assert!(md.contains("took 2 min 5 s"));
+        assert!(md.contains("- Built from: commit abc1234\n"));
         assert!(md.contains("at the start and the end: 0.25 and ?"));
         assert!(md.contains("| timers   | ns/schedule ↓ |"), "{md}");
         assert!(md.contains("| timers: ≤ 100 ns per schedule"), "{md}");
