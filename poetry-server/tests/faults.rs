@@ -15,6 +15,10 @@
 //! | `max_connections_refuses_cleanly` | slow | more clients than `--max-connections` |
 //! | `a_panicking_protocol_loses_only_its_own_connection` | library, slow | a protocol on the same reactor panics |
 //! | `sigterm_mid_poem_exits_promptly_and_counts_cut_sends` | slow | SIGTERM with clients mid-poem |
+//!
+//! And `secure_by_default` checks what README's "Secure by default" promises of a
+//! server started without options: loopback only, 4096 connections, 120 s idle
+//! timeout.
 
 mod fault_util;
 
@@ -26,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use fault_util::{
     all_whole, assert_same_bytes, connect, connect_loop, fetch, good_clients, half_closers,
-    never_readers, pseudo_random, read_some, read_to_end_or_reset, resetters, shared_poem,
-    stop_counts, ScratchDir, ServerProcess, PATIENCE, RSS_SLACK_KIB,
+    never_readers, pseudo_random, read_some, read_to_end_or_reset, resetters, run_bounded,
+    server_binary, shared_poem, stop_counts, ScratchDir, ServerProcess, PATIENCE, RSS_SLACK_KIB,
 };
 
 /// Slow mode: 64 bytes every 5 ms.
@@ -435,4 +439,51 @@ fn a_panicking_protocol_loses_only_its_own_connection() {
     assert!(stderr.contains("panics in data_received"), "{stderr}");
     assert!(stderr.contains("panics in a timer"), "{stderr}");
     assert_eq!(stop_counts(&stderr), (26, 0, 0), "{stderr}");
+}
+
+// ===== secure by default =====
+
+/// The local address of the socket listening on TCP `port`, from `/proc/net/tcp`
+/// (IPv4 only: `None` if nothing listens there on IPv4).
+fn ipv4_listener(port: u16) -> Option<std::net::Ipv4Addr> {
+    const LISTEN: &str = "0A";
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (address, local_port) = fields.get(1)?.split_once(':')?;
+        if fields.get(3) != Some(&LISTEN) || u16::from_str_radix(local_port, 16).ok()? != port {
+            return None;
+        }
+        // The address is the in-memory u32, printed in hex (little-endian here).
+        let raw = u32::from_str_radix(address, 16).ok()?;
+        Some(std::net::Ipv4Addr::from(raw.to_le_bytes()))
+    })
+}
+
+#[test]
+fn secure_by_default() {
+    // The library's defaults...
+    let options = poetry_server::ServerOptions::default();
+    assert_eq!(options.interface, "127.0.0.1");
+    assert_eq!(options.max_connections, 4096);
+    assert_eq!(options.idle_timeout, Some(Duration::from_secs(120)));
+    // ...are the binary's, as its help says.
+    let mut help = Command::new(server_binary());
+    help.arg("--help");
+    let help = String::from_utf8(run_bounded(help, PATIENCE).stdout).unwrap();
+    for default in ["[default: 127.0.0.1]", "[default: 4096]", "[default: 120]"] {
+        assert!(help.contains(default), "--help lacks {default}:\n{help}");
+    }
+    // Started without options, it listens on loopback only.
+    let server = ServerProcess::start(&["--delay", "0"], None);
+    assert_eq!(
+        ipv4_listener(server.port()),
+        Some(std::net::Ipv4Addr::LOCALHOST)
+    );
+    // And every interface only when told.
+    let everywhere = ServerProcess::start(&["--delay", "0", "--iface", "0.0.0.0"], None);
+    assert_eq!(
+        ipv4_listener(everywhere.port()),
+        Some(std::net::Ipv4Addr::UNSPECIFIED)
+    );
 }
