@@ -63,7 +63,13 @@ pub struct ClientOptions {
     pub verbose: bool,
     /// Stop the reactor when every download has ended.
     pub stop_when_done: bool,
+    /// Largest poem kept, in bytes: a server that sends more is cut off and its poem
+    /// reported incomplete, so a hostile server cannot grow the client without bound.
+    pub max_poem_bytes: u64,
 }
+
+/// The default [`ClientOptions::max_poem_bytes`]: 1 GiB.
+pub const DEFAULT_MAX_POEM_BYTES: u64 = 1 << 30;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -72,6 +78,7 @@ impl Default for ClientOptions {
             connect_timeout: Some(Duration::from_secs(30)),
             verbose: false,
             stop_when_done: true,
+            max_poem_bytes: DEFAULT_MAX_POEM_BYTES,
         }
     }
 }
@@ -148,6 +155,7 @@ impl ClientFactory for PoetryClientFactory {
             task,
             timer: None,
             timed_out: false,
+            too_large: false,
         })
     }
 
@@ -176,6 +184,8 @@ pub struct PoetryProtocol {
     /// We closed the connection because `--timeout` expired: a close we asked for
     /// arrives as a clean close, so we must remember.
     timed_out: bool,
+    /// The server sent more than `max_poem_bytes`: we cut it off.
+    too_large: bool,
 }
 
 impl Protocol for PoetryProtocol {
@@ -197,7 +207,14 @@ impl Protocol for PoetryProtocol {
         let mut factory = cx.factory();
         let at = now.saturating_sub(factory.started);
         let verbose = factory.options.verbose;
+        let limit = factory.options.max_poem_bytes;
         let task = &mut factory.tasks[self.task];
+        if task.poem.len() as u64 + data.len() as u64 > limit {
+            drop(factory);
+            self.too_large = true;
+            cx.abort_connection();
+            return;
+        }
         task.poem.extend_from_slice(data);
         task.arrivals.push((at, data.len()));
         if verbose {
@@ -218,6 +235,9 @@ impl Protocol for PoetryProtocol {
         }
         let outcome = if self.timed_out {
             Outcome::TimedOut
+        } else if self.too_large {
+            let limit = cx.factory().options.max_poem_bytes;
+            Outcome::Incomplete(format!("the poem passed the {limit}-byte limit"))
         } else if reason.is_clean() {
             Outcome::Whole
         } else {

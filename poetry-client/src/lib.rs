@@ -27,4 +27,5 @@ pub mod report;
 pub use crate::address::{parse_address, AddressError, PoemAddress};
 pub use crate::client::{
     get_poetry, start, ClientOptions, Outcome, PoetryClientFactory, PoetryProtocol, Task,
+    DEFAULT_MAX_POEM_BYTES,
 };

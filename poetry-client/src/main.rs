@@ -39,6 +39,10 @@ struct Args {
     /// Show live progress lines even when stderr is not a terminal.
     #[arg(long)]
     progress: bool,
+    /// Largest poem accepted, in bytes; a server sending more is cut off and its poem
+    /// reported incomplete.
+    #[arg(long, default_value_t = poetry_client::DEFAULT_MAX_POEM_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    max_poem_bytes: u64,
 }
 
 /// Parses a number of seconds: finite, above zero, at most a day.
@@ -113,6 +117,7 @@ fn run(addresses: Vec<PoemAddress>, args: &Args) -> Result<bool, ReactorError> {
         connect_timeout: Some(args.connect_timeout),
         verbose: args.verbose,
         stop_when_done: true,
+        max_poem_bytes: args.max_poem_bytes,
     };
     let mut reactor = Reactor::new()?;
     reactor.handle_signals()?;

@@ -401,3 +401,25 @@ fn help_and_version_exit_0_on_stdout() {
         assert!(!run.stdout.is_empty(), "{flag}");
     }
 }
+
+#[test]
+fn a_poem_over_the_size_limit_is_cut_off_and_reported() {
+    let big = pseudo_random(256 * 1024, 7);
+    let small = shared_poem("science.txt");
+    let big_server = ServerThread::start(&big, fast());
+    let small_server = ServerThread::start(&small, fast());
+    let run = run_client(&[
+        "--max-poem-bytes".to_owned(),
+        "65536".to_owned(),
+        big_server.address(),
+        small_server.address(),
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Task 1: INCOMPLETE") && run.stderr.contains("65536-byte limit"),
+        "{}",
+        run.stderr
+    );
+    // Only the poem within the limit reaches stdout.
+    assert_same_bytes(&run.stdout, &small, "the small poem alone");
+}
