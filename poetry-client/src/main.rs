@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use poetry_cli::parse_positive_seconds;
 use poetry_client::{
     parse_address, report, start, ClientOptions, PoemAddress, PoetryClientFactory,
 };
@@ -28,10 +29,10 @@ struct Args {
     #[arg(long, short)]
     verbose: bool,
     /// Give up on a poem after this many seconds.
-    #[arg(long, value_parser = parse_seconds, allow_hyphen_values = true)]
+    #[arg(long, value_parser = parse_positive_seconds, allow_hyphen_values = true)]
     timeout: Option<Duration>,
     /// Give up connecting after this many seconds.
-    #[arg(long, default_value = "30", value_parser = parse_seconds, allow_hyphen_values = true)]
+    #[arg(long, default_value = "30", value_parser = parse_positive_seconds, allow_hyphen_values = true)]
     connect_timeout: Duration,
     /// After the run, draw which task received bytes when.
     #[arg(long)]
@@ -43,46 +44,6 @@ struct Args {
     /// reported incomplete.
     #[arg(long, default_value_t = poetry_client::DEFAULT_MAX_POEM_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
     max_poem_bytes: u64,
-}
-
-/// Parses a number of seconds: finite, above zero, at most a day.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{}' is not a number of seconds", shorten(text)))?;
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
-        // The text as given: `{seconds}` would print 1e300 with 300 digits.
-        return Err(format!(
-            "{} is out of range (above 0, at most 86400 seconds)",
-            shorten(text.trim())
-        ));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// Keeps hostile arguments out of error lines: at most 40 characters, and control
-/// characters (a newline, a terminal escape) escaped, so the line stays one line.
-fn shorten(text: &str) -> String {
-    const MAX: usize = 40;
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX {
-            out.push_str("...");
-            break;
-        }
-        push_escaped(&mut out, c);
-    }
-    out
-}
-
-/// Pushes `c`, escaped if it is a control character.
-fn push_escaped(out: &mut String, c: char) {
-    if c.is_control() {
-        out.extend(c.escape_default());
-    } else {
-        out.push(c);
-    }
 }
 
 /// Redraws the progress lines every tenth of a second until the downloads end.
@@ -140,49 +101,11 @@ fn run(addresses: Vec<PoemAddress>, args: &Args) -> Result<bool, ReactorError> {
     Ok(tasks.iter().all(|t| t.is_whole()))
 }
 
-/// Clap's error as one line: huge argument values cut short and control characters
-/// escaped (clap quotes values whole; a newline in one would split the line), and a
-/// first line ending in a colon completed with the line it announces.
-fn error_line(e: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue};
-    let mut text = e.to_string();
-    // Before splitting into lines, so that a value's own newlines do not split it.
-    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
-        if let Some(ContextValue::String(value)) = e.get(kind) {
-            let short = shorten(value);
-            if !value.is_empty() && short != *value {
-                text = text.replace(value.as_str(), &short);
-            }
-        }
-    }
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let mut line = lines
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ")
-        .to_owned();
-    if line.ends_with(':') {
-        if let Some(next) = lines.next() {
-            line = format!("{line} {next}");
-        }
-    }
-    let mut out = String::with_capacity(line.len());
-    line.chars().for_each(|c| push_escaped(&mut out, c));
-    out
-}
-
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = match Args::try_parse() {
+    let args: Args = match poetry_cli::parse_args("poetry-client") {
         Ok(args) => args,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("poetry-client: {}", error_line(&e));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let mut addresses = Vec::with_capacity(args.addresses.len());
     for arg in &args.addresses {

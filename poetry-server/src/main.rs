@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use poetry_cli::{one_line, parse_seconds};
 use poetry_server::{serve_on_threads, ServerError, ServerOptions};
 
 /// Serves a poem to every client that connects, then closes the connection.
@@ -46,65 +47,6 @@ struct Args {
     /// across them and --max-connections is shared out.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     reactors: u16,
-}
-
-/// Parses a number of seconds: finite, not negative, at most a day.
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{}' is not a number of seconds", shorten(text)))?;
-    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
-        // The text as given: `{seconds}` would print 1e300 with 300 digits.
-        return Err(format!(
-            "{} is out of range (0 to 86400 seconds)",
-            shorten(text.trim())
-        ));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// Keeps hostile arguments out of error lines: at most 40 characters, and control
-/// characters (a newline, a terminal escape) escaped, so the line stays one line.
-fn shorten(text: &str) -> String {
-    const MAX: usize = 40;
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX {
-            out.push_str("...");
-            break;
-        }
-        push_escaped(&mut out, c);
-    }
-    out
-}
-
-/// Pushes `c`, escaped if it is a control character.
-fn push_escaped(out: &mut String, c: char) {
-    if c.is_control() {
-        out.extend(c.escape_default());
-    } else {
-        out.push(c);
-    }
-}
-
-/// `text` with each of `values` (arguments it may quote whole) shortened.
-fn shorten_values(text: &str, values: &[&str]) -> String {
-    let mut text = text.to_owned();
-    for value in values.iter().filter(|v| !v.is_empty()) {
-        let short = shorten(value);
-        if short != *value {
-            text = text.replace(value, &short);
-        }
-    }
-    text
-}
-
-/// `line` with its control characters escaped.
-fn escape_controls(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    line.chars().for_each(|c| push_escaped(&mut out, c));
-    out
 }
 
 /// Lets this process hold as many descriptors as it may serve connections.
@@ -150,46 +92,11 @@ fn run(args: Args) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Clap's error as one line: huge argument values cut short and control characters
-/// escaped (clap quotes values whole; a newline in one would split the line), and a
-/// first line ending in a colon completed with the line it announces.
-fn error_line(e: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue};
-    let mut values = Vec::new();
-    for kind in [ContextKind::InvalidValue, ContextKind::InvalidArg] {
-        if let Some(ContextValue::String(value)) = e.get(kind) {
-            values.push(value.as_str());
-        }
-    }
-    // Before splitting into lines, so that a value's own newlines do not split it.
-    let text = shorten_values(&e.to_string(), &values);
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let mut line = lines
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ")
-        .to_owned();
-    if line.ends_with(':') {
-        if let Some(next) = lines.next() {
-            line = format!("{line} {next}");
-        }
-    }
-    escape_controls(&line)
-}
-
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = match Args::try_parse() {
+    let args: Args = match poetry_cli::parse_args("poetry-server") {
         Ok(args) => args,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("poetry-server: {}", error_line(&e));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     // The error may quote these whole.
     let quoted = [
@@ -203,8 +110,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let values = [quoted[0].as_str(), quoted[1].as_str()];
-            let line = shorten_values(&e.to_string(), &values);
-            eprintln!("poetry-server: {}", escape_controls(&line));
+            eprintln!("poetry-server: {}", one_line(&e.to_string(), &values));
             ExitCode::from(2)
         }
     }
