@@ -154,6 +154,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
 
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "\n{}", table.to_markdown());
+    let _ = writeln!(
+        out,
+        "Median (min–max) over the rounds; ×r = ours ÷ that server; * = spread over a quarter of the median.\n"
+    );
     if options.smoke {
         let _ = writeln!(
             out,
@@ -377,7 +381,9 @@ impl Report {
         md +=
             "protocol crate's `echo_server` example in echo and idle, and the reactor in timers;\n";
         md += "ours-copy is poetry-server `--no-sendfile`; raw-mio-sendfile is the kernel's\n";
-        md += "zero-copy figure.\n\n";
+        md += "zero-copy figure. A `*` marks a spread wider than a quarter of the median: other\n";
+        md +=
+            "work on the machine, or a figure that varies by nature (memory kept after close).\n\n";
         md += &table.to_markdown();
         md += "\n## Goals\n\n";
         md += &goals::to_markdown(goals);

@@ -191,15 +191,24 @@ impl Table {
 /// The key, scenario label, figure label and direction of one row.
 pub(crate) type FigureId<'a> = (&'a str, &'a str, &'a str, Better);
 
-/// `median (min–max) ×ratio`: the spread only with two samples or more, the ratio
-/// (ours ÷ this) only for a peer when ours has a figure.
+/// A spread wider than this share of the median is marked `*`.
+pub(crate) const NOISY: f64 = 0.25;
+
+/// `median (min–max) ×ratio`: the spread only with two samples or more (marked `*` when
+/// wider than [`NOISY`]), the ratio (ours ÷ this) only for a peer when ours has a
+/// figure.
 pub(crate) fn render_cell(cell: &Cell, ours: Option<f64>) -> String {
     let Some(s) = Summary::of(&cell.samples) else {
         return "failed".to_owned();
     };
     let mut text = format_number(s.median);
     if s.count > 1 {
-        text += &format!(" ({}–{})", format_number(s.min), format_number(s.max));
+        let mark = if s.max - s.min > NOISY * s.median.abs() {
+            "*"
+        } else {
+            ""
+        };
+        text += &format!(" ({}–{}){mark}", format_number(s.min), format_number(s.max));
     }
     if let Some(ours) = ours {
         if s.median != 0.0 {
