@@ -73,6 +73,11 @@ pub struct Reactor {
     slots: Vec<Slot>,
     free_head: u32,
     descriptor_count: usize,
+    /// Most descriptors held since the slot table was last compacted.
+    peak_descriptors: usize,
+    /// Generation new slots start at: above every generation a truncated slot reached,
+    /// so a stale id for a truncated slot never matches its successor.
+    fresh_generation: u32,
     ready_queue: Vec<DescriptorId>,
     /// Inserted since the last poll, not yet registered with the poller.
     unregistered: Vec<DescriptorId>,
@@ -129,6 +134,8 @@ impl Reactor {
             slots: Vec::new(),
             free_head: u32::MAX,
             descriptor_count: 0,
+            peak_descriptors: 0,
+            fresh_generation: 0,
             ready_queue: Vec::new(),
             unregistered: Vec::new(),
             timers: TimerQueue::new(),
@@ -201,7 +208,7 @@ impl Reactor {
                 .filter(|i| *i < u32::MAX - 2)
                 .ok_or_else(|| io::Error::other("too many descriptors"))?;
             self.slots.push(Slot {
-                generation: 0,
+                generation: self.fresh_generation,
                 state: SlotState::Vacant(u32::MAX),
                 reading: false,
                 writing: false,
@@ -230,6 +237,7 @@ impl Reactor {
         slot.queued = false;
         slot.registered = false;
         self.descriptor_count += 1;
+        self.peak_descriptors = self.peak_descriptors.max(self.descriptor_count);
         // Registered with the poller just before the next poll, not now: a descriptor
         // that finishes within this turn (a short reply, then close) costs no
         // epoll_ctl at all. Edge-triggered registration reports readiness that is
@@ -364,6 +372,12 @@ impl Reactor {
             s.generation == id.generation
                 && matches!(s.state, SlotState::Present(_) | SlotState::Lifted)
         })
+    }
+
+    /// Slots in the descriptor table, in use or free: it shrinks again after most
+    /// descriptors are gone.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// How many descriptors are registered.
@@ -796,7 +810,43 @@ impl Reactor {
         self.run_due_calls();
         self.run_thread_calls();
         self.run_soon_calls();
+        self.compact_if_emptied();
         Ok(())
+    }
+
+    /// After most descriptors are gone (a quarter of a peak of at least
+    /// [`COMPACT_MIN_PEAK`]), gives their memory back: trailing free slots are dropped,
+    /// the queues shrink, and the allocator is asked to return free pages to the
+    /// system, so a server's memory falls back after a crowd of clients leaves.
+    fn compact_if_emptied(&mut self) {
+        if self.peak_descriptors < COMPACT_MIN_PEAK
+            || self.descriptor_count > self.peak_descriptors / 4
+        {
+            return;
+        }
+        self.peak_descriptors = self.descriptor_count;
+        let keep = self
+            .slots
+            .iter()
+            .rposition(|s| !matches!(s.state, SlotState::Vacant(_)))
+            .map_or(0, |i| i + 1);
+        for slot in &self.slots[keep..] {
+            self.fresh_generation = self.fresh_generation.max(slot.generation);
+        }
+        self.slots.truncate(keep);
+        self.slots.shrink_to_fit();
+        // Rebuild the free list, lowest index first, so the table stays compact.
+        self.free_head = u32::MAX;
+        for index in (0..keep).rev() {
+            if let SlotState::Vacant(_) = self.slots[index].state {
+                self.slots[index].state = SlotState::Vacant(self.free_head);
+                self.free_head = index as u32;
+            }
+        }
+        self.ready_queue.shrink_to_fit();
+        self.unregistered.shrink_to_fit();
+        debug!("reactor: compacted the slot table to {keep} slots");
+        release_free_memory();
     }
 
     fn read_signals(&mut self) {
@@ -942,6 +992,18 @@ impl Reactor {
                 None => break,
             }
         }
+    }
+}
+
+/// Descriptors a reactor must have held before it compacts its slot table.
+const COMPACT_MIN_PEAK: usize = 1024;
+
+/// Asks the allocator to return free pages to the system (glibc keeps them otherwise).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -687,3 +687,80 @@ fn set_ready_serves_an_interested_descriptor_on_the_next_turn() {
         Err(ReactorError::UnknownDescriptor(_))
     ));
 }
+
+/// A descriptor with a source the poller never hears of, for table-size tests.
+struct Quiet(NoSource);
+
+struct NoSource;
+
+impl reactor::mio::event::Source for NoSource {
+    fn register(
+        &mut self,
+        _: &reactor::mio::Registry,
+        _: reactor::mio::Token,
+        _: reactor::mio::Interest,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn reregister(
+        &mut self,
+        _: &reactor::mio::Registry,
+        _: reactor::mio::Token,
+        _: reactor::mio::Interest,
+    ) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn deregister(&mut self, _: &reactor::mio::Registry) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl reactor::Descriptor for Quiet {
+    fn source(&mut self) -> &mut dyn reactor::mio::event::Source {
+        &mut self.0
+    }
+    fn connection_lost(
+        &mut self,
+        _: &mut Reactor,
+        _: reactor::DescriptorId,
+        _: reactor::LostReason,
+    ) {
+    }
+}
+
+#[test]
+fn the_table_shrinks_after_a_crowd_leaves_and_stale_ids_stay_stale() {
+    let (_clock, mut reactor) = manual_reactor();
+    let ids: Vec<_> = (0..4000)
+        .map(|_| reactor.insert(Box::new(Quiet(NoSource))).unwrap())
+        .collect();
+    turn(&mut reactor);
+    assert_eq!(reactor.slot_count(), 4000);
+    // Keep a few low ones; the crowd above them leaves.
+    for id in &ids[10..] {
+        assert!(reactor.remove_descriptor(*id).is_some());
+    }
+    turn(&mut reactor);
+    assert_eq!(reactor.descriptor_count(), 10);
+    assert_eq!(
+        reactor.slot_count(),
+        10,
+        "trailing free slots are given back"
+    );
+    // New descriptors reuse the table; none answers to an id of the crowd.
+    let fresh: Vec<_> = (0..4000)
+        .map(|_| reactor.insert(Box::new(Quiet(NoSource))).unwrap())
+        .collect();
+    for old in &ids[10..] {
+        assert!(
+            !reactor.contains(*old),
+            "stale id {old} reached a new descriptor"
+        );
+    }
+    for id in &fresh {
+        assert!(reactor.contains(*id));
+    }
+    for id in &ids[..10] {
+        assert!(reactor.contains(*id), "the ones that stayed keep their ids");
+    }
+}
