@@ -351,7 +351,8 @@ impl Report {
         md += "# Benchmarks\n\n";
         md += "The layered stack (\"ours\") against its peers and the physical limit, side by side.\n";
         md += "Written by `cargo xtask bench`, which replaces this file on every full run: do not edit it\n";
-        md += "by hand. bench/README.md describes the load generator and the peers.\n\n";
+        md += "by hand. bench/README.md describes the load generator and the peers; docs/performance.md\n";
+        md += "(written by hand) explains each goal not met, with the measurements behind it.\n\n";
         md += &format!("- Command: `{}`\n", self.command);
         md += &format!("- Date: {}\n", m.date);
         md += &format!("- Built from: {}\n", self.source);
