@@ -36,7 +36,6 @@
 
 pub mod cli;
 mod error;
-mod fd_limit;
 pub mod fnv;
 pub mod json;
 mod modes;
@@ -44,8 +43,8 @@ mod report;
 pub mod stats;
 
 pub use crate::error::Error;
-pub use crate::fd_limit::raise_fd_limit;
 pub use crate::report::Report;
+pub use bench_support::raise_fd_limit;
 
 /// Runs one mode to the end and returns its report.
 ///

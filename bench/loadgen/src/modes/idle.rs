@@ -13,10 +13,10 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::cli::{seconds, target, IdleArgs};
-use crate::fd_limit::raise_fd_limit;
 use crate::json::Object;
 use crate::report::problems;
 use crate::{Error, Report};
+use bench_support::raise_fd_limit;
 
 use super::{poll_until, secs};
 

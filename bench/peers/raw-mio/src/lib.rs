@@ -49,8 +49,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-mod fd_limit;
 mod server;
 
-pub use crate::fd_limit::raise_fd_limit;
 pub use crate::server::{Mode, Server, StopHandle};
+pub use bench_support::raise_fd_limit;

@@ -1,11 +1,9 @@
 //! The `raw-mio-server` binary as a subprocess on loopback: start line, each mode,
 //! clean exit on SIGTERM, one-line errors.
 
-mod util;
-
 use std::process::Command;
 
-use util::{PoemFile, Served};
+use bench_support::served::{PoemFile, Served};
 
 const EXE: &str = env!("CARGO_BIN_EXE_raw-mio-server");
 

@@ -42,8 +42,6 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-mod fd_limit;
-
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,7 +50,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
 
-pub use crate::fd_limit::raise_fd_limit;
+pub use bench_support::raise_fd_limit;
 
 /// Which tokio runtime to serve on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

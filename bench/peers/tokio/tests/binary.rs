@@ -1,9 +1,7 @@
 //! The `tokio-server` binary as a subprocess on loopback, on both runtimes: start
 //! line, each mode, clean exit on SIGTERM.
 
-mod util;
-
-use util::{PoemFile, Served};
+use bench_support::served::{PoemFile, Served};
 
 const EXE: &str = env!("CARGO_BIN_EXE_tokio-server");
 

@@ -1,4 +1,16 @@
-//! Raising `RLIMIT_NOFILE`, so that 10,000 idle connections fit.
+//! What the benchmark programs (the load generator and the peers) share, written once:
+//! raising the descriptor limit so thousands of connections fit, and, for their
+//! tests, running a server binary as a bounded subprocess on loopback.
+//!
+//! # Example
+//!
+//! ```
+//! let limit = bench_support::raise_fd_limit()?;
+//! assert!(limit > 0);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+pub mod served;
 
 use std::io;
 
@@ -12,7 +24,7 @@ use std::io;
 /// # Examples
 ///
 /// ```
-/// let limit = tokio_server::raise_fd_limit()?;
+/// let limit = bench_support::raise_fd_limit()?;
 /// assert!(limit > 0);
 /// # Ok::<(), std::io::Error>(())
 /// ```

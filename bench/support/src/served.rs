@@ -7,19 +7,22 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long any one step may take.
-pub(crate) const STEP: Duration = Duration::from_secs(10);
+pub const STEP: Duration = Duration::from_secs(10);
 
 /// A running server; killed on drop if still running.
-pub(crate) struct Served {
+#[derive(Debug)]
+pub struct Served {
     child: Child,
-    pub(crate) port: u16,
-    pub(crate) start_line: String,
+    /// The port it said it listens on.
+    pub port: u16,
+    /// Its start line, `Serving ... on port N.`
+    pub start_line: String,
 }
 
 impl Served {
     /// Starts `exe` with `args` and waits for `Serving ... on port N.`.
     #[track_caller]
-    pub(crate) fn start(exe: &str, args: &[&str]) -> Served {
+    pub fn start(exe: &str, args: &[&str]) -> Served {
         let mut child = Command::new(exe)
             .args(args)
             .stdin(Stdio::null())
@@ -58,7 +61,7 @@ impl Served {
     }
 
     /// A client connection with timeouts.
-    pub(crate) fn connect(&self) -> TcpStream {
+    pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         s.set_read_timeout(Some(STEP)).unwrap();
         s.set_write_timeout(Some(STEP)).unwrap();
@@ -66,7 +69,7 @@ impl Served {
     }
 
     /// Downloads one poem: connect, read until the server closes.
-    pub(crate) fn get_poem(&self) -> Vec<u8> {
+    pub fn get_poem(&self) -> Vec<u8> {
         let mut poem = Vec::new();
         self.connect()
             .read_to_end(&mut poem)
@@ -75,7 +78,7 @@ impl Served {
     }
 
     /// Sends `message` and reads as many bytes back.
-    pub(crate) fn echo(&self, message: &[u8]) -> Vec<u8> {
+    pub fn echo(&self, message: &[u8]) -> Vec<u8> {
         let mut s = self.connect();
         s.write_all(message).unwrap();
         let mut reply = vec![0u8; message.len()];
@@ -85,7 +88,7 @@ impl Served {
 
     /// Sends SIGTERM and waits (bounded) for the exit.
     #[track_caller]
-    pub(crate) fn terminate(mut self) -> ExitStatus {
+    pub fn terminate(mut self) -> ExitStatus {
         let pid = i32::try_from(self.child.id()).unwrap();
         // SAFETY: plain syscall on our own child's pid, which has not been reaped.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
@@ -110,20 +113,34 @@ impl Drop for Served {
 }
 
 /// A poem file in the temp dir, removed on drop.
-pub(crate) struct PoemFile {
-    pub(crate) path: std::path::PathBuf,
-    pub(crate) bytes: Vec<u8>,
+#[derive(Debug)]
+pub struct PoemFile {
+    /// Where it is.
+    pub path: std::path::PathBuf,
+    /// What it holds.
+    pub bytes: Vec<u8>,
 }
 
 impl PoemFile {
-    pub(crate) fn new(tag: &str, len: usize) -> PoemFile {
+    /// Writes `len` patterned bytes to a file in the temp directory named after `tag`
+    /// and this process.
+    ///
+    /// # Panics
+    ///
+    /// If the file cannot be written.
+    pub fn new(tag: &str, len: usize) -> PoemFile {
         let bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
         let path = std::env::temp_dir().join(format!("{tag}-{}.poem", std::process::id()));
         std::fs::write(&path, &bytes).unwrap();
         PoemFile { path, bytes }
     }
 
-    pub(crate) fn arg(&self) -> &str {
+    /// The path, as a command-line argument.
+    ///
+    /// # Panics
+    ///
+    /// If the temp directory's path is not UTF-8.
+    pub fn arg(&self) -> &str {
         self.path.to_str().unwrap()
     }
 }
