@@ -169,6 +169,10 @@ impl<P: Protocol> ProtocolTest<P> {
 
     /// The peer sends `data`; the protocol receives it (in as many pieces as the
     /// stream's capacity makes it).
+    ///
+    /// # Panics
+    ///
+    /// If the peer was disconnected with [`disconnect_peer`](Self::disconnect_peer).
     pub fn feed(&mut self, mut data: &[u8]) {
         for _ in 0..MAX_PUMP_ROUNDS {
             if data.is_empty() {

@@ -21,6 +21,11 @@ pub struct Served {
 
 impl Served {
     /// Starts `exe` with `args` and waits for `Serving ... on port N.`.
+    ///
+    /// # Panics
+    ///
+    /// If the server cannot start or does not say its port within [`STEP`]: these
+    /// are test helpers, and a panic is the test failing.
     #[track_caller]
     pub fn start(exe: &str, args: &[&str]) -> Served {
         let mut child = Command::new(exe)
@@ -61,6 +66,10 @@ impl Served {
     }
 
     /// A client connection with timeouts.
+    ///
+    /// # Panics
+    ///
+    /// If the server does not accept.
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         s.set_read_timeout(Some(STEP)).unwrap();
@@ -69,6 +78,10 @@ impl Served {
     }
 
     /// Downloads one poem: connect, read until the server closes.
+    ///
+    /// # Panics
+    ///
+    /// If the download fails or takes longer than [`STEP`].
     pub fn get_poem(&self) -> Vec<u8> {
         let mut poem = Vec::new();
         self.connect()
@@ -78,6 +91,10 @@ impl Served {
     }
 
     /// Sends `message` and reads as many bytes back.
+    ///
+    /// # Panics
+    ///
+    /// If the exchange fails or takes longer than [`STEP`].
     pub fn echo(&self, message: &[u8]) -> Vec<u8> {
         let mut s = self.connect();
         s.write_all(message).unwrap();
@@ -87,6 +104,10 @@ impl Served {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit.
+    ///
+    /// # Panics
+    ///
+    /// If the server does not exit within [`STEP`] (it is then killed).
     #[track_caller]
     pub fn terminate(mut self) -> ExitStatus {
         let pid = i32::try_from(self.child.id()).unwrap();
