@@ -68,6 +68,7 @@ mod delayed_call;
 mod descriptor;
 mod error;
 mod handle;
+mod quad_heap;
 #[allow(clippy::module_inception)] // The crate is named for its one central type.
 mod reactor;
 mod timers;

@@ -1,4 +1,5 @@
-//! The queue of pending delayed calls: a binary heap of deadlines over a slab of calls.
+//! The queue of pending delayed calls: a heap of deadlines (four children per node)
+//! over a slab of calls.
 //!
 //! Cancelling or resetting a call never searches the heap: the call's slot is updated
 //! in O(1) and its old heap entry becomes *stale* (its sequence number no longer
@@ -6,10 +7,8 @@
 //! is rebuilt without them once they outnumber the live ones, so a cancelled call
 //! costs O(1) amortised and its memory is given back.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use crate::error::TimerError;
+use crate::quad_heap::QuadHeap;
 use crate::Callback;
 
 /// One heap entry: ordered by deadline, then by sequence (FIFO among equal deadlines).
@@ -51,7 +50,7 @@ pub(crate) struct TimerKey {
 const NO_FREE: u32 = u32::MAX;
 
 pub(crate) struct TimerQueue {
-    heap: BinaryHeap<Reverse<Entry>>,
+    heap: QuadHeap<Entry>,
     slots: Vec<Slot>,
     free_head: u32,
     live: usize,
@@ -70,7 +69,7 @@ impl std::fmt::Debug for TimerQueue {
 impl TimerQueue {
     pub(crate) fn new() -> Self {
         TimerQueue {
-            heap: BinaryHeap::new(),
+            heap: QuadHeap::new(),
             slots: Vec::new(),
             free_head: NO_FREE,
             live: 0,
@@ -116,11 +115,11 @@ impl TimerQueue {
             index
         };
         self.live += 1;
-        self.heap.push(Reverse(Entry {
+        self.heap.push(Entry {
             deadline,
             seq,
             slot,
-        }));
+        });
         TimerKey {
             slot,
             generation: self.slots[slot as usize].generation,
@@ -183,11 +182,11 @@ impl TimerQueue {
         let slot = &mut self.slots[key.slot as usize];
         slot.seq = seq;
         slot.deadline = deadline;
-        self.heap.push(Reverse(Entry {
+        self.heap.push(Entry {
             deadline,
             seq,
             slot: key.slot,
-        }));
+        });
         self.compact_if_mostly_stale();
         Ok(())
     }
@@ -197,7 +196,7 @@ impl TimerQueue {
     }
 
     fn drop_stale_top(&mut self) {
-        while let Some(Reverse(top)) = self.heap.peek() {
+        while let Some(top) = self.heap.peek() {
             if self.is_stale(top) {
                 self.heap.pop();
             } else {
@@ -209,7 +208,7 @@ impl TimerQueue {
     /// The earliest live deadline.
     pub(crate) fn next_deadline(&mut self) -> Option<u64> {
         self.drop_stale_top();
-        self.heap.peek().map(|Reverse(e)| e.deadline)
+        self.heap.peek().map(|e| e.deadline)
     }
 
     /// Removes and returns the earliest call if it is due at `now` and was scheduled
@@ -217,7 +216,7 @@ impl TimerQueue {
     /// wait for the next turn, as in Twisted).
     pub(crate) fn pop_due(&mut self, now: u64, seq_limit: u64) -> Option<Callback> {
         self.drop_stale_top();
-        let Reverse(top) = *self.heap.peek()?;
+        let top = *self.heap.peek()?;
         if top.deadline > now || top.seq >= seq_limit {
             return None;
         }
@@ -231,8 +230,7 @@ impl TimerQueue {
         let stale = self.heap.len() - self.live;
         if stale > 64 && stale > self.live {
             let slots = &self.slots;
-            self.heap
-                .retain(|Reverse(e)| slots[e.slot as usize].seq == e.seq);
+            self.heap.retain(|e| slots[e.slot as usize].seq == e.seq);
         }
     }
 
