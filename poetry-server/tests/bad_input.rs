@@ -5,6 +5,7 @@
 //! thousands of characters long.
 
 mod fault_util;
+mod util;
 
 use std::net::TcpListener;
 use std::process::Command;

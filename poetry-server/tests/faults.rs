@@ -21,6 +21,7 @@
 //! timeout.
 
 mod fault_util;
+mod util;
 
 use std::io::{Read, Write};
 use std::process::Command;

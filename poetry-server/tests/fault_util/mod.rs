@@ -14,22 +14,21 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// How long any one step (a start, a download, an exit) may take.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
+// The helpers both suites need live once, in `tests/util`; each suite uses its own
+// subset of them.
+#[allow(unused_imports)]
+pub(crate) use crate::util::{
+    pseudo_random, run_bounded, server_binary, ChildGuard, Collected, ScratchDir, PATIENCE,
+};
 
 /// How far above its baseline the server's resident memory may be once a storm is
 /// over (and while clients that never read hold their connections).
 pub(crate) const RSS_SLACK_KIB: u64 = 8 * 1024;
-
-/// The `poetry-server` binary under test.
-pub(crate) fn server_binary() -> &'static str {
-    env!("CARGO_BIN_EXE_poetry-server")
-}
 
 /// The shared poems of the workspace.
 pub(crate) fn shared_poem(name: &str) -> (PathBuf, Vec<u8>) {
@@ -38,53 +37,6 @@ pub(crate) fn shared_poem(name: &str) -> (PathBuf, Vec<u8>) {
         .join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     (path, bytes)
-}
-
-/// `len` pseudo-random bytes (xorshift; every byte value, NULs included).
-pub(crate) fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// A directory of its own for one test, removed on drop.
-#[derive(Debug)]
-pub(crate) struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    /// Creates `<tmp>/poetry-faults-<pid>-<name>`.
-    pub(crate) fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("poetry-faults-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("a scratch directory");
-        ScratchDir(path)
-    }
-
-    /// Writes `bytes` to `name` in the directory and returns its path.
-    pub(crate) fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).expect("a scratch file");
-        path
-    }
-
-    /// The directory.
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Compares two byte strings without printing megabytes when they differ.
@@ -98,93 +50,6 @@ pub(crate) fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
             want.len(),
             first.unwrap_or(got.len().min(want.len()))
         );
-    }
-}
-
-/// Collects a child's output stream on a thread of its own.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Collected(Arc<Mutex<Vec<u8>>>);
-
-impl Collected {
-    pub(crate) fn spawn(mut from: impl Read + Send + 'static) -> (Self, JoinHandle<()>) {
-        let collected = Collected::default();
-        let sink = collected.clone();
-        let reader = thread::spawn(move || {
-            let mut buf = [0u8; 16 * 1024];
-            loop {
-                match from.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink.0.lock().unwrap().extend_from_slice(&buf[..n]),
-                }
-            }
-        });
-        (collected, reader)
-    }
-
-    /// What has arrived so far, as text.
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// A child process that is killed (and reaped) when dropped.
-#[derive(Debug)]
-pub(crate) struct ChildGuard(pub(crate) Child);
-
-impl ChildGuard {
-    /// Waits at most `limit` for the child to exit on its own.
-    pub(crate) fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs `command` to completion with its output captured; kills it and panics if it
-/// takes longer than `limit`.
-pub(crate) fn run_bounded(mut command: Command, limit: Duration) -> Output {
-    let shown = format!("{command:?}");
-    let shown: String = shown.chars().take(200).collect();
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard(
-        command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {shown}: {e}")),
-    );
-    let (out, out_reader) = Collected::spawn(child.0.stdout.take().unwrap());
-    let (err, err_reader) = Collected::spawn(child.0.stderr.take().unwrap());
-    let Some(status) = child.wait_for(limit) else {
-        panic!(
-            "{shown} did not finish within {limit:?} (it should have refused its arguments); \
-             stdout so far: {:?}",
-            out.text()
-        );
-    };
-    let _ = out_reader.join();
-    let _ = err_reader.join();
-    let stdout = std::mem::take(&mut *out.0.lock().unwrap());
-    let stderr = std::mem::take(&mut *err.0.lock().unwrap());
-    Output {
-        status,
-        stdout,
-        stderr,
     }
 }
 

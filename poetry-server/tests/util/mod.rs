@@ -144,7 +144,7 @@ impl Drop for ChildGuard {
 pub(crate) struct Collected(Arc<Mutex<Vec<u8>>>);
 
 impl Collected {
-    fn spawn(mut from: impl Read + Send + 'static) -> (Self, thread::JoinHandle<()>) {
+    pub(crate) fn spawn(mut from: impl Read + Send + 'static) -> (Self, thread::JoinHandle<()>) {
         let collected = Collected::default();
         let sink = collected.clone();
         let reader = thread::spawn(move || {
