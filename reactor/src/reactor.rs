@@ -47,6 +47,14 @@ struct Slot {
     registered: bool,
 }
 
+impl Slot {
+    /// Whether the descriptor `id` names is here (in its slot or being dispatched).
+    fn holds(&self, id: DescriptorId) -> bool {
+        self.generation == id.generation
+            && matches!(self.state, SlotState::Present(_) | SlotState::Lifted)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Direction {
     Read,
@@ -248,15 +256,10 @@ impl Reactor {
     }
 
     fn slot_mut(&mut self, id: DescriptorId) -> Result<&mut Slot, ReactorError> {
-        match self.slots.get_mut(id.index as usize) {
-            Some(slot)
-                if slot.generation == id.generation
-                    && matches!(slot.state, SlotState::Present(_) | SlotState::Lifted) =>
-            {
-                Ok(slot)
-            }
-            _ => Err(ReactorError::UnknownDescriptor(id)),
-        }
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|slot| slot.holds(id))
+            .ok_or(ReactorError::UnknownDescriptor(id))
     }
 
     fn set_interest(
@@ -368,10 +371,7 @@ impl Reactor {
     }
 
     fn live_slot(&self, id: DescriptorId) -> Option<&Slot> {
-        self.slots.get(id.index as usize).filter(|s| {
-            s.generation == id.generation
-                && matches!(s.state, SlotState::Present(_) | SlotState::Lifted)
-        })
+        self.slots.get(id.index as usize).filter(|s| s.holds(id))
     }
 
     /// Slots in the descriptor table, in use or free: it shrinks again after most

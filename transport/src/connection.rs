@@ -134,13 +134,7 @@ impl Transport<'_> {
     #[doc(alias = "writeSequence")]
     pub fn write_sequence(&mut self, data: &[&[u8]]) {
         let core = &mut *self.core;
-        // A writing half that is only closing (`ShutdownRequested`) still takes writes:
-        // they go out before the shutdown, as after `lose_connection` (and Twisted).
-        if core.state == State::Closed
-            || core.write_half == WriteHalf::Shut
-            || core.failure.is_some()
-            || core.abort_requested
-        {
+        if core.refuses_writes() {
             return;
         }
         let total: usize = data.iter().map(|d| d.len()).sum();
@@ -242,11 +236,7 @@ impl Transport<'_> {
         let Some(socket) = core.stream.raw_fd() else {
             return Err(io::ErrorKind::Unsupported.into());
         };
-        if core.state == State::Closed
-            || core.write_half == WriteHalf::Shut
-            || core.failure.is_some()
-            || core.abort_requested
-        {
+        if core.refuses_writes() {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         if !core.out.is_empty() {
@@ -516,6 +506,17 @@ impl Default for Settings {
 }
 
 impl Core {
+    /// Whether writes are refused now: the connection is closed or failing, or its
+    /// writing half is shut. A writing half that is only closing
+    /// (`ShutdownRequested`) still takes writes: they go out before the shutdown, as
+    /// after `lose_connection` (and in Twisted).
+    fn refuses_writes(&self) -> bool {
+        self.state == State::Closed
+            || self.write_half == WriteHalf::Shut
+            || self.failure.is_some()
+            || self.abort_requested
+    }
+
     fn settings_mut(&mut self) -> &mut Settings {
         self.settings.get_or_insert_with(Box::default)
     }
