@@ -80,7 +80,7 @@ fn downloads_interleave_on_one_thread() {
     // Three slow servers on the client's own reactor: each sends a piece every 20 ms,
     // so a single thread must take turns among the downloads.
     let mut reactor = Reactor::new().unwrap();
-    let poems: Vec<Vec<u8>> = ["alla_sera.txt", "fascination.txt", "science.txt"]
+    let poems: Vec<Vec<u8>> = ["ete.txt", "crlf.txt", "haiku.txt"]
         .iter()
         .map(|name| shared_poem(name))
         .collect();
@@ -126,7 +126,7 @@ fn downloads_interleave_on_one_thread() {
 
 #[test]
 fn a_poem_finished_in_time_cancels_its_timeout() {
-    let poem = shared_poem("ecstasy.txt");
+    let poem = shared_poem("lighthouse.txt");
     let server = ServerThread::start(&poem, slow(500, Duration::from_millis(5)));
     let mut reactor = Reactor::new().unwrap();
     let options = ClientOptions {
@@ -148,7 +148,7 @@ fn a_poem_finished_in_time_cancels_its_timeout() {
 
 #[test]
 fn a_poem_too_slow_times_out_and_leaves_no_timer() {
-    let poem = shared_poem("ecstasy.txt");
+    let poem = shared_poem("lighthouse.txt");
     let server = ServerThread::start(&poem, slow(10, Duration::from_millis(30)));
     let mut reactor = Reactor::new().unwrap();
     let options = ClientOptions {
@@ -181,7 +181,7 @@ fn a_poem_too_slow_times_out_and_leaves_no_timer() {
 
 #[test]
 fn get_poetry_returns_the_tasks_in_address_order() {
-    let poems = [shared_poem("science.txt"), shared_poem("alla_sera.txt")];
+    let poems = [shared_poem("haiku.txt"), shared_poem("ete.txt")];
     let servers = [
         ServerThread::start(&poems[0], slow(100, Duration::from_millis(10))),
         ServerThread::start(&poems[1], fast()),

@@ -2,7 +2,7 @@
 //! `slowpoetry.py` and `fastpoetry.py` do.
 //!
 //! ```text
-//! cargo run -p poetry-server -- --port 10000 ../shared/poetry/ecstasy.txt
+//! cargo run -p poetry-server -- --port 10000 poems/lighthouse.txt
 //! nc 127.0.0.1 10000
 //! ```
 

@@ -96,7 +96,7 @@ fn survives_rude_clients(args: &[&str], want: Vec<u8>, reset_after: usize, round
 
 #[test]
 fn slow_mode_survives_rude_clients() {
-    let (path, want) = shared_poem("ecstasy.txt");
+    let (path, want) = shared_poem("lighthouse.txt");
     let mut args = SLOW.to_vec();
     args.push(path.to_str().unwrap());
     survives_rude_clients(&args, want, 64, 2);
@@ -163,7 +163,7 @@ fn descriptor_exhaustion_neither_spins_nor_loses_clients() {
     // 64 descriptors: about 55 connections at once. 150 clients wait in the accept
     // queue while the server backs off, and are served as connections end.
     const CLIENTS: usize = 150;
-    let (path, want) = shared_poem("ecstasy.txt");
+    let (path, want) = shared_poem("lighthouse.txt");
     let mut args = SLOW.to_vec();
     args.push(path.to_str().unwrap());
     let mut server = ServerProcess::start(&args, Some(64));
@@ -395,7 +395,7 @@ fn panic_server_process() {
 
 #[test]
 fn a_panicking_protocol_loses_only_its_own_connection() {
-    let (path, want) = shared_poem("ecstasy.txt");
+    let (path, want) = shared_poem("lighthouse.txt");
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([

@@ -23,7 +23,7 @@ fn nc_gets_the_poem_byte_exact() {
     if !half_close {
         println!("this nc has no -N: the half-close case is not checked");
     }
-    let (path, want) = shared_poem("ecstasy.txt");
+    let (path, want) = shared_poem("lighthouse.txt");
     for delay in ["0", "0.001"] {
         for flag in ["-d", "-N"] {
             if flag == "-N" && !half_close {

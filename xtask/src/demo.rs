@@ -8,20 +8,13 @@ use std::time::Duration;
 use crate::error::TaskError;
 use crate::util::{cargo, dead_port, root, run, Guarded};
 
-/// The shared poems, when the workspace has `../shared/poetry` beside it.
-fn shared_poems() -> Vec<PathBuf> {
-    let dir = root().join("../shared/poetry");
-    let mut poems: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-                .collect()
-        })
-        .unwrap_or_default();
-    poems.sort();
-    poems
-}
+/// The three poems the demo serves, from the project's own `poems/` folder: three
+/// different lengths, so the timeline shows them finishing at different times.
+const DEMO_POEMS: [(&str, &str, &str); 3] = [
+    ("haiku.txt", "8", "0.1"),
+    ("ete.txt", "20", "0.1"),
+    ("lighthouse.txt", "40", "0.1"),
+];
 
 pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     let release = args.iter().any(|a| a == "--release");
@@ -40,31 +33,22 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
         .join("target")
         .join(if release { "release" } else { "debug" });
 
-    // Three slow servers, each at its own pace: the default poem and two shared ones.
-    let poems = shared_poems();
-    let mut servings: Vec<(Option<PathBuf>, &str, &str)> = vec![(None, "20", "0.1")];
-    for (poem, (bytes, delay)) in poems.iter().zip([("30", "0.1"), ("50", "0.1")]) {
-        servings.push((Some(poem.clone()), bytes, delay));
-    }
-    while servings.len() < 3 {
-        servings.push((None, "12", "0.05"));
-    }
+    // Three slow servers, each serving its own poem at its own pace.
+    let servings: Vec<(PathBuf, &str, &str)> = DEMO_POEMS
+        .iter()
+        .map(|(name, bytes, delay)| (root().join("poems").join(name), *bytes, *delay))
+        .collect();
     let mut servers = Vec::new();
     let mut ports = Vec::new();
     for (poem, num_bytes, delay) in &servings {
         let mut command = Command::new(bin.join("poetry-server"));
         command.args(["--port", "0", "--num-bytes", num_bytes, "--delay", delay]);
-        if let Some(poem) = poem {
-            command.arg(poem);
-        }
+        command.arg(poem);
         let (server, port) =
             Guarded::start_server("poetry-server", command, Duration::from_secs(10))?;
         let what = poem
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map_or("the default poem".to_owned(), |n| {
-                n.to_string_lossy().into_owned()
-            });
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         eprintln!("xtask: serving {what} on port {port}, {num_bytes} bytes every {delay}s");
         servers.push(server);
         ports.push(port.to_string());

@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn finds_the_port_in_a_server_line() {
         assert_eq!(
-            parse_port("Serving ecstasy.txt on port 10000."),
+            parse_port("Serving lighthouse.txt on port 10000."),
             Some(10000)
         );
         assert_eq!(parse_port("Serving echo on port 7"), Some(7));

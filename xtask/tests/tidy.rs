@@ -121,3 +121,58 @@ fn manifest_parsing_finds_only_normal_dependencies() {
     let manifest = "[package]\nname = \"x\"\n[dependencies]\nreactor.workspace = true\nlog = \"0.4\"\n[dev-dependencies]\nprotocol.workspace = true\n";
     assert_eq!(normal_dependencies(manifest), vec!["reactor".to_owned()]);
 }
+
+/// The repository stands alone: no tracked file reaches for a sibling folder
+/// (`../shared` or anything else beside the clone). Test data lives in `poems/`.
+#[test]
+fn nothing_tracked_reads_outside_the_repository() {
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root())
+        .output()
+        .expect("git ls-files runs");
+    assert!(listed.status.success(), "git ls-files failed");
+    let needle = ["..", "/shared"].concat();
+    let mut offenders = Vec::new();
+    for path in listed.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        let path = root().join(String::from_utf8_lossy(path).as_ref());
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue; // binary or vanished: not a reader of paths
+        };
+        if text.contains(&needle) {
+            offenders.push(path.display().to_string());
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "these tracked files read {needle}, which a fresh clone does not have: {offenders:?}"
+    );
+}
+
+/// The project's own poems are there and differ as the README says.
+#[test]
+fn the_project_ships_its_own_poems() {
+    let dir = root().join("poems");
+    let read = |name: &str| fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (long, short, utf8, crlf) = (
+        read("lighthouse.txt"),
+        read("haiku.txt"),
+        read("ete.txt"),
+        read("crlf.txt"),
+    );
+    assert!(long.len() > 10 * short.len(), "the long poem is long");
+    assert!(
+        long.len() >= 1000,
+        "slow mode takes tens of seconds over it"
+    );
+    let utf8 = String::from_utf8(utf8).expect("ete.txt is UTF-8");
+    assert!(
+        utf8.chars().any(|c| !c.is_ascii()),
+        "ete.txt has non-ASCII letters"
+    );
+    assert!(
+        crlf.windows(2).any(|w| w == b"\r\n"),
+        "crlf.txt has CRLF endings"
+    );
+    assert!(!crlf.ends_with(b"\n"), "crlf.txt ends without a newline");
+}

@@ -39,9 +39,9 @@ pub(crate) fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The four shared UTF-8 poems.
+/// The project's own poems (`poems/` at the workspace root).
 pub(crate) fn poetry_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/poetry")
+    workspace().join("poems")
 }
 
 /// One shared poem's bytes.

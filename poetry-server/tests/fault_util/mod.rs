@@ -30,14 +30,7 @@ pub(crate) use crate::util::{
 /// over (and while clients that never read hold their connections).
 pub(crate) const RSS_SLACK_KIB: u64 = 8 * 1024;
 
-/// The shared poems of the workspace.
-pub(crate) fn shared_poem(name: &str) -> (PathBuf, Vec<u8>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/poetry")
-        .join(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    (path, bytes)
-}
+pub(crate) use crate::util::shared_poem;
 
 /// Compares two byte strings without printing megabytes when they differ.
 #[track_caller]
