@@ -13,7 +13,6 @@ use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
@@ -23,14 +22,13 @@ use std::time::{Duration, Instant};
 // subset of them.
 #[allow(unused_imports)]
 pub(crate) use crate::util::{
-    pseudo_random, run_bounded, server_binary, ChildGuard, Collected, ScratchDir, PATIENCE,
+    pseudo_random, run_bounded, server_binary, shared_poem, ChildGuard, Collected, ScratchDir,
+    PATIENCE,
 };
 
 /// How far above its baseline the server's resident memory may be once a storm is
 /// over (and while clients that never read hold their connections).
 pub(crate) const RSS_SLACK_KIB: u64 = 8 * 1024;
-
-pub(crate) use crate::util::shared_poem;
 
 /// Compares two byte strings without printing megabytes when they differ.
 #[track_caller]
