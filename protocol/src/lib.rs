@@ -6,6 +6,10 @@
 //! connection and holds what they share; [`listen_tcp`] and [`connect_tcp`] put them
 //! on the network. Everything runs on one [`Reactor`](reactor::Reactor) thread.
 //!
+//! A protocol crate needs no other dependency: [`prelude`] brings what a typical
+//! server and client use, and the layers underneath are re-exported whole as
+//! [`protocol::reactor`](crate::reactor) and [`protocol::transport`](crate::transport).
+//!
 //! | here | Twisted |
 //! |---|---|
 //! | [`Protocol`] (`connection_made`, `data_received`, `connection_lost`) | `IProtocol`, `Protocol` |
@@ -103,6 +107,7 @@
 
 pub mod basic;
 mod connector;
+pub mod prelude;
 mod error;
 mod factory;
 mod handler;
@@ -123,3 +128,10 @@ pub use crate::protocol::{with_protocol, Context, Protocol};
 pub use crate::reconnecting::ReconnectingClientFactory;
 pub use crate::shared::Shared;
 pub use transport::{Address, DisconnectReason, EofAction};
+
+/// The event loop underneath, re-exported whole so a protocol crate depends on
+/// `protocol` alone (`protocol::reactor::Reactor`, `protocol::reactor::ManualClock`, ...).
+pub use reactor;
+/// The stream-connection layer underneath, re-exported whole
+/// (`protocol::transport::Transport`, `protocol::transport::MemoryStream`, ...).
+pub use transport;
