@@ -107,11 +107,11 @@
 
 pub mod basic;
 mod connector;
-pub mod prelude;
 mod error;
 mod factory;
 mod handler;
 mod port;
+pub mod prelude;
 mod protocol;
 mod reconnecting;
 mod resolver;
