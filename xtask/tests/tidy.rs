@@ -123,7 +123,7 @@ fn manifest_parsing_finds_only_normal_dependencies() {
 }
 
 /// The repository stands alone: no tracked file reaches for a sibling folder
-/// (`../shared` or anything else beside the clone). Test data lives in `poems/`.
+/// (the `shared` folder or anything else beside the clone). Test data lives in `poems/`.
 #[test]
 fn nothing_tracked_reads_outside_the_repository() {
     let listed = std::process::Command::new("git")
