@@ -17,8 +17,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::bench::result::Fields;
 use crate::error::TaskError;
 use crate::util::{cargo, root, run, Guarded};
 
@@ -85,143 +86,259 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     let poem = write_poem()?;
     let sum = checksum(&loadgen, &poem)?;
     let limit = descriptor_prefix(options.concurrency + SPARE_DESCRIPTORS)?;
+    let mut server = SoakServer::start(&options, &limit, &bin, &poem)?;
+    let load = run_load(&options, &limit, &loadgen, &sum, server.port)?;
+    let after = server.finish()?;
+    let outcome = Outcome::new(&options, &load, server.rss_start, &after);
+    outcome.print(&options, &after);
+    print_timing(&load);
+    outcome.verdict()
+}
 
-    let mut server_command = with_prefix(&limit, &bin.join("poetry-server"));
-    server_command
-        .args(["--port", "0", "--max-connections"])
-        .arg(
-            (options.concurrency + SPARE_DESCRIPTORS)
-                .max(4096)
-                .to_string(),
-        )
-        .args(if options.slow {
-            ["--delay", "0.01", "--num-bytes", "1024"]
-        } else {
-            ["--delay", "0", "--num-bytes", "10"]
+/// The release server under soak, with what it said and how much memory it held at
+/// the start.
+struct SoakServer {
+    guard: Guarded,
+    stop_line: mpsc::Receiver<String>,
+    pid: u32,
+    port: u16,
+    rss_start: u64,
+}
+
+/// What the server left behind: its memory at the end and at its peak, its own
+/// counts and how it exited.
+struct ServerEnd {
+    rss_end: u64,
+    rss_peak: u64,
+    counts: Option<(u64, u64, u64)>,
+    status: std::process::ExitStatus,
+}
+
+impl SoakServer {
+    fn start(
+        options: &Options,
+        limit: &[String],
+        bin: &Path,
+        poem: &Path,
+    ) -> Result<SoakServer, TaskError> {
+        let max_connections = (options.concurrency + SPARE_DESCRIPTORS).max(4096);
+        let mut command = with_prefix(limit, &bin.join("poetry-server"));
+        command
+            .args(["--port", "0", "--max-connections"])
+            .arg(max_connections.to_string())
+            .args(if options.slow {
+                ["--delay", "0.01", "--num-bytes", "1024"]
+            } else {
+                ["--delay", "0", "--num-bytes", "10"]
+            })
+            .arg(poem)
+            .env("RUST_LOG", "error")
+            .stderr(Stdio::piped());
+        let (mut guard, port) =
+            Guarded::start_server("poetry-server", command, Duration::from_secs(30))?;
+        let stop_line = last_line_with(guard.child.stderr.take(), "stopped;");
+        let pid = guard.child.id();
+        let rss_start = memory_kib(pid, "VmRSS")?;
+        eprintln!(
+            "xtask: soak: {} downloads of a {POEM_BYTES}-byte poem, {} at a time, {} mode, \
+             server pid {pid} on port {port} ({rss_start} KiB resident)",
+            options.downloads,
+            options.concurrency,
+            mode(options),
+        );
+        Ok(SoakServer {
+            guard,
+            stop_line,
+            pid,
+            port,
+            rss_start,
         })
-        .arg(&poem)
-        .env("RUST_LOG", "error")
-        .stderr(Stdio::piped());
-    let (mut server, port) =
-        Guarded::start_server("poetry-server", server_command, Duration::from_secs(30))?;
-    let stop_line = last_line_with(server.child.stderr.take(), "stopped;");
-    let pid = server.child.id();
-    let rss_start = memory_kib(pid, "VmRSS")?;
-    eprintln!(
-        "xtask: soak: {} downloads of a {POEM_BYTES}-byte poem, {} at a time, {} mode, \
-         server pid {pid} on port {port} ({rss_start} KiB resident)",
-        options.downloads,
-        options.concurrency,
-        if options.slow { "slow" } else { "fast" },
-    );
+    }
 
-    let mut load = with_prefix(&limit, &loadgen);
+    /// Reads the server's memory, stops it and collects its stop line.
+    fn finish(&mut self) -> Result<ServerEnd, TaskError> {
+        let rss_end = memory_kib(self.pid, "VmRSS")?;
+        let rss_peak = memory_kib(self.pid, "VmHWM")?;
+        self.guard.stop(Duration::from_secs(10));
+        let status = self.guard.child.wait().map_err(TaskError::Io)?;
+        let counts = self
+            .stop_line
+            .recv_timeout(Duration::from_secs(5))
+            .ok()
+            .and_then(|line| counts(&line));
+        Ok(ServerEnd {
+            rss_end,
+            rss_peak,
+            counts,
+            status,
+        })
+    }
+}
+
+fn mode(options: &Options) -> &'static str {
+    if options.slow {
+        "slow"
+    } else {
+        "fast"
+    }
+}
+
+/// Runs `loadgen poems` against the soak server; its `RESULT` fields.
+fn run_load(
+    options: &Options,
+    limit: &[String],
+    loadgen: &Path,
+    sum: &str,
+    port: u16,
+) -> Result<Fields, TaskError> {
+    let mut load = with_prefix(limit, loadgen);
     load.arg("poems")
         .args(["--port", &port.to_string()])
         .args(["--concurrency", &options.concurrency.to_string()])
         .args(["--downloads", &options.downloads.to_string()])
         .args(["--expect-bytes", &POEM_BYTES.to_string()])
-        .args(["--expect-sum", &sum])
+        .args(["--expect-sum", sum])
         .args(["--timeout-s", &(600 + options.downloads / 500).to_string()])
         .stderr(Stdio::inherit());
-    let began = Instant::now();
     let output = load.output().map_err(|e| TaskError::Spawn {
         what: "loadgen poems".into(),
         source: e,
     })?;
-    let wall = began.elapsed();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let result = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .ok_or_else(|| {
-            failure(format!(
-                "loadgen printed no RESULT line (exit status {:?})",
-                output.status.code()
-            ))
-        })?
-        .to_owned();
-    let rss_end = memory_kib(pid, "VmRSS")?;
-    let rss_peak = memory_kib(pid, "VmHWM")?;
-    server.stop(Duration::from_secs(10));
-    let status = server.child.wait().map_err(TaskError::Io)?;
-    let server_counts = stop_line
-        .recv_timeout(Duration::from_secs(5))
-        .ok()
-        .and_then(|line| counts(&line));
+    Fields::from_output(&String::from_utf8_lossy(&output.stdout)).map_err(|e| {
+        failure(format!(
+            "loadgen poems (exit status {:?}): {e}",
+            output.status.code()
+        ))
+    })
+}
 
-    let field = |key: &str| number_field(&result, key);
-    let completed = field("completed").unwrap_or(0);
-    let failures = field("failures").unwrap_or(0);
-    let corrupted = field("corrupted").unwrap_or(0);
-    let unfinished = field("unfinished").unwrap_or(0);
-    let never_attempted = options
-        .downloads
-        .saturating_sub(completed + failures + corrupted);
-    let lost = failures + never_attempted;
-    let elapsed_s = float_field(&result, "elapsed_s").unwrap_or(wall.as_secs_f64());
-    let rate = float_field(&result, "downloads_per_s").unwrap_or(0.0);
-    let p99 = float_field(&result, "p99_ms").unwrap_or(f64::NAN);
-    let max = float_field(&result, "max_ms").unwrap_or(f64::NAN);
+/// The run's duration and pace, as loadgen measured them.
+fn print_timing(load: &Fields) {
+    let figure = |key: &str| load.num(key).unwrap_or(f64::NAN);
+    println!(
+        "  elapsed {:.1} s ({:.0} downloads/s; p99 {:.1} ms, max {:.1} ms)",
+        figure("elapsed_s"),
+        figure("downloads_per_s"),
+        figure("p99_ms"),
+        figure("max_ms")
+    );
+}
 
-    println!(
-        "soak: {} downloads of a {POEM_BYTES}-byte poem, {} at a time, {} mode",
-        options.downloads,
-        options.concurrency,
-        if options.slow { "slow" } else { "fast" }
-    );
-    println!(
-        "  completed {completed}, corrupted {corrupted}, lost {lost} \
-         (failures {failures}, unfinished at the deadline {unfinished}, never attempted \
-         {never_attempted})"
-    );
-    match server_counts {
-        Some((whole, cut, refused)) => println!(
-            "  server: {whole} poems sent whole, {cut} sends cut short, {refused} connections \
-             refused; exit status {}",
-            status.code().map_or("a signal".into(), |c| c.to_string())
-        ),
-        None => println!("  server: no stop line (exit status {status:?})"),
-    }
-    println!(
-        "  server VmRSS: {rss_start} KiB at start, {rss_end} KiB at end (+{} KiB); peak \
-         VmHWM {rss_peak} KiB",
-        rss_end.saturating_sub(rss_start)
-    );
-    println!(
-        "  elapsed {elapsed_s:.1} s ({rate:.0} downloads/s; p99 {p99:.1} ms, max {max:.1} ms)"
-    );
+/// The soak's figures, from loadgen's result and the server's end.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    completed: u64,
+    failures: u64,
+    corrupted: u64,
+    unfinished: u64,
+    never_attempted: u64,
+    rss_start: u64,
+    problems: Vec<String>,
+}
 
-    let mut problems = Vec::new();
-    if corrupted > 0 {
-        problems.push(format!("{corrupted} downloads corrupted"));
+impl Outcome {
+    fn new(options: &Options, load: &Fields, rss_start: u64, end: &ServerEnd) -> Outcome {
+        let field = |key: &str| load.num(key).map_or(0, |n| n as u64);
+        let (completed, failures, corrupted) =
+            (field("completed"), field("failures"), field("corrupted"));
+        let never_attempted = options
+            .downloads
+            .saturating_sub(completed + failures + corrupted);
+        let mut outcome = Outcome {
+            completed,
+            failures,
+            corrupted,
+            unfinished: field("unfinished"),
+            never_attempted,
+            rss_start,
+            problems: Vec::new(),
+        };
+        outcome.judge(end);
+        outcome
     }
-    if lost > 0 {
-        problems.push(format!("{lost} downloads lost"));
+
+    fn lost(&self) -> u64 {
+        self.failures + self.never_attempted
     }
-    match server_counts {
-        Some((whole, cut, refused)) if (whole, cut, refused) != (completed, 0, 0) => {
-            problems.push(format!(
-                "the server counts {whole} whole, {cut} cut short, {refused} refused; loadgen \
-                 {completed} whole"
-            ))
+
+    /// Everything that makes the soak fail.
+    fn judge(&mut self, end: &ServerEnd) {
+        if self.corrupted > 0 {
+            self.problems
+                .push(format!("{} downloads corrupted", self.corrupted));
         }
-        Some(_) => {}
-        None => problems.push("the server did not say what it sent".into()),
+        if self.lost() > 0 {
+            self.problems
+                .push(format!("{} downloads lost", self.lost()));
+        }
+        match end.counts {
+            Some((whole, cut, refused)) if (whole, cut, refused) != (self.completed, 0, 0) => {
+                self.problems.push(format!(
+                    "the server counts {whole} whole, {cut} cut short, {refused} refused; \
+                     loadgen {} whole",
+                    self.completed
+                ))
+            }
+            Some(_) => {}
+            None => self
+                .problems
+                .push("the server did not say what it sent".into()),
+        }
+        if !end.status.success() {
+            self.problems
+                .push(format!("the server exited with {:?}", end.status));
+        }
+        if end.rss_end > self.rss_start + MAX_GROWTH_KIB {
+            self.problems.push(format!(
+                "the server grew from {} to {} KiB (allowed: {MAX_GROWTH_KIB} KiB)",
+                self.rss_start, end.rss_end
+            ));
+        }
     }
-    if !status.success() {
-        problems.push(format!("the server exited with {status:?}"));
+
+    fn print(&self, options: &Options, end: &ServerEnd) {
+        println!(
+            "soak: {} downloads of a {POEM_BYTES}-byte poem, {} at a time, {} mode",
+            options.downloads,
+            options.concurrency,
+            mode(options)
+        );
+        println!(
+            "  completed {}, corrupted {}, lost {} (failures {}, unfinished at the deadline \
+             {}, never attempted {})",
+            self.completed,
+            self.corrupted,
+            self.lost(),
+            self.failures,
+            self.unfinished,
+            self.never_attempted
+        );
+        match end.counts {
+            Some((whole, cut, refused)) => println!(
+                "  server: {whole} poems sent whole, {cut} sends cut short, {refused} \
+                 connections refused; exit status {}",
+                end.status
+                    .code()
+                    .map_or("a signal".into(), |c| c.to_string())
+            ),
+            None => println!("  server: no stop line (exit status {:?})", end.status),
+        }
+        println!(
+            "  server VmRSS: {} KiB at start, {} KiB at end (+{} KiB); peak VmHWM {} KiB",
+            self.rss_start,
+            end.rss_end,
+            end.rss_end.saturating_sub(self.rss_start),
+            end.rss_peak
+        );
     }
-    if rss_end > rss_start + MAX_GROWTH_KIB {
-        problems.push(format!(
-            "the server grew from {rss_start} to {rss_end} KiB (allowed: {MAX_GROWTH_KIB} KiB)"
-        ));
-    }
-    if problems.is_empty() {
-        println!("  ok: nothing corrupted, nothing lost, memory bounded");
-        Ok(())
-    } else {
-        Err(failure(format!("soak: {}", problems.join("; "))))
+
+    fn verdict(self) -> Result<(), TaskError> {
+        if self.problems.is_empty() {
+            println!("  ok: nothing corrupted, nothing lost, memory bounded");
+            Ok(())
+        } else {
+            Err(failure(format!("soak: {}", self.problems.join("; "))))
+        }
     }
 }
 
@@ -264,10 +381,9 @@ fn checksum(loadgen: &Path, poem: &Path) -> Result<String, TaskError> {
             source: e,
         })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .and_then(|json| string_field(json, "sum"))
+    Fields::from_output(&stdout)
+        .ok()
+        .and_then(|fields| fields.str("sum").map(str::to_owned))
         .ok_or_else(|| failure(format!("loadgen sum printed no sum: {stdout}")))
 }
 
@@ -367,28 +483,6 @@ fn counts(line: &str) -> Option<(u64, u64, u64)> {
     }
 }
 
-/// The raw text of `"key":value` in a flat JSON object.
-fn raw_field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
-    let pattern = format!("\"{key}\":");
-    let start = json.find(&pattern)? + pattern.len();
-    let rest = json[start..].trim_start();
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    Some(rest[..end].trim())
-}
-
-fn number_field(json: &str, key: &str) -> Option<u64> {
-    raw_field(json, key)?.parse().ok()
-}
-
-fn float_field(json: &str, key: &str) -> Option<f64> {
-    raw_field(json, key)?.parse().ok()
-}
-
-fn string_field(json: &str, key: &str) -> Option<String> {
-    let raw = raw_field(json, key)?;
-    Some(raw.strip_prefix('"')?.strip_suffix('"')?.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,15 +528,30 @@ mod tests {
 
     #[test]
     fn reads_loadgen_and_server_lines() {
-        let json = r#"{"mode":"poems","ok":true,"problem":null,"completed":20000,"failures":0,"corrupted":3,"expect_sum":"cbf29ce484222325","elapsed_s":1.25,"timed_out":false}"#;
-        assert_eq!(number_field(json, "completed"), Some(20000));
-        assert_eq!(number_field(json, "corrupted"), Some(3));
-        assert_eq!(float_field(json, "elapsed_s"), Some(1.25));
+        let json = r#"{"mode":"poems","ok":true,"problem":null,"completed":20000,"failures":0,"corrupted":3,"unfinished":1,"expect_sum":"cbf29ce484222325","elapsed_s":1.25,"timed_out":false}"#;
+        let load = Fields::parse(json).unwrap();
+        let options = Options {
+            downloads: 20_010,
+            concurrency: 10,
+            slow: false,
+        };
+        let end = ServerEnd {
+            rss_end: 2048,
+            rss_peak: 4096,
+            counts: Some((20000, 0, 0)),
+            status: std::process::ExitStatus::default(),
+        };
+        let outcome = Outcome::new(&options, &load, 1024, &end);
         assert_eq!(
-            string_field(json, "expect_sum").as_deref(),
-            Some("cbf29ce484222325")
+            (outcome.completed, outcome.corrupted, outcome.unfinished),
+            (20000, 3, 1)
         );
-        assert_eq!(number_field(json, "missing"), None);
+        assert_eq!(outcome.never_attempted, 7);
+        assert_eq!(outcome.lost(), 7);
+        assert_eq!(
+            outcome.problems,
+            ["3 downloads corrupted", "7 downloads lost"]
+        );
         assert_eq!(
             counts(
                 "poetry-server: stopped; 12 poems sent whole, 3 sends cut short, 0 connections refused."

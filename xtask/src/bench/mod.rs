@@ -24,7 +24,7 @@ mod goals;
 mod idle;
 mod machine;
 mod probe;
-mod result;
+pub(crate) mod result;
 mod runner;
 mod scenarios;
 mod stats;
