@@ -22,6 +22,9 @@ pub enum Outcome {
     Whole,
     /// The connection broke (reset, error): only part of the poem arrived.
     Incomplete(String),
+    /// The server reset the connection before sending a byte: it refused us (a server
+    /// at its connection cap resets), which is never mistaken for an empty poem.
+    Refused(String),
     /// Our `--timeout` expired before the poem finished.
     TimedOut,
     /// No connection could be made.
@@ -39,10 +42,64 @@ pub struct Task {
     pub poem: Vec<u8>,
     /// How it ended.
     pub outcome: Outcome,
-    /// When each piece arrived (since the start) and its size: for `--timeline`.
-    pub arrivals: Vec<(Duration, usize)>,
+    /// When bytes arrived (since the start) and how many: for `--timeline`. Empty
+    /// unless [`ClientOptions::record_arrivals`]; bounded either way.
+    pub arrivals: Arrivals,
     /// When it ended, since the start.
     pub finished: Option<Duration>,
+}
+
+/// When a download's bytes arrived: at most [`Arrivals::MAX_RECORDS`] records of
+/// `(time since the start, bytes)`, whatever the number of reads. Reads closer together
+/// than the current granularity share a record; when the records fill up, neighbours
+/// are merged in pairs and the granularity doubles. So a server sending one byte per
+/// packet costs the client a few kilobytes here, not 24 bytes per byte.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Arrivals {
+    records: Vec<(Duration, usize)>,
+    granularity: Duration,
+}
+
+impl Arrivals {
+    /// The most records kept.
+    pub const MAX_RECORDS: usize = 1024;
+
+    /// The records, oldest first: when each group of reads began, and its bytes.
+    pub fn records(&self) -> &[(Duration, usize)] {
+        &self.records
+    }
+
+    /// Two reads closer together than this share a record (zero until the records
+    /// first fill up).
+    pub fn granularity(&self) -> Duration {
+        self.granularity
+    }
+
+    /// Records `bytes` arriving at `at` (times never go backwards).
+    pub fn push(&mut self, at: Duration, bytes: usize) {
+        if let Some(last) = self.records.last_mut() {
+            if at.saturating_sub(last.0) <= self.granularity {
+                last.1 += bytes;
+                return;
+            }
+        }
+        if self.records.len() == Self::MAX_RECORDS {
+            self.halve();
+        }
+        self.records.push((at, bytes));
+        debug_assert!(self.records.len() <= Self::MAX_RECORDS);
+    }
+
+    /// Merges neighbours in pairs and doubles the granularity.
+    fn halve(&mut self) {
+        let merged: Vec<(Duration, usize)> = self
+            .records
+            .chunks(2)
+            .map(|pair| (pair[0].0, pair.iter().map(|r| r.1).sum()))
+            .collect();
+        self.records = merged;
+        self.granularity = (self.granularity * 2).max(Duration::from_millis(1));
+    }
 }
 
 impl Task {
@@ -66,6 +123,8 @@ pub struct ClientOptions {
     /// Largest poem kept, in bytes: a server that sends more is cut off and its poem
     /// reported incomplete, so a hostile server cannot grow the client without bound.
     pub max_poem_bytes: u64,
+    /// Keep [`Task::arrivals`] (for `--timeline`); off, no per-read record is kept.
+    pub record_arrivals: bool,
 }
 
 /// The default [`ClientOptions::max_poem_bytes`]: 1 GiB.
@@ -79,13 +138,17 @@ impl Default for ClientOptions {
             verbose: false,
             stop_when_done: true,
             max_poem_bytes: DEFAULT_MAX_POEM_BYTES,
+            record_arrivals: false,
         }
     }
 }
 
+/// Where the factory says what happens as it happens (today: a connection that
+/// failed, the tutorial's `Failed to connect to:` line).
+pub type Notifier = Box<dyn FnMut(&str)>;
+
 /// The factory: every task's state, shared by their protocols (the tutorial's
 /// `PoetryClientFactory`).
-#[derive(Debug)]
 pub struct PoetryClientFactory {
     tasks: Vec<Task>,
     /// Which task each connector serves.
@@ -93,6 +156,17 @@ pub struct PoetryClientFactory {
     remaining: usize,
     started: Duration,
     options: ClientOptions,
+    notify: Notifier,
+}
+
+impl std::fmt::Debug for PoetryClientFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoetryClientFactory")
+            .field("tasks", &self.tasks)
+            .field("remaining", &self.remaining)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PoetryClientFactory {
@@ -114,6 +188,12 @@ impl PoetryClientFactory {
     /// When the downloads started, on the reactor's clock.
     pub fn started(&self) -> Duration {
         self.started
+    }
+
+    /// Sends the messages said as things happen (a failed connection) to `notify`
+    /// instead of stderr: a live display prints them above itself.
+    pub fn set_notifier(&mut self, notify: Notifier) {
+        self.notify = notify;
     }
 
     /// A task ended: record how, and stop the reactor after the last one (the
@@ -168,10 +248,11 @@ impl ClientFactory for PoetryClientFactory {
         let Some(&task) = self.task_of.get(&connector.serial()) else {
             return;
         };
-        eprintln!(
+        let message = format!(
             "Failed to connect to: {} ({reason})",
             self.tasks[task].address
         );
+        (self.notify)(&message);
         self.poem_finished(task, Outcome::Failed(reason.to_string()), reactor);
     }
 }
@@ -206,8 +287,12 @@ impl Protocol for PoetryProtocol {
         let now = cx.reactor().now();
         let mut factory = cx.factory();
         let at = now.saturating_sub(factory.started);
-        let verbose = factory.options.verbose;
-        let limit = factory.options.max_poem_bytes;
+        let ClientOptions {
+            verbose,
+            max_poem_bytes: limit,
+            record_arrivals,
+            ..
+        } = factory.options;
         let task = &mut factory.tasks[self.task];
         if task.poem.len() as u64 + data.len() as u64 > limit {
             drop(factory);
@@ -216,7 +301,9 @@ impl Protocol for PoetryProtocol {
             return;
         }
         task.poem.extend_from_slice(data);
-        task.arrivals.push((at, data.len()));
+        if record_arrivals {
+            task.arrivals.push(at, data.len());
+        }
         if verbose {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(
@@ -239,7 +326,16 @@ impl Protocol for PoetryProtocol {
             let limit = cx.factory().options.max_poem_bytes;
             Outcome::Incomplete(format!("the poem passed the {limit}-byte limit"))
         } else if reason.is_clean() {
+            // A clean close is the protocol's end of poem, even after no byte at all:
+            // the server really serves an empty file.
             Outcome::Whole
+        } else if matches!(
+            reason,
+            DisconnectReason::Lost(_) | DisconnectReason::Refused
+        ) && cx.factory().tasks[self.task].poem.is_empty()
+        {
+            // Reset before a byte arrived: how a server at its cap refuses.
+            Outcome::Refused(reason.to_string())
         } else {
             Outcome::Incomplete(reason.to_string())
         };
@@ -263,7 +359,7 @@ pub fn start(
             address: address.clone(),
             poem: Vec::new(),
             outcome: Outcome::Pending,
-            arrivals: Vec::new(),
+            arrivals: Arrivals::default(),
             finished: None,
         })
         .collect();
@@ -273,6 +369,10 @@ pub fn start(
         remaining: addresses.len(),
         started: reactor.now(),
         options,
+        notify: Box::new(|message| {
+            // A closed or full stderr has no one to tell.
+            let _ = writeln!(std::io::stderr(), "{message}");
+        }),
     });
     if addresses.is_empty() && options.stop_when_done {
         reactor.call_when_running(|r| r.stop());
@@ -315,4 +415,40 @@ pub fn get_poetry(
     reactor.run()?;
     let tasks = factory.borrow_mut().take_tasks();
     Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrivals_stay_bounded_and_keep_every_byte() {
+        // One byte per read, a microsecond apart: a million reads, 1024 records.
+        let mut arrivals = Arrivals::default();
+        for i in 0..1_000_000u64 {
+            arrivals.push(Duration::from_micros(i), 1);
+            assert!(arrivals.records().len() <= Arrivals::MAX_RECORDS);
+        }
+        let records = arrivals.records();
+        assert_eq!(records.iter().map(|r| r.1).sum::<usize>(), 1_000_000);
+        assert!(records.windows(2).all(|w| w[0].0 < w[1].0), "out of order");
+        // Coalesced, but still spread over the whole second.
+        assert!(
+            records.len() > Arrivals::MAX_RECORDS / 4,
+            "{}",
+            records.len()
+        );
+        assert!(records.last().unwrap().0 > Duration::from_millis(900));
+        assert!(arrivals.granularity() >= Duration::from_millis(1));
+    }
+
+    #[test]
+    fn arrivals_far_apart_keep_a_record_each() {
+        let mut arrivals = Arrivals::default();
+        for i in 0..100u64 {
+            arrivals.push(Duration::from_millis(20 * i), 10);
+        }
+        assert_eq!(arrivals.records().len(), 100);
+        assert_eq!(arrivals.granularity(), Duration::ZERO);
+    }
 }

@@ -4,7 +4,12 @@
 //! One [`PoetryProtocol`] per connection collects a poem until the server closes; one
 //! [`PoetryClientFactory`] holds every task and stops the reactor when the last one
 //! ends. Unlike the tutorial, the reason a connection ended is not ignored: a poem
-//! whose connection broke is reported incomplete, never printed as if whole.
+//! whose connection broke is reported incomplete, never printed as if whole, and one
+//! reset before its first byte is a refusal ([`Outcome::Refused`]), never an empty poem.
+//!
+//! The examples: `get_poetry_simple` is the tutorial's client 2.1 on its own (poems
+//! only, in the order they finish); `get_poetry_stack` prints the call stack at
+//! `data_received` and `connection_lost` (the tutorial's exercise 2).
 //!
 //! The binary `poetry-client` is a thin command line over [`start`] and [`report`].
 //!
@@ -26,6 +31,6 @@ pub mod report;
 
 pub use crate::address::{parse_address, AddressError, PoemAddress};
 pub use crate::client::{
-    get_poetry, start, ClientOptions, Outcome, PoetryClientFactory, PoetryProtocol, Task,
-    DEFAULT_MAX_POEM_BYTES,
+    get_poetry, start, Arrivals, ClientOptions, Notifier, Outcome, PoetryClientFactory,
+    PoetryProtocol, Task, DEFAULT_MAX_POEM_BYTES,
 };

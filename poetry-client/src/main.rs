@@ -5,8 +5,10 @@
 //! cargo run -p poetry-client -- 10000 localhost:10001 [::1]:10002
 //! ```
 
+use std::cell::RefCell;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -46,54 +48,84 @@ struct Args {
     max_poem_bytes: u64,
 }
 
-/// Redraws the progress lines every tenth of a second until the downloads end.
-fn show_progress(reactor: &mut Reactor, factory: Shared<PoetryClientFactory>, drawn: usize) {
-    let (lines, remaining) = {
-        let factory = factory.borrow();
-        let now = reactor.now().saturating_sub(factory.started());
-        (
-            report::progress_lines(factory.tasks(), now),
-            factory.remaining(),
-        )
-    };
-    let mut err = io::stderr().lock();
-    if drawn > 0 {
-        let _ = write!(err, "\x1b[{drawn}A");
-    }
-    for line in &lines {
-        let _ = writeln!(err, "\x1b[2K{line}");
-    }
-    let _ = err.flush();
-    if remaining > 0 {
-        let count = lines.len();
+/// The live progress block: how many lines the last frame drew, and the messages
+/// waiting to be printed above the next one.
+#[derive(Debug, Default)]
+struct Screen {
+    drawn: usize,
+    notices: Vec<String>,
+}
+
+/// Redraws the progress block (with any new messages above it) now, and every tenth
+/// of a second until the downloads end.
+fn show_progress(
+    reactor: &mut Reactor,
+    factory: Shared<PoetryClientFactory>,
+    screen: Rc<RefCell<Screen>>,
+) {
+    draw(reactor, &factory, &screen);
+    if factory.borrow().remaining() > 0 {
         reactor.call_later(Duration::from_millis(100), move |r| {
-            show_progress(r, factory, count)
+            show_progress(r, factory, screen)
         });
     }
 }
 
-fn run(addresses: Vec<PoemAddress>, args: &Args) -> Result<bool, ReactorError> {
+/// One frame of the progress block.
+fn draw(reactor: &Reactor, factory: &Shared<PoetryClientFactory>, screen: &RefCell<Screen>) {
+    let lines = {
+        let factory = factory.borrow();
+        let now = reactor.now().saturating_sub(factory.started());
+        report::progress_lines(factory.tasks(), now)
+    };
+    let mut screen = screen.borrow_mut();
+    let notices = std::mem::take(&mut screen.notices);
+    // A full or closed stderr only loses the picture, not the poems.
+    if let Ok(drawn) = report::redraw(&mut io::stderr().lock(), screen.drawn, &notices, &lines) {
+        screen.drawn = drawn;
+    }
+}
+
+/// Why a run failed after the downloads.
+enum RunError {
+    Reactor(ReactorError),
+    /// Writing the poems to stdout failed: they are lost.
+    Output(io::Error),
+}
+
+fn run(addresses: Vec<PoemAddress>, args: &Args) -> Result<bool, RunError> {
     let options = ClientOptions {
         timeout: args.timeout,
         connect_timeout: Some(args.connect_timeout),
         verbose: args.verbose,
         stop_when_done: true,
         max_poem_bytes: args.max_poem_bytes,
+        record_arrivals: args.timeline,
     };
-    let mut reactor = Reactor::new()?;
-    reactor.handle_signals()?;
+    let mut reactor = Reactor::new().map_err(RunError::Reactor)?;
+    reactor.handle_signals().map_err(RunError::Reactor)?;
     let began = std::time::Instant::now();
     let factory = start(&mut reactor, &addresses, options);
-    if (args.progress || io::stderr().is_terminal()) && !args.verbose {
-        let progress = factory.clone();
-        reactor.call_when_running(move |r| show_progress(r, progress, 0));
+    let screen = ((args.progress || io::stderr().is_terminal()) && !args.verbose).then(|| {
+        // Messages wait for the next frame, which prints them above the block.
+        let screen = Rc::new(RefCell::new(Screen::default()));
+        let notices = screen.clone();
+        factory.borrow_mut().set_notifier(Box::new(move |message| {
+            notices.borrow_mut().notices.push(message.to_owned())
+        }));
+        let (progress, shown) = (factory.clone(), screen.clone());
+        reactor.call_when_running(move |r| show_progress(r, progress, shown));
+        screen
+    });
+    reactor.run().map_err(RunError::Reactor)?;
+    if let Some(screen) = &screen {
+        // The last frame: the final states, and any message not yet shown.
+        draw(&reactor, &factory, screen);
     }
-    reactor.run()?;
     let elapsed = began.elapsed();
     let tasks = factory.borrow_mut().take_tasks();
     let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
-    // A closed stdout (`| head`) is not worth a panic or a second error line.
-    let _ = report::print_poems(&tasks, &mut out, &mut err);
+    report::print_poems(&tasks, &mut out, &mut err).map_err(RunError::Output)?;
     if args.timeline {
         let _ = write!(err, "{}", report::timeline(&tasks, elapsed, 72));
     }
@@ -120,8 +152,18 @@ fn main() -> ExitCode {
     match run(addresses, &args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("poetry-client: {e}");
+        // A closed stdout (`| head`) is the reader's choice: no message, but the
+        // poems were not all delivered, so not a success either.
+        Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(1),
+        Err(RunError::Output(e)) => {
+            let _ = writeln!(
+                io::stderr(),
+                "poetry-client: writing the poems to stdout: {e}"
+            );
+            ExitCode::from(1)
+        }
+        Err(RunError::Reactor(e)) => {
+            let _ = writeln!(io::stderr(), "poetry-client: {e}");
             ExitCode::from(1)
         }
     }

@@ -19,6 +19,10 @@ pub fn header(task: &Task) -> String {
             "Task {}: INCOMPLETE poem from {}: {bytes} bytes arrived before {reason}",
             task.number, task.address
         ),
+        Outcome::Refused(reason) => format!(
+            "Task {}: REFUSED by {}: {reason} before a byte arrived",
+            task.number, task.address
+        ),
         Outcome::TimedOut => format!(
             "Task {}: TIMED OUT after {bytes} bytes of poetry from {}",
             task.number, task.address
@@ -34,13 +38,18 @@ pub fn header(task: &Task) -> String {
     }
 }
 
-/// The closing summary: poems received, failures, elapsed time.
+/// The closing summary: poems received, failures, the bytes of the whole poems (the
+/// ones printed; pieces of broken ones are not counted), elapsed time.
 pub fn summary(tasks: &[Task], elapsed: Duration) -> String {
     let whole = tasks.iter().filter(|t| t.is_whole()).count();
     let failed = tasks.len() - whole;
-    let bytes: usize = tasks.iter().map(|t| t.poem.len()).sum();
+    let bytes: usize = tasks
+        .iter()
+        .filter(|t| t.is_whole())
+        .map(|t| t.poem.len())
+        .sum();
     format!(
-        "Got {whole} of {} poems ({failed} failed or incomplete), {bytes} bytes in {:.3}s",
+        "Got {whole} of {} poems ({failed} failed or incomplete), {bytes} bytes of whole poems in {:.3}s",
         tasks.len(),
         elapsed.as_secs_f64()
     )
@@ -48,21 +57,54 @@ pub fn summary(tasks: &[Task], elapsed: Duration) -> String {
 
 /// Writes each poem that arrived whole to `poems` (stdout) under its header on
 /// `notes` (stderr), in address order. Incomplete poems are never printed as if
-/// whole: only their header says what arrived.
+/// whole: only their header says what arrived. A connection that failed has no
+/// header: the factory said so when it happened, and a failure is told once.
 ///
 /// # Errors
 ///
-/// Write errors of either stream.
+/// A failed or short write to `poems` (a full disk, a closed pipe): the run's output
+/// is lost, so the caller must fail. Errors on `notes` are ignored (there is no one
+/// left to tell).
 pub fn print_poems(tasks: &[Task], poems: &mut dyn Write, notes: &mut dyn Write) -> io::Result<()> {
     for task in tasks {
-        writeln!(notes, "{}", header(task))?;
-        notes.flush()?;
+        if !matches!(task.outcome, Outcome::Failed(_)) {
+            let _ = writeln!(notes, "{}", header(task));
+            let _ = notes.flush();
+        }
         if task.is_whole() {
             poems.write_all(&task.poem)?;
             poems.flush()?;
         }
     }
     Ok(())
+}
+
+/// Redraws the live progress block in place: moves up over the `drawn` lines of the
+/// last block, clears from there to the end of the screen, writes `notices` (they stay
+/// above the block, as ordinary lines) and then the whole block `lines`. Returns how
+/// many lines the new block takes, the `drawn` of the next call.
+///
+/// # Errors
+///
+/// Write errors of `out`.
+pub fn redraw(
+    out: &mut dyn Write,
+    drawn: usize,
+    notices: &[String],
+    lines: &[String],
+) -> io::Result<usize> {
+    let mut frame = String::new();
+    if drawn > 0 {
+        frame.push_str(&format!("\x1b[{drawn}A"));
+    }
+    frame.push_str("\r\x1b[J");
+    for line in notices.iter().chain(lines) {
+        frame.push_str(line);
+        frame.push('\n');
+    }
+    out.write_all(frame.as_bytes())?;
+    out.flush()?;
+    Ok(lines.len())
 }
 
 /// Draws which task received bytes when: one row per task, time across, `#` where
@@ -87,12 +129,13 @@ pub fn timeline(tasks: &[Task], elapsed: Duration, width: usize) -> String {
         let mut row: Vec<char> = (0..width)
             .map(|c| if c <= end { '.' } else { ' ' })
             .collect();
-        for (at, _) in &task.arrivals {
+        for (at, _) in task.arrivals.records() {
             row[column(*at)] = '#';
         }
         let mark = match task.outcome {
             Outcome::Whole => "whole",
             Outcome::Incomplete(_) => "incomplete",
+            Outcome::Refused(_) => "refused",
             Outcome::TimedOut => "timed out",
             Outcome::Failed(_) => "failed",
             Outcome::Pending => "pending",
@@ -119,6 +162,7 @@ pub fn progress_lines(tasks: &[Task], now: Duration) -> Vec<String> {
                 Outcome::Pending => "receiving",
                 Outcome::Whole => "done",
                 Outcome::Incomplete(_) => "incomplete",
+                Outcome::Refused(_) => "refused",
                 Outcome::TimedOut => "timed out",
                 Outcome::Failed(_) => "failed",
             };
@@ -153,10 +197,13 @@ mod tests {
             },
             poem: poem.to_vec(),
             outcome,
-            arrivals: arrivals
-                .iter()
-                .map(|(ms, n)| (Duration::from_millis(*ms), *n))
-                .collect(),
+            arrivals: {
+                let mut record = crate::client::Arrivals::default();
+                for (ms, n) in arrivals {
+                    record.push(Duration::from_millis(*ms), *n);
+                }
+                record
+            },
             finished: Some(Duration::from_millis(finished)),
         }
     }
@@ -186,10 +233,12 @@ mod tests {
         let notes = String::from_utf8(err).unwrap();
         assert!(notes.contains("Task 1: 6 bytes of poetry from 127.0.0.1:10001"));
         assert!(notes.contains("Task 2: INCOMPLETE poem from 127.0.0.1:10002: 4 bytes arrived"));
-        assert!(notes.contains("Task 3: FAILED to connect to 127.0.0.1:10003"));
+        // The factory told the failed connection when it happened: not again.
+        assert!(!notes.contains("Task 3"), "{notes}");
+        // Only the whole poem's bytes are counted, and the summary says so.
         assert_eq!(
             summary(&tasks, Duration::from_millis(1500)),
-            "Got 1 of 3 poems (2 failed or incomplete), 10 bytes in 1.500s"
+            "Got 1 of 3 poems (2 failed or incomplete), 6 bytes of whole poems in 1.500s"
         );
     }
 

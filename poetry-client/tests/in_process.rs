@@ -32,6 +32,14 @@ fn run_bounded(reactor: &mut Reactor) {
     let _ = watchdog.cancel(reactor);
 }
 
+/// The options of `--timeline`: every read recorded (coalesced).
+fn timeline() -> ClientOptions {
+    ClientOptions {
+        record_arrivals: true,
+        ..ClientOptions::default()
+    }
+}
+
 #[test]
 fn client_and_servers_share_one_reactor() {
     let mut reactor = Reactor::new().unwrap();
@@ -43,14 +51,17 @@ fn client_and_servers_share_one_reactor() {
         addresses.push(parse_address(&port.get_host().port().unwrap().to_string()).unwrap());
         factories.push(factory);
     }
-    let client = start(&mut reactor, &addresses, ClientOptions::default());
+    let client = start(&mut reactor, &addresses, timeline());
     run_bounded(&mut reactor);
     let tasks = client.borrow_mut().take_tasks();
     assert_eq!(tasks.len(), poems.len());
     for (task, (path, poem)) in tasks.iter().zip(&poems) {
         assert_eq!(task.outcome, Outcome::Whole, "{}", path.display());
         assert_same_bytes(&task.poem, poem, &path.display().to_string());
-        assert_eq!(task.arrivals.iter().map(|a| a.1).sum::<usize>(), poem.len());
+        assert_eq!(
+            task.arrivals.records().iter().map(|a| a.1).sum::<usize>(),
+            poem.len()
+        );
         assert!(task.finished.is_some());
     }
     assert_eq!(client.borrow().remaining(), 0);
@@ -63,7 +74,12 @@ fn client_and_servers_share_one_reactor() {
 fn arrival_runs(tasks: &[Task]) -> Vec<usize> {
     let mut all: Vec<(Duration, usize)> = tasks
         .iter()
-        .flat_map(|t| t.arrivals.iter().map(move |(at, _)| (*at, t.number)))
+        .flat_map(|t| {
+            t.arrivals
+                .records()
+                .iter()
+                .map(move |(at, _)| (*at, t.number))
+        })
         .collect();
     all.sort(); // by time; at equal times, by task number
     let mut runs: Vec<usize> = Vec::new();
@@ -90,25 +106,25 @@ fn downloads_interleave_on_one_thread() {
         let (port, _) = serve(&mut reactor, Poem::from_bytes("poem", poem), pace).unwrap();
         addresses.push(parse_address(&port.get_host().port().unwrap().to_string()).unwrap());
     }
-    let client = start(&mut reactor, &addresses, ClientOptions::default());
+    let client = start(&mut reactor, &addresses, timeline());
     run_bounded(&mut reactor);
     let tasks = client.borrow_mut().take_tasks();
     for (task, poem) in tasks.iter().zip(&poems) {
         assert!(task.is_whole(), "task {}: {:?}", task.number, task.outcome);
         assert_same_bytes(&task.poem, poem, "interleaved poem");
         assert!(
-            task.arrivals.len() >= 4,
+            task.arrivals.records().len() >= 4,
             "task {} got its poem in {} pieces",
             task.number,
-            task.arrivals.len()
+            task.arrivals.records().len()
         );
     }
     // Each download's bytes span the others': every task's first piece comes before
     // every other task's last.
     for a in &tasks {
         for b in &tasks {
-            let first_a = a.arrivals.first().unwrap().0;
-            let last_b = b.arrivals.last().unwrap().0;
+            let first_a = a.arrivals.records().first().unwrap().0;
+            let last_b = b.arrivals.records().last().unwrap().0;
             assert!(
                 first_a <= last_b,
                 "task {} began after task {} ended",
@@ -218,4 +234,48 @@ fn refused_connection_is_a_failed_task() {
     .unwrap();
     assert!(matches!(&tasks[0].outcome, Outcome::Failed(why) if why.contains("refused")));
     assert!(tasks[0].poem.is_empty());
+}
+
+/// A server that sends `len` bytes one write (one packet, with Nagle off) at a time.
+fn one_byte_per_packet(len: usize) -> util::RawServer {
+    util::RawServer::start(1, move |mut stream| {
+        use std::io::Write;
+        stream.set_nodelay(true).unwrap();
+        for i in 0..len {
+            if stream.write_all(&[b'a' + (i % 26) as u8]).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn one_byte_per_packet_keeps_no_per_read_records_without_the_timeline() {
+    const LEN: usize = 60_000;
+    let limit = LEN as u64;
+    for record_arrivals in [false, true] {
+        let server = one_byte_per_packet(LEN);
+        let options = ClientOptions {
+            max_poem_bytes: limit,
+            record_arrivals,
+            ..ClientOptions::default()
+        };
+        let tasks = get_poetry(&[parse_address(&server.address()).unwrap()], options).unwrap();
+        let task = &tasks[0];
+        assert!(task.is_whole(), "{:?}", task.outcome);
+        assert_eq!(task.poem.len(), LEN);
+        // The poem is the only thing that grows with the bytes: within twice the limit.
+        assert!(
+            task.poem.capacity() as u64 <= 2 * limit,
+            "{}",
+            task.poem.capacity()
+        );
+        let records = task.arrivals.records();
+        if record_arrivals {
+            assert!(!records.is_empty() && records.len() <= poetry_client::Arrivals::MAX_RECORDS);
+            assert_eq!(records.iter().map(|r| r.1).sum::<usize>(), LEN);
+        } else {
+            assert!(records.is_empty(), "{} records kept", records.len());
+        }
+    }
 }

@@ -9,6 +9,8 @@
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod screen;
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -325,17 +327,24 @@ pub(crate) fn collect(
 /// Runs `command` to completion with its output captured; kills it and panics if it
 /// takes longer than `limit`.
 pub(crate) fn run_bounded(mut command: Command, limit: Duration) -> Output {
+    command.stdout(Stdio::piped());
+    run_bounded_with_stdout(command, limit)
+}
+
+/// As [`run_bounded`], with the stdout the command already has (`Output::stdout` is
+/// empty unless it was piped).
+pub(crate) fn run_bounded_with_stdout(mut command: Command, limit: Duration) -> Output {
     let shown = format!("{command:?}");
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.stdin(Stdio::null()).stderr(Stdio::piped());
     let mut child = ChildGuard(
         command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {shown}: {e}")),
     );
-    let (out, out_reader) = collect(child.0.stdout.take().unwrap());
+    let (out, out_reader) = match child.0.stdout.take() {
+        Some(stdout) => collect(stdout),
+        None => collect(std::io::empty()),
+    };
     let (err, err_reader) = collect(child.0.stderr.take().unwrap());
     let Some(status) = child.wait_for(limit) else {
         panic!(
@@ -375,6 +384,38 @@ pub(crate) fn run_client<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> ClientRun {
         stdout: output.stdout,
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// Builds the example `name` as a binary (`cargo build --example`, this test's
+/// profile and target directory: a no-op when it is already built) and returns its
+/// path. The tests never look for a binary some other command may or may not have
+/// built: `--all-targets` builds examples as test harnesses under hashed names.
+pub(crate) fn build_example(name: &str) -> PathBuf {
+    // This test runs from <target>/<profile>/deps/.
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary sits in <target>/<profile>/deps");
+    let target = profile_dir.parent().expect("a target directory");
+    let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    build
+        .current_dir(workspace())
+        .args(["build", "-q", "-p", "poetry-client", "--example", name])
+        .arg("--target-dir")
+        .arg(target);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let output = run_bounded(build, std::time::Duration::from_secs(600));
+    assert!(
+        output.status.success(),
+        "building the {name} example failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = profile_dir.join("examples").join(name);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
 }
 
 /// A Python that can import Twisted: `$TWISTED_PYTHON`, else the workspace's
