@@ -66,101 +66,24 @@ pub(crate) fn run(args: &IdleArgs) -> Result<Report, Error> {
             args.connections
         )));
     }
-    let addr = target(args.port);
     let start = Instant::now();
-    let deadline = start + seconds(args.timeout_s);
-    let mut poll = Poll::new().map_err(Error::setup("create a poll"))?;
-    let mut events = Events::with_capacity(1024);
-    let mut tally = Tally::default();
-    let mut conns: Vec<State> = Vec::with_capacity(args.connections);
-    let mut connecting = 0usize;
-    let mut scratch = [0u8; 4096];
-
-    // Open them all, at most `connect_batch` in flight at once. On loopback the
-    // handshake completes in the client's own syscall, whether or not the server has
-    // run, so after each batch pause a moment for it to `accept`: a full accept queue
-    // drops SYNs, and each drop costs a 1 s retry.
-    let mut since_pause = 0;
-    while conns.len() < args.connections || connecting > 0 {
-        if since_pause >= args.connect_batch {
-            std::thread::sleep(BATCH_PAUSE);
-            since_pause = 0;
-        }
-        while connecting < args.connect_batch && conns.len() < args.connections {
-            since_pause += 1;
-            let slot = conns.len();
-            let opened = TcpStream::connect(addr).and_then(|mut s| {
-                poll.registry().register(
-                    &mut s,
-                    Token(slot),
-                    Interest::READABLE | Interest::WRITABLE,
-                )?;
-                Ok(s)
-            });
-            match opened {
-                Ok(s) => {
-                    conns.push(State::Connecting(s));
-                    connecting += 1;
-                }
-                Err(e) => {
-                    tally.failed += 1;
-                    tally.note(|| format!("connect: {e}"));
-                    conns.push(State::Gone);
-                }
-            }
-        }
-        if !poll_until(&mut poll, &mut events, deadline).map_err(Error::setup("poll"))? {
-            break;
-        }
-        for event in events.iter() {
-            let slot = event.token().0;
-            let Some(state) = conns.get_mut(slot) else {
-                continue;
-            };
-            let was_connecting = matches!(state, State::Connecting(_));
-            on_event(state, event.is_writable(), &mut scratch, &mut tally);
-            if was_connecting && !matches!(state, State::Connecting(_)) {
-                connecting -= 1;
-            }
-        }
-    }
+    let mut idle = Idle {
+        poll: Poll::new().map_err(Error::setup("create a poll"))?,
+        events: Events::with_capacity(1024),
+        tally: Tally::default(),
+        conns: Vec::with_capacity(args.connections),
+        scratch: [0u8; 4096],
+    };
+    let still_connecting = idle.open_all(args, start + seconds(args.timeout_s))?;
     let connect_time = start.elapsed();
-    let timed_out = connecting > 0 || conns.len() < args.connections;
-    let open_now = conns.iter().filter(|s| matches!(s, State::Open(_))).count();
+    let timed_out = still_connecting > 0 || idle.conns.len() < args.connections;
     let mut stdout = std::io::stdout();
-    writeln!(stdout, "idle: {open_now} connections open")
+    writeln!(stdout, "idle: {} connections open", idle.open_count())
         .and_then(|()| stdout.flush())
         .map_err(Error::setup("write to stdout"))?;
-
-    // Hold them, watching for any the server drops.
-    let hold_start = Instant::now();
-    let hold_end = hold_start + Duration::from_millis(args.hold_ms);
-    let waker =
-        Arc::new(Waker::new(poll.registry(), STDIN).map_err(Error::setup("create a waker"))?);
-    if args.until_stdin {
-        let waker = Arc::clone(&waker);
-        std::thread::Builder::new()
-            .name("loadgen-stdin".into())
-            .spawn(move || {
-                let mut line = String::new();
-                let _ = std::io::stdin().read_line(&mut line);
-                let _ = waker.wake();
-            })
-            .map_err(Error::setup("spawn the stdin thread"))?;
-    }
-    'hold: while poll_until(&mut poll, &mut events, hold_end).map_err(Error::setup("poll"))? {
-        for event in events.iter() {
-            if event.token() == STDIN {
-                break 'hold;
-            }
-            if let Some(state) = conns.get_mut(event.token().0) {
-                on_event(state, event.is_writable(), &mut scratch, &mut tally);
-            }
-        }
-    }
-    let held = hold_start.elapsed();
-    let open_at_end = conns.iter().filter(|s| matches!(s, State::Open(_))).count();
-    drop(conns); // Close them all.
+    let held = idle.hold(args)?;
+    let open_at_end = idle.open_count();
+    let tally = idle.close_all();
 
     let mut found = Vec::new();
     if timed_out {
@@ -191,6 +114,140 @@ pub(crate) fn run(args: &IdleArgs) -> Result<Report, Error> {
         .field("rlimit_nofile", limit)
         .field("timed_out", timed_out);
     Ok(Report::new("idle", problems(found), fields))
+}
+
+/// The connections under test and the poll that watches them.
+struct Idle {
+    poll: Poll,
+    events: Events,
+    tally: Tally,
+    /// One state per connection, indexed by its token.
+    conns: Vec<State>,
+    scratch: [u8; 4096],
+}
+
+impl Idle {
+    /// Opens them all, at most `connect_batch` in flight at once, until `deadline`;
+    /// returns how many were still connecting when it gave up (0 on success).
+    ///
+    /// On loopback the handshake completes in the client's own syscall, whether or not
+    /// the server has run, so after each batch it pauses a moment for the server to
+    /// `accept`: a full accept queue drops SYNs, and each drop costs a 1 s retry.
+    fn open_all(&mut self, args: &IdleArgs, deadline: Instant) -> Result<usize, Error> {
+        let addr = target(args.port);
+        let mut connecting = 0usize;
+        let mut since_pause = 0;
+        while self.conns.len() < args.connections || connecting > 0 {
+            if since_pause >= args.connect_batch {
+                std::thread::sleep(BATCH_PAUSE);
+                since_pause = 0;
+            }
+            while connecting < args.connect_batch && self.conns.len() < args.connections {
+                since_pause += 1;
+                if self.connect_one(addr) {
+                    connecting += 1;
+                }
+            }
+            if !poll_until(&mut self.poll, &mut self.events, deadline)
+                .map_err(Error::setup("poll"))?
+            {
+                break;
+            }
+            for event in self.events.iter() {
+                let Some(state) = self.conns.get_mut(event.token().0) else {
+                    continue;
+                };
+                let was_connecting = matches!(state, State::Connecting(_));
+                on_event(
+                    state,
+                    event.is_writable(),
+                    &mut self.scratch,
+                    &mut self.tally,
+                );
+                if was_connecting && !matches!(state, State::Connecting(_)) {
+                    connecting -= 1;
+                }
+            }
+        }
+        Ok(connecting)
+    }
+
+    /// Starts one connect; whether it is now in flight.
+    fn connect_one(&mut self, addr: std::net::SocketAddr) -> bool {
+        let slot = self.conns.len();
+        let opened = TcpStream::connect(addr).and_then(|mut s| {
+            self.poll.registry().register(
+                &mut s,
+                Token(slot),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            Ok(s)
+        });
+        match opened {
+            Ok(s) => {
+                self.conns.push(State::Connecting(s));
+                true
+            }
+            Err(e) => {
+                self.tally.failed += 1;
+                self.tally.note(|| format!("connect: {e}"));
+                self.conns.push(State::Gone);
+                false
+            }
+        }
+    }
+
+    /// Holds them until `--hold-ms` passes (or, with `--until-stdin`, a line or EOF on
+    /// stdin), watching for any the server drops; how long the hold lasted.
+    fn hold(&mut self, args: &IdleArgs) -> Result<Duration, Error> {
+        let hold_start = Instant::now();
+        let hold_end = hold_start + Duration::from_millis(args.hold_ms);
+        let waker = Arc::new(
+            Waker::new(self.poll.registry(), STDIN).map_err(Error::setup("create a waker"))?,
+        );
+        if args.until_stdin {
+            let waker = Arc::clone(&waker);
+            std::thread::Builder::new()
+                .name("loadgen-stdin".into())
+                .spawn(move || {
+                    let mut line = String::new();
+                    let _ = std::io::stdin().read_line(&mut line);
+                    let _ = waker.wake();
+                })
+                .map_err(Error::setup("spawn the stdin thread"))?;
+        }
+        'hold: while poll_until(&mut self.poll, &mut self.events, hold_end)
+            .map_err(Error::setup("poll"))?
+        {
+            for event in self.events.iter() {
+                if event.token() == STDIN {
+                    break 'hold;
+                }
+                if let Some(state) = self.conns.get_mut(event.token().0) {
+                    on_event(
+                        state,
+                        event.is_writable(),
+                        &mut self.scratch,
+                        &mut self.tally,
+                    );
+                }
+            }
+        }
+        Ok(hold_start.elapsed())
+    }
+
+    fn open_count(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|s| matches!(s, State::Open(_)))
+            .count()
+    }
+
+    /// Closes every connection; what was counted.
+    fn close_all(self) -> Tally {
+        drop(self.conns);
+        self.tally
+    }
 }
 
 /// Handles readiness on one connection: completes a connect, or notices a server that
