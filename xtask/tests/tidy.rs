@@ -13,13 +13,18 @@ fn root() -> PathBuf {
 }
 
 /// The layers, bottom first.
-const LAYERS: [&str; 5] = [
+const LAYERS: [&str; 6] = [
     "reactor",
     "transport",
     "protocol",
     "poetry-server",
     "poetry-client",
+    "poetry-transform",
 ];
+
+/// The protocol crates built on the public API only: they name neither `reactor` nor
+/// `transport` as a dependency (they reach both through `protocol`'s re-exports).
+const PUBLIC_API_CRATES: [&str; 1] = ["poetry-transform"];
 
 /// The workspace crates named in the `[dependencies]` table of a manifest.
 fn normal_dependencies(manifest: &str) -> Vec<String> {
@@ -56,6 +61,97 @@ fn dependencies_point_down_the_layers() {
             );
         }
     }
+}
+
+/// The workspace crates named in every dependency table of a manifest (normal, dev,
+/// build, target-specific).
+fn all_dependencies(manifest: &str) -> Vec<String> {
+    let mut in_deps = false;
+    let mut deps = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line.trim_matches(['[', ']']).ends_with("dependencies");
+            continue;
+        }
+        if let (true, Some((name, _))) = (in_deps, line.split_once('=')) {
+            deps.push(name.trim().trim_end_matches(".workspace").to_owned());
+        }
+    }
+    deps
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Where `text` names a lower layer other than through `protocol`'s re-exports
+/// (`reactor::X` but not `protocol::reactor::X`), or includes a file of another crate.
+fn reaches_below_protocol(text: &str) -> Option<String> {
+    for krate in ["reactor::", "transport::"] {
+        for (at, _) in text.match_indices(krate) {
+            let before = &text[..at];
+            let qualified = before.ends_with("protocol::");
+            let part_of_a_name = before
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
+            if !qualified && !part_of_a_name {
+                let line = text[at..].lines().next().unwrap_or_default();
+                return Some(format!("names {krate} directly: {line}"));
+            }
+        }
+    }
+    text.lines()
+        .find(|l| l.contains("#[path") && !l.contains("fuzz/checks/"))
+        .map(|l| format!("includes another crate's file: {l}"))
+}
+
+#[test]
+fn protocol_crates_use_only_the_public_api() {
+    for krate in PUBLIC_API_CRATES {
+        let dir = root().join(krate);
+        let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        for dep in all_dependencies(&manifest) {
+            assert!(
+                dep != "reactor" && dep != "transport",
+                "{krate} depends on {dep}: it must reach it through protocol's re-exports"
+            );
+        }
+        let mut files = Vec::new();
+        for sub in ["src", "tests", "examples", "benches"] {
+            rust_files(&dir.join(sub), &mut files);
+        }
+        assert!(!files.is_empty(), "{krate} has no sources");
+        for file in files {
+            let text = fs::read_to_string(&file).unwrap();
+            if let Some(problem) = reaches_below_protocol(&text) {
+                panic!("{} {problem}", file.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_public_api_check_catches_lower_layers() {
+    assert!(reaches_below_protocol("use reactor::Reactor;").is_some());
+    assert!(reaches_below_protocol("fn f(r: &mut transport::Transport<'_>) {}").is_some());
+    assert!(reaches_below_protocol("use protocol::reactor::Reactor;").is_none());
+    assert!(reaches_below_protocol("my_reactor::x; protocol::transport::Address").is_none());
+    assert!(reaches_below_protocol("#[path = \"../../protocol/src/x.rs\"]").is_some());
+    let manifest = "[dependencies]\nprotocol.workspace = true\n[dev-dependencies]\nreactor = { path = \"r\" }\n";
+    assert_eq!(all_dependencies(manifest), ["protocol", "reactor"]);
 }
 
 #[test]
