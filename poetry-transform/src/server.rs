@@ -165,6 +165,12 @@ impl TransformProtocol {
     /// Sends the answers in order, up to the first refusal, and closes.
     fn finish(&mut self, cx: &mut NetstringContext<'_, '_, Self>) {
         self.finish = None;
+        self.send_ready(cx);
+        cx.lose_connection();
+    }
+
+    /// Sends the queued answers in order; a refusal is logged and ends them.
+    fn send_ready(&mut self, cx: &mut NetstringContext<'_, '_, Self>) {
         while let Some(outcome) = self.outbox.pop_front() {
             match outcome {
                 Ok(poem) => {
@@ -173,12 +179,10 @@ impl TransformProtocol {
                 }
                 Err(why) => {
                     refuse(cx, &why);
-                    break;
+                    self.outbox.clear();
                 }
             }
         }
-        self.outbox.clear();
-        cx.lose_connection();
     }
 }
 
@@ -222,7 +226,12 @@ impl NetstringProtocol for TransformProtocol {
             Err(_) => self.refused = true,
         }
         self.outbox.push_back(outcome.map(|(poem, _)| poem));
-        if !self.ready_after.is_zero() {
+        if self.ready_after.is_zero() {
+            // Nothing slow ahead: what is ready goes out now, so it is sent even if
+            // the netstring receiver closes the connection for garbage later in this
+            // read (as the original's replies are).
+            self.send_ready(cx);
+        } else {
             // Waiting for our own answer is not the client's idleness.
             cx.set_timeout(None);
         }

@@ -208,14 +208,40 @@ fn a_slow_transform_answers_later_and_is_not_idle() {
         ]
         .concat(),
     );
-    assert_eq!(test.take_written(), b"", "the replies wait for the slowest");
+    assert_eq!(
+        test.take_written(),
+        b"5:quick,",
+        "what is ready goes at once"
+    );
     test.advance(Duration::from_secs(4));
     assert!(
         !test.is_lost(),
         "waiting for our own answer is not idleness"
     );
     test.advance(Duration::from_secs(1));
-    assert_answered_and_closed(&mut test, b"5:quick,4:slow,");
+    assert_answered_and_closed(&mut test, b"4:slow,");
+}
+
+#[test]
+fn a_quick_answer_waits_behind_a_slow_one() {
+    let mut test = start(ServerOptions::default());
+    test.feed(
+        &[
+            netstring(b"slow-cummingsify.SLOW"),
+            netstring(b"cummingsify.QUICK"),
+        ]
+        .concat(),
+    );
+    assert_eq!(test.take_written(), b"", "the replies keep their order");
+    test.advance(Duration::from_secs(5));
+    assert_answered_and_closed(&mut test, b"4:slow,5:quick,");
+}
+
+#[test]
+fn garbage_after_a_request_in_the_same_read_does_not_lose_its_answer() {
+    let mut test = start(ServerOptions::default());
+    test.feed(&[netstring(b"cummingsify.ONE").as_slice(), b"x:garbage"].concat());
+    assert_answered_and_closed(&mut test, b"3:one,");
 }
 
 #[test]
