@@ -1,0 +1,407 @@
+//! The untyped chain under every [`Deferred`](crate::Deferred): a result, a queue of
+//! steps, and the one iterative loop (a trampoline) that runs them.
+//!
+//! Every chain of this crate runs in [`run`]. A callback that returns a Deferred links
+//! the two chains (`waiting_on` one way, `continuation` the other) and the loop moves
+//! into the inner chain instead of recursing; when the inner chain settles, the loop
+//! moves its result back into the outer one. `chain_deferred` steps push the current
+//! chain on an explicit stack. So no chain, however deep, grows the Rust stack.
+//!
+//! Borrow discipline: the `RefCell` of a chain is borrowed only inside the small
+//! functions of this file, never while user code (a callback, a canceller, a waker, a
+//! value's `Drop`) runs, so no borrow can ever fail.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::rc::Rc;
+use std::task::Waker;
+
+use crate::{DeferredError, Failure};
+
+/// A result travelling down a chain, its value type erased (the typed layer checks it).
+pub(crate) type Outcome = Result<Box<dyn Any>, Failure>;
+
+/// What a step hands on: a result now, or a chain to wait for.
+pub(crate) enum Next {
+    Done(Outcome),
+    Wait(Rc<Core>),
+}
+
+/// A callback/errback pair, erased.
+pub(crate) type Callback = Box<dyn FnOnce(Outcome) -> Next>;
+
+/// What a canceller becomes once erased: it gets the chain to fire.
+pub(crate) type Canceller = Box<dyn FnOnce(&Rc<Core>)>;
+
+/// One entry of a chain's queue.
+pub(crate) enum Step {
+    /// Run a callback pair; the location is where it was added.
+    Call(Callback, &'static Location<'static>),
+    /// Fire that chain with the current result (`chain_deferred`); this one continues
+    /// with `()`.
+    Chain(Rc<Core>, &'static Location<'static>),
+}
+
+#[derive(Default)]
+struct State {
+    result: Option<Outcome>,
+    called: bool,
+    running: bool,
+    paused: u32,
+    handle_dropped: bool,
+    suppress_already_called: bool,
+    waiting_on: Option<Rc<Core>>,
+    continuation: Option<Rc<Core>>,
+    steps: VecDeque<Step>,
+    canceller: Option<Canceller>,
+    waker: Option<Waker>,
+}
+
+impl State {
+    /// Steps could run now.
+    fn can_step(&self) -> bool {
+        self.paused == 0 && self.waiting_on.is_none() && self.result.is_some()
+    }
+
+    /// Everything added so far has run and the result is there for whoever holds it.
+    fn settled(&self) -> bool {
+        !self.running && self.can_step() && self.steps.is_empty()
+    }
+}
+
+/// One chain: Twisted's `Deferred` object, without its types.
+pub(crate) struct Core {
+    st: RefCell<State>,
+}
+
+/// The outcome of giving a chain its first result. A refused result is handed back so
+/// that it is dropped after the chain's borrow ends (its `Drop` is user code).
+#[allow(dead_code)] // The refused outcomes are held only to be dropped late.
+pub(crate) enum Accepted {
+    /// It now has the result and should run.
+    Run,
+    /// It was fired already and the attempt was silently absorbed (after a cancel).
+    Absorbed(Outcome),
+    /// It was fired already.
+    AlreadyCalled(Outcome),
+}
+
+impl Core {
+    pub(crate) fn new() -> Rc<Core> {
+        Rc::new(Core {
+            st: RefCell::new(State::default()),
+        })
+    }
+
+    pub(crate) fn fired(outcome: Outcome) -> Rc<Core> {
+        Rc::new(Core {
+            st: RefCell::new(State {
+                result: Some(outcome),
+                called: true,
+                ..State::default()
+            }),
+        })
+    }
+
+    pub(crate) fn set_canceller(&self, canceller: Canceller) {
+        self.st.borrow_mut().canceller = Some(canceller);
+    }
+
+    pub(crate) fn is_called(&self) -> bool {
+        self.st.borrow().called
+    }
+
+    pub(crate) fn is_settled(&self) -> bool {
+        self.st.borrow().settled()
+    }
+
+    pub(crate) fn pause(&self) {
+        let mut s = self.st.borrow_mut();
+        s.paused = s.paused.saturating_add(1);
+    }
+
+    /// Takes the result of a settled chain (for `take_result` and futures).
+    pub(crate) fn take_settled(&self) -> Option<Outcome> {
+        let mut s = self.st.borrow_mut();
+        if s.settled() {
+            s.result.take()
+        } else {
+            None
+        }
+    }
+
+    /// Registers the waker of a future waiting for this chain to settle.
+    pub(crate) fn set_waker(&self, waker: &Waker) {
+        let old = {
+            let mut s = self.st.borrow_mut();
+            match &s.waker {
+                Some(w) if w.will_wake(waker) => None,
+                _ => s.waker.replace(waker.clone()),
+            }
+        };
+        drop(old);
+    }
+
+    /// The typed handle is gone: a failure nobody can see any more is reported now, or
+    /// when it arrives.
+    pub(crate) fn drop_handle(&self) {
+        let orphan = {
+            let mut s = self.st.borrow_mut();
+            s.handle_dropped = true;
+            let waker = s.waker.take();
+            let orphan = if s.settled() { s.result.take() } else { None };
+            (waker, orphan)
+        };
+        if let (_, Some(Err(failure))) = orphan {
+            crate::unhandled::report(failure);
+        }
+    }
+
+    /// Gives the chain its result, if it has none yet.
+    pub(crate) fn accept(&self, outcome: Outcome) -> Accepted {
+        let (accepted, canceller) = {
+            let mut s = self.st.borrow_mut();
+            if s.called {
+                if mem::take(&mut s.suppress_already_called) {
+                    (Accepted::Absorbed(outcome), None)
+                } else {
+                    (Accepted::AlreadyCalled(outcome), None)
+                }
+            } else {
+                s.called = true;
+                s.result = Some(outcome);
+                (Accepted::Run, s.canceller.take())
+            }
+        };
+        drop(canceller);
+        accepted
+    }
+}
+
+/// Fires `core` with `outcome` and runs its chain (Twisted's `callback` / `errback`).
+pub(crate) fn fire(core: &Rc<Core>, outcome: Outcome) -> Result<(), DeferredError> {
+    match core.accept(outcome) {
+        Accepted::Run => {
+            run(core.clone());
+            Ok(())
+        }
+        Accepted::Absorbed(_) => Ok(()),
+        Accepted::AlreadyCalled(_) => Err(DeferredError::AlreadyCalled),
+    }
+}
+
+/// Adds a step; it runs at once if the chain has its result and is not paused.
+pub(crate) fn add(core: &Rc<Core>, step: Step) {
+    let ready = {
+        let mut s = core.st.borrow_mut();
+        s.steps.push_back(step);
+        s.called
+    };
+    if ready {
+        run(core.clone());
+    }
+}
+
+pub(crate) fn unpause(core: &Rc<Core>) {
+    let resume = {
+        let mut s = core.st.borrow_mut();
+        s.paused = s.paused.saturating_sub(1);
+        s.paused == 0
+    };
+    if resume {
+        run(core.clone());
+    }
+}
+
+/// Marks `core` as being run by this loop; false if another loop (further up the
+/// stack) is already running it, which will then pick up whatever is new.
+fn begin(core: &Core) -> bool {
+    let mut s = core.st.borrow_mut();
+    !mem::replace(&mut s.running, true)
+}
+
+fn next_step(core: &Core) -> Option<(Step, Outcome)> {
+    let mut s = core.st.borrow_mut();
+    if !s.can_step() {
+        return None;
+    }
+    let step = s.steps.pop_front()?;
+    let input = s.result.take()?;
+    Some((step, input))
+}
+
+fn put_result(core: &Core, outcome: Outcome) {
+    let mut s = core.st.borrow_mut();
+    debug_assert!(s.result.is_none(), "a step's result replaces nothing");
+    s.result = Some(outcome);
+}
+
+/// `outer` waits for `inner`: the loop follows `inner`, and comes back when it settles.
+fn wait_on(outer: &Rc<Core>, inner: &Rc<Core>) {
+    {
+        let mut s = outer.st.borrow_mut();
+        s.running = false;
+        s.waiting_on = Some(inner.clone());
+    }
+    let old = inner.st.borrow_mut().continuation.replace(outer.clone());
+    debug_assert!(old.is_none(), "a Deferred is returned into one chain only");
+}
+
+/// The loop is done with `core` for now. If it settled and a chain waits for it, the
+/// result moves there and that chain is returned, to be run next; if it settled with
+/// nobody to read it, a failure is reported.
+fn settle(core: &Core) -> Option<Rc<Core>> {
+    let (outer, waker, orphan) = {
+        let mut s = core.st.borrow_mut();
+        s.running = false;
+        if !s.settled() {
+            return None;
+        }
+        if let Some(outer) = s.continuation.take() {
+            let result = s.result.take();
+            let inner = {
+                let mut o = outer.st.borrow_mut();
+                debug_assert!(o.result.is_none());
+                o.result = result;
+                o.waiting_on.take()
+            };
+            (Some((outer, inner)), None, None)
+        } else {
+            let orphan = if s.handle_dropped {
+                s.result.take()
+            } else {
+                None
+            };
+            (None, s.waker.take(), orphan)
+        }
+    };
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+    if let Some(Err(failure)) = orphan {
+        crate::unhandled::report(failure);
+    }
+    outer.map(|(outer, _inner)| outer)
+}
+
+/// Runs one step; its result (or what it waits for) is put in place.
+fn call(f: Callback, input: Outcome, at: &'static Location<'static>) -> Next {
+    panic::catch_unwind(AssertUnwindSafe(move || f(input)))
+        .unwrap_or_else(|payload| Next::Done(Err(Failure::from_panic(payload.as_ref(), at))))
+}
+
+/// The trampoline: runs `start`'s chain and every chain it leads into, iteratively.
+pub(crate) fn run(start: Rc<Core>) {
+    if !begin(&start) {
+        return;
+    }
+    let mut resume: Vec<Rc<Core>> = Vec::new();
+    let mut cur = start;
+    loop {
+        while let Some((step, input)) = next_step(&cur) {
+            match step {
+                Step::Call(f, at) => match call(f, input, at) {
+                    Next::Done(outcome) => put_result(&cur, outcome),
+                    Next::Wait(inner) if Rc::ptr_eq(&inner, &cur) => {
+                        let failure =
+                            Failure::from_boxed(Box::new(DeferredError::ReturnedItself), at);
+                        put_result(&cur, Err(failure));
+                    }
+                    Next::Wait(inner) => {
+                        wait_on(&cur, &inner);
+                        if begin(&inner) {
+                            cur = inner;
+                        }
+                    }
+                },
+                Step::Chain(target, at) => {
+                    put_result(&cur, Ok(Box::new(())));
+                    match target.accept(input) {
+                        Accepted::Run => {
+                            if begin(&target) {
+                                resume.push(mem::replace(&mut cur, target));
+                            }
+                        }
+                        Accepted::Absorbed(_) => {}
+                        Accepted::AlreadyCalled(_) => {
+                            let _ = cur.st.borrow_mut().result.take();
+                            let error = Box::new(DeferredError::AlreadyCalled);
+                            put_result(&cur, Err(Failure::from_boxed(error, at)));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(outer) = settle(&cur) {
+            if begin(&outer) {
+                cur = outer;
+                continue;
+            }
+        }
+        match resume.pop() {
+            Some(next) => cur = next,
+            None => break,
+        }
+    }
+}
+
+/// Cancels `core` (Twisted's `cancel`): an unfired chain runs its canceller and, if
+/// that did not fire it, fails with [`DeferredError::Cancelled`]; a chain waiting for
+/// another cancels that one (followed down iteratively); a settled chain is left alone.
+pub(crate) fn cancel(core: &Rc<Core>, at: &'static Location<'static>) {
+    let mut cur = core.clone();
+    loop {
+        enum Act {
+            Cancel(Option<Canceller>),
+            Descend(Rc<Core>),
+            Nothing,
+        }
+        let act = {
+            let mut s = cur.st.borrow_mut();
+            if !s.called {
+                let canceller = s.canceller.take();
+                s.suppress_already_called = canceller.is_none();
+                Act::Cancel(canceller)
+            } else if let Some(inner) = &s.waiting_on {
+                Act::Descend(inner.clone())
+            } else {
+                Act::Nothing
+            }
+        };
+        match act {
+            Act::Cancel(canceller) => {
+                if let Some(canceller) = canceller {
+                    run_canceller(canceller, &cur);
+                }
+                if !cur.is_called() {
+                    let failure = Failure::from_boxed(Box::new(DeferredError::Cancelled), at);
+                    let _ = fire(&cur, Err(failure));
+                }
+                return;
+            }
+            Act::Descend(inner) => cur = inner,
+            Act::Nothing => return,
+        }
+    }
+}
+
+fn run_canceller(canceller: Canceller, core: &Rc<Core>) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| canceller(core))) {
+        log::error!(
+            "a Deferred's canceller panicked ({}); the Deferred is cancelled all the same",
+            reactor::panic_message(payload.as_ref())
+        );
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        let s = self.st.get_mut();
+        if let Some(Err(failure)) = s.result.take() {
+            crate::unhandled::report(failure);
+        }
+    }
+}
