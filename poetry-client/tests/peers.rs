@@ -1,6 +1,6 @@
 //! Our client against servers no one here wrote: the Twisted poetry server of
-//! `bench/peers/twisted`. Skips, saying why, when Twisted is not installed (`.ci/run`
-//! installs it).
+//! `bench/peers/twisted`. Without Twisted it fails under `CI=true` and elsewhere skips,
+//! loudly and counted (`test_support::peer_or_skip`; `.ci/run` installs Twisted).
 
 mod util;
 
@@ -56,15 +56,14 @@ impl TwistedServer {
 
 #[test]
 fn gets_every_poem_from_twisted_servers_in_order() {
-    let Some(script) = twisted_peer("poetry_server.py") else {
-        println!("skipped: bench/peers/twisted/poetry_server.py is not there yet");
-        return;
-    };
-    let Some(python) = twisted_python() else {
-        println!(
-            "skipped: no Python with Twisted (set TWISTED_PYTHON, or: python3 -m venv .venv && \
-             .venv/bin/pip install -r bench/peers/twisted/requirements.txt)"
-        );
+    let script = twisted_peer("poetry_server.py")
+        .expect("bench/peers/twisted/poetry_server.py is part of the repository");
+    let Some(python) = test_support::peer_or_skip(
+        "a Python with Twisted",
+        twisted_python(),
+        "set TWISTED_PYTHON, or: python3 -m venv .venv && \
+         .venv/bin/pip install -r bench/peers/twisted/requirements.txt",
+    ) else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("poetry-client-peers-{}", std::process::id()));

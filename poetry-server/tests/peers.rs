@@ -1,6 +1,7 @@
 //! Real peers no one here wrote, as clients of our server: `nc`, and the Twisted
-//! poetry client of `bench/peers/twisted`. Each test prints why it skips when its peer
-//! is not installed (`.ci/run` installs both).
+//! poetry client of `bench/peers/twisted`. A missing peer fails the test under
+//! `CI=true` and elsewhere skips it, loudly and counted (`test_support::peer_or_skip`;
+//! `.ci/run` installs both).
 
 mod util;
 
@@ -10,8 +11,7 @@ use util::{nc, run_bounded, shared_poem, shared_poems, twisted_peer, twisted_pyt
 
 #[test]
 fn nc_gets_the_poem_byte_exact() {
-    let Some(nc) = nc() else {
-        println!("skipped: nc is not installed (apt-get install netcat-openbsd)");
+    let Some(nc) = test_support::peer_or_skip("nc", nc(), "apt-get install netcat-openbsd") else {
         return;
     };
     // -N shuts down nc's sending half when its stdin (empty) ends: a client saying at
@@ -52,19 +52,18 @@ fn nc_gets_the_poem_byte_exact() {
     }
 }
 
-/// Twisted's Python and the client script, or why the test skips.
+/// Twisted's Python and the client script; `None` when the test skips (never under
+/// `CI=true`, where a missing Twisted fails it).
+#[track_caller]
 fn twisted_client() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
-    let Some(script) = twisted_peer("get_poetry.py") else {
-        println!("skipped: bench/peers/twisted/get_poetry.py is not there yet");
-        return None;
-    };
-    let Some(python) = twisted_python() else {
-        println!(
-            "skipped: no Python with Twisted (set TWISTED_PYTHON, or: python3 -m venv .venv && \
-             .venv/bin/pip install -r bench/peers/twisted/requirements.txt)"
-        );
-        return None;
-    };
+    let script = twisted_peer("get_poetry.py")
+        .expect("bench/peers/twisted/get_poetry.py is part of the repository");
+    let python = test_support::peer_or_skip(
+        "a Python with Twisted",
+        twisted_python(),
+        "set TWISTED_PYTHON, or: python3 -m venv .venv && \
+         .venv/bin/pip install -r bench/peers/twisted/requirements.txt",
+    )?;
     Some((python, script))
 }
 

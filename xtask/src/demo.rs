@@ -1,27 +1,43 @@
 //! `cargo xtask demo`: three slow poetry servers, one dead port, and the client
 //! fetching from all four at once, with progress and timeline.
+//!
+//! `--quick` (run by `cargo xtask ci`) serves ten times faster and checks the result:
+//! the three poems byte-exact in address order on stdout, the dead port reported once,
+//! exit status 1. Whatever happens, every process the demo starts is stopped: the
+//! servers and the client are guarded (SIGTERM, then SIGKILL, on every path out), and
+//! the client has a deadline.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::error::TaskError;
 use crate::util::{cargo, dead_port, root, run, Guarded};
 
 /// The three poems the demo serves, from the project's own `poems/` folder: three
 /// different lengths, so the timeline shows them finishing at different times.
-const DEMO_POEMS: [(&str, &str, &str); 3] = [
-    ("haiku.txt", "8", "0.1"),
-    ("ete.txt", "20", "0.1"),
-    ("lighthouse.txt", "40", "0.1"),
+const DEMO_POEMS: [(&str, &str); 3] = [
+    ("haiku.txt", "8"),
+    ("ete.txt", "20"),
+    ("lighthouse.txt", "40"),
 ];
 
+/// The longest the client may take before the demo gives up on it.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
+
 pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
-    let release = args.iter().any(|a| a == "--release");
-    if let Some(other) = args.iter().find(|a| *a != "--release") {
-        return Err(TaskError::Usage(format!(
-            "demo: unknown argument {other} (only --release)"
-        )));
+    let mut release = false;
+    let mut quick = false;
+    for arg in args {
+        match arg.as_str() {
+            "--release" => release = true,
+            "--quick" => quick = true,
+            other => {
+                return Err(TaskError::Usage(format!(
+                    "demo: unknown argument {other} (only --release, --quick)"
+                )))
+            }
+        }
     }
     let mut build = cargo();
     build.args(["build", "-q", "-p", "poetry-server", "-p", "poetry-client"]);
@@ -29,27 +45,18 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
         build.arg("--release");
     }
     run("build the poetry programs", build)?;
-    let bin = root()
-        .join("target")
-        .join(if release { "release" } else { "debug" });
+    let bin = target_dir().join(if release { "release" } else { "debug" });
+    let delay = if quick { "0.01" } else { "0.1" };
 
-    // Three slow servers, each serving its own poem at its own pace.
-    let servings: Vec<(PathBuf, &str, &str)> = DEMO_POEMS
-        .iter()
-        .map(|(name, bytes, delay)| (root().join("poems").join(name), *bytes, *delay))
-        .collect();
+    // Three slow servers, each serving its own poem at its own pace; stopped on drop.
     let mut servers = Vec::new();
     let mut ports = Vec::new();
-    for (poem, num_bytes, delay) in &servings {
-        let mut command = Command::new(bin.join("poetry-server"));
-        command.args(["--port", "0", "--num-bytes", num_bytes, "--delay", delay]);
-        command.arg(poem);
-        let (server, port) =
-            Guarded::start_server("poetry-server", command, Duration::from_secs(10))?;
-        let what = poem
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        eprintln!("xtask: serving {what} on port {port}, {num_bytes} bytes every {delay}s");
+    let mut want = Vec::new();
+    for (name, num_bytes) in DEMO_POEMS {
+        let poem = root().join("poems").join(name);
+        want.extend(std::fs::read(&poem).map_err(TaskError::Io)?);
+        let (server, port) = start_server(&bin, &poem, num_bytes, delay)?;
+        eprintln!("xtask: serving {name} on port {port}, {num_bytes} bytes every {delay}s");
         servers.push(server);
         ports.push(port.to_string());
     }
@@ -57,30 +64,120 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     eprintln!("xtask: port {dead} has no server: that download must fail, and the others go on");
     ports.push(dead.to_string());
 
-    let mut client = Command::new(bin.join("poetry-client"));
-    client
-        .args(["--timeline", "--progress", "--timeout", "60"])
-        .args(&ports);
+    let flags = ["--timeline", "--progress", "--timeout", "60"];
     eprintln!(
-        "xtask: poetry-client --timeline --progress --timeout 60 {}",
+        "xtask: poetry-client {} {}",
+        flags.join(" "),
         ports.join(" ")
     );
-    let status = client.status().map_err(|e| TaskError::Spawn {
-        what: "poetry-client".into(),
-        source: e,
-    })?;
+    let mut client = Command::new(bin.join("poetry-client"));
+    client.args(flags).args(&ports).stdin(Stdio::null());
+    let scratch = std::env::temp_dir().join(format!("xtask-demo-{}", std::process::id()));
+    let (out_path, err_path) = (scratch.with_extension("out"), scratch.with_extension("err"));
+    if quick {
+        client.stdout(std::fs::File::create(&out_path).map_err(TaskError::Io)?);
+        client.stderr(std::fs::File::create(&err_path).map_err(TaskError::Io)?);
+    }
+    let status = run_client(client);
     for server in &mut servers {
         server.stop(Duration::from_secs(5));
     }
-    // One address is dead on purpose: the client reports it and exits 1.
-    match status.code() {
-        Some(0) | Some(1) => {
-            eprintln!("xtask: demo done; the servers are stopped");
-            Ok(())
-        }
-        code => Err(TaskError::Failed {
+    let code = status?;
+    if quick {
+        let got = std::fs::read(&out_path).map_err(TaskError::Io);
+        let said = std::fs::read_to_string(&err_path).map_err(TaskError::Io);
+        let _ = (
+            std::fs::remove_file(&out_path),
+            std::fs::remove_file(&err_path),
+        );
+        let said = said?;
+        eprint!("{said}");
+        check_quick(code, &got?, &want, &said, dead)?;
+        eprintln!("xtask: demo --quick: three poems byte-exact, the dead port reported");
+    } else if !matches!(code, Some(0) | Some(1)) {
+        // One address is dead on purpose: the client reports it and exits 1.
+        return Err(TaskError::Failed {
             what: "poetry-client".into(),
             status: code,
-        }),
+        });
     }
+    eprintln!("xtask: demo done; the servers are stopped");
+    Ok(())
+}
+
+/// Where cargo puts its builds.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map_or_else(|| root().join("target"), |dir| root().join(dir))
+}
+
+fn start_server(
+    bin: &Path,
+    poem: &Path,
+    num_bytes: &str,
+    delay: &str,
+) -> Result<(Guarded, u16), TaskError> {
+    let mut command = Command::new(bin.join("poetry-server"));
+    command.args(["--port", "0", "--num-bytes", num_bytes, "--delay", delay]);
+    command.arg(poem);
+    Guarded::start_server("poetry-server", command, Duration::from_secs(10))
+}
+
+/// Runs the client to its end, or kills it at the deadline.
+fn run_client(mut command: Command) -> Result<Option<i32>, TaskError> {
+    let child = command.spawn().map_err(|e| TaskError::Spawn {
+        what: "poetry-client".into(),
+        source: e,
+    })?;
+    let mut client = Guarded {
+        child,
+        name: "poetry-client".into(),
+    };
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    loop {
+        if let Some(status) = client.child.try_wait().map_err(TaskError::Io)? {
+            return Ok(status.code());
+        }
+        if Instant::now() >= deadline {
+            return Err(TaskError::Failed {
+                what: format!("poetry-client (still running after {CLIENT_DEADLINE:?})"),
+                status: None,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The quick demo's verdict: exit 1 (the dead port, told once), the three poems
+/// byte-exact.
+fn check_quick(
+    code: Option<i32>,
+    got: &[u8],
+    want: &[u8],
+    said: &str,
+    dead: u16,
+) -> Result<(), TaskError> {
+    let told = said
+        .matches(&format!("Failed to connect to: 127.0.0.1:{dead} "))
+        .count();
+    if told != 1 {
+        return Err(TaskError::Check(format!(
+            "demo: the dead port was reported {told} times, not once"
+        )));
+    }
+    if code != Some(1) {
+        return Err(TaskError::Failed {
+            what: "poetry-client (the demo expects exit 1, for the dead port)".into(),
+            status: code,
+        });
+    }
+    if got != want {
+        return Err(TaskError::Check(format!(
+            "demo: the client printed {} bytes, not the {} bytes of the three poems",
+            got.len(),
+            want.len()
+        )));
+    }
+    Ok(())
 }

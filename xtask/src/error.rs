@@ -15,6 +15,8 @@ pub(crate) enum TaskError {
     NoPort(String),
     /// The command line was wrong.
     Usage(String),
+    /// A task ran but what it checks did not hold.
+    Check(String),
     /// Any other I/O error.
     Io(io::Error),
 }
@@ -29,7 +31,7 @@ impl fmt::Display for TaskError {
             } => write!(f, "{what} failed with exit status {code}"),
             TaskError::Failed { what, status: None } => write!(f, "{what} was killed by a signal"),
             TaskError::NoPort(name) => write!(f, "{name} did not report its port"),
-            TaskError::Usage(msg) => write!(f, "{msg}"),
+            TaskError::Usage(msg) | TaskError::Check(msg) => write!(f, "{msg}"),
             TaskError::Io(e) => write!(f, "{e}"),
         }
     }

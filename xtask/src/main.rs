@@ -2,8 +2,10 @@
 //! convention; the alias is in `.cargo/config.toml`).
 //!
 //! * `demo`: three slow poetry servers and the client fetching from them and from a
-//!   dead port, with progress and timeline (the README's main job).
-//! * `ci`: format, lint, every test (unit, integration, doc) and docs.
+//!   dead port, with progress and timeline (the README's main job); `--quick` serves
+//!   ten times faster and checks what the client printed.
+//! * `ci`: format, lint, every test (unit, integration, doc), docs, the quick demo and
+//!   the benchmark's smoke run.
 //! * `fuzz [--seconds N] [TARGET...]`: cargo fuzz on each target for a bounded time.
 //! * `bench [--smoke] [--rounds N] [SCENARIO...]`: the stack against its peers, side
 //!   by side (bulk, poems, echo, idle, slow, timers); a full run rewrites
@@ -21,7 +23,8 @@ mod fuzz;
 mod soak;
 mod util;
 
-const USAGE: &str = "usage: cargo xtask <demo [--release] | ci | fuzz [--seconds N] [TARGET...] \
+const USAGE: &str =
+    "usage: cargo xtask <demo [--release] [--quick] | ci | fuzz [--seconds N] [TARGET...] \
                      | bench [--smoke] [--rounds N] [SCENARIO...] \
                      | soak [--downloads N] [--concurrency C] [--slow]>";
 
