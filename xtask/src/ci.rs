@@ -1,13 +1,28 @@
 //! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure; then
-//! the quick demo (`cargo xtask demo --quick`, checked) and, last, the benchmark's smoke
-//! run (`cargo xtask bench --smoke`) on the debug binaries the tests built.
+//! the library crates' packaging, `cargo install` of the two programs, the
+//! protocol-crate template (a crate outside the workspace, built as a newcomer builds
+//! theirs), the quick demo (`cargo xtask demo --quick`, checked) and, last, the
+//! benchmark's smoke run (`cargo xtask bench --smoke`) on the debug binaries the tests
+//! built.
 //!
 //! A test whose peer (Twisted, nc) is missing fails under `CI=true`; elsewhere it
 //! skips, and says so in `<target>/skipped-tests.txt`, which this task empties before
 //! the tests and reports after them.
 
+use std::process::{Command, Stdio};
+
+use crate::demo::target_dir;
 use crate::error::TaskError;
-use crate::util::{cargo, run};
+use crate::util::{cargo, root, run};
+
+/// The crates other people depend on, bottom first.
+const LIBRARIES: [&str; 4] = ["reactor", "deferred", "transport", "protocol"];
+
+/// The template of `docs/writing-a-protocol-crate.md`, outside the workspace.
+const TEMPLATE: &str = "examples/protocol-crate-template/Cargo.toml";
+
+/// What every library package must carry.
+const PACKAGED: [&str; 4] = ["Cargo.toml", "LICENSE", "README.md", "src/lib.rs"];
 
 pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     if let Some(other) = args.first() {
@@ -47,6 +62,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
         .env("RUSTDOCFLAGS", "-D warnings");
     run("cargo doc --workspace --no-deps (warnings denied)", doc)?;
 
+    packaging()?;
+    install()?;
+    template()?;
+
     eprintln!("xtask: cargo xtask demo --quick");
     crate::demo::main(&["--quick".to_owned()])?;
 
@@ -72,4 +91,91 @@ fn report_skips(file: &std::path::Path) {
             eprintln!("xtask:   {line}");
         }
     }
+}
+
+/// Packages the library crates and builds each package from its tarball, the lower
+/// layers' tarballs standing in for crates.io (so this works before anything is
+/// published), then checks that each package carries its license and README.
+fn packaging() -> Result<(), TaskError> {
+    let mut package = cargo();
+    package.args(["package", "--allow-dirty"]);
+    for krate in LIBRARIES {
+        package.args(["-p", krate]);
+    }
+    run(
+        "cargo package of the library crates (each built from its tarball)",
+        package,
+    )?;
+    for krate in LIBRARIES {
+        let mut list = cargo();
+        list.args(["package", "--list", "--allow-dirty", "-p", krate]);
+        let what = format!("cargo package --list -p {krate}");
+        eprintln!("xtask: {what}");
+        let output = list.output().map_err(|e| TaskError::Spawn {
+            what: what.clone(),
+            source: e,
+        })?;
+        if !output.status.success() {
+            return Err(TaskError::Failed {
+                what,
+                status: output.status.code(),
+            });
+        }
+        let files = String::from_utf8_lossy(&output.stdout);
+        if let Some(missing) = PACKAGED.iter().find(|f| !files.lines().any(|l| l == **f)) {
+            return Err(TaskError::Check(format!(
+                "the {krate} package lacks {missing}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `cargo install --path` works for both programs, as the README says: a debug
+/// install (reusing the workspace's build) into `target/install-check`, and the
+/// installed binaries run.
+fn install() -> Result<(), TaskError> {
+    let target = target_dir();
+    let into = target.join("install-check");
+    for program in ["poetry-server", "poetry-client"] {
+        let mut command = cargo();
+        command
+            .args(["install", "--locked", "--debug", "--force"])
+            .args(["--path", program, "--root"])
+            .arg(&into)
+            .arg("--target-dir")
+            .arg(&target);
+        run(
+            &format!("cargo install --locked --debug --force --path {program}"),
+            command,
+        )?;
+        let mut help = Command::new(into.join("bin").join(program));
+        help.arg("--help").stdout(Stdio::null());
+        run(&format!("the installed {program} --help"), help)?;
+    }
+    Ok(())
+}
+
+/// Formats, lints and tests the protocol-crate template with its own manifest, as a
+/// crate outside the workspace; it shares the workspace's target directory so the
+/// layers below are not built twice.
+fn template() -> Result<(), TaskError> {
+    let target = target_dir();
+    let manifest = root().join(TEMPLATE);
+    let steps: [(&str, &[&str]); 3] = [
+        ("fmt", &["--check"]),
+        ("clippy", &["--all-targets", "--", "-D", "warnings"]),
+        ("test", &[]),
+    ];
+    for (step, extra) in steps {
+        let mut command = cargo();
+        command
+            .arg(step)
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(extra)
+            .env("CARGO_TARGET_DIR", &target);
+        run(&format!("cargo {step} --manifest-path {TEMPLATE}"), command)?;
+    }
+    Ok(())
 }
