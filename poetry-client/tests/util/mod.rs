@@ -386,36 +386,9 @@ pub(crate) fn run_client<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> ClientRun {
     }
 }
 
-/// Builds the example `name` as a binary (`cargo build --example`, this test's
-/// profile and target directory: a no-op when it is already built) and returns its
-/// path. The tests never look for a binary some other command may or may not have
-/// built: `--all-targets` builds examples as test harnesses under hashed names.
+/// Builds this crate's example `name` and returns its path.
 pub(crate) fn build_example(name: &str) -> PathBuf {
-    // This test runs from <target>/<profile>/deps/.
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary sits in <target>/<profile>/deps");
-    let target = profile_dir.parent().expect("a target directory");
-    let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    build
-        .current_dir(workspace())
-        .args(["build", "-q", "-p", "poetry-client", "--example", name])
-        .arg("--target-dir")
-        .arg(target);
-    if !cfg!(debug_assertions) {
-        build.arg("--release");
-    }
-    let output = run_bounded(build, std::time::Duration::from_secs(600));
-    assert!(
-        output.status.success(),
-        "building the {name} example failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let path = profile_dir.join("examples").join(name);
-    assert!(path.is_file(), "{} was not built", path.display());
-    path
+    test_support::build_example("poetry-client", name)
 }
 
 /// A Python that can import Twisted: `$TWISTED_PYTHON`, else the workspace's
