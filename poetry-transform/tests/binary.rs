@@ -61,7 +61,7 @@ fn bad_arguments_exit_2_with_one_line() {
         &["--port", "x"],
         &["--max-connections", "0"],
         &["--idle-timeout", "-1"],
-        &["--iface", "no such interface\n"],
+        &["--iface", "192.0.2.1"],
         &["extra"],
     ];
     for args in cases {

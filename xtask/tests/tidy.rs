@@ -14,7 +14,7 @@ fn root() -> PathBuf {
 
 /// The layers, bottom first. `deferred` sits right above the reactor: it uses time and
 /// the thread-safe call path, and nothing of transports or protocols.
-const LAYERS: [&str; 7] = [
+const LAYERS: [&str; 8] = [
     "reactor",
     "deferred",
     "transport",
@@ -22,11 +22,12 @@ const LAYERS: [&str; 7] = [
     "poetry-server",
     "poetry-client",
     "poetry-transform",
+    "poetry-proxy",
 ];
 
 /// The protocol crates built on the public API only: they name neither `reactor` nor
 /// `transport` as a dependency (they reach both through `protocol`'s re-exports).
-const PUBLIC_API_CRATES: [&str; 1] = ["poetry-transform"];
+const PUBLIC_API_CRATES: [&str; 2] = ["poetry-transform", "poetry-proxy"];
 
 /// The workspace crates named in the `[dependencies]` table of a manifest.
 fn normal_dependencies(manifest: &str) -> Vec<String> {
