@@ -1,6 +1,6 @@
 //! Helpers for the integration tests: the programs as child processes killed on
 //! drop, bounded runs, and the real peers (`nc`, Twisted). A missing peer skips the
-//! test with a message, except under `CI=true`, where it fails it.
+//! test loudly (`test_support`), except under `CI=true`, where it fails it.
 
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
@@ -239,29 +239,17 @@ pub(crate) fn upstream(poem: &'static [u8], clients: usize, reset_after: Option<
     port
 }
 
-/// A peer is missing: skip with `why`, or fail under `CI=true`.
-pub(crate) fn missing(why: &str) -> Option<std::convert::Infallible> {
-    assert!(
-        std::env::var("CI").map_or(true, |ci| ci != "true"),
-        "CI=true and a peer is missing: {why}"
-    );
-    println!("skipped: {why}");
-    None
-}
-
-/// `nc`, if installed.
+/// `nc`, if installed (else skipped, loudly; a failure under `CI=true`).
 pub(crate) fn nc() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     let found = std::env::split_paths(&path)
         .map(|dir| dir.join("nc"))
         .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        missing("nc is not installed (apt-get install netcat-openbsd)");
-    }
-    found
+    test_support::peer_or_skip("nc", found, "apt-get install netcat-openbsd")
 }
 
-/// A Python that can import Twisted: `$TWISTED_PYTHON`, else the workspace's `.venv`.
+/// A Python that can import Twisted: `$TWISTED_PYTHON`, else the workspace's `.venv`
+/// (else skipped, loudly; a failure under `CI=true`).
 pub(crate) fn twisted_python() -> Option<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(path) = std::env::var_os("TWISTED_PYTHON") {
@@ -277,13 +265,11 @@ pub(crate) fn twisted_python() -> Option<PathBuf> {
             .status()
             .is_ok_and(|s| s.success())
     });
-    if found.is_none() {
-        missing(
-            "no Python with Twisted (set TWISTED_PYTHON, or: python3 -m venv .venv && \
-             .venv/bin/pip install -r bench/peers/twisted/requirements.txt)",
-        );
-    }
-    found
+    test_support::peer_or_skip(
+        "Twisted",
+        found,
+        "python3 -m venv .venv && .venv/bin/pip install -r bench/peers/twisted/requirements.txt",
+    )
 }
 
 /// A Twisted peer script of `bench/peers/twisted`.
