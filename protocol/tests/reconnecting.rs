@@ -269,3 +269,101 @@ fn the_delay_starts_again_after_a_successful_connection() {
         .stop_trying(&mut reactor, &connector);
     listening.stop_listening(&mut reactor);
 }
+
+/// `count` successive delays from a policy seeded with `seed`, scheduled against a
+/// connector whose attempts never run (the manual clock is never advanced).
+fn jittered_delays(
+    seed: u64,
+    factor: f64,
+    max_delay: Duration,
+    jitter: f64,
+    count: usize,
+) -> Vec<f64> {
+    let (mut reactor, _clock) = manual_reactor();
+    let factory = Retry::new(None);
+    let connector = connect_tcp(
+        &mut reactor,
+        "127.0.0.1",
+        closed_port(),
+        &factory,
+        ConnectOptions::default(),
+    );
+    let mut policy = ReconnectingClientFactory::default();
+    policy.initial_delay = SECOND;
+    policy.factor = factor;
+    policy.max_delay = max_delay;
+    policy.jitter = jitter;
+    policy.seed_jitter(seed);
+    let delays = (0..count)
+        .map(|_| {
+            policy
+                .retry(&mut reactor, &connector)
+                .expect("no retry limit")
+                .as_secs_f64()
+        })
+        .collect();
+    policy.stop_trying(&mut reactor, &connector);
+    delays
+}
+
+#[test]
+fn jitter_is_reproducible_from_its_seed() {
+    let a = jittered_delays(7, 2.0, SECOND * 60, 0.12, 20);
+    assert_eq!(a, jittered_delays(7, 2.0, SECOND * 60, 0.12, 20));
+    assert_ne!(a, jittered_delays(8, 2.0, SECOND * 60, 0.12, 20));
+    // Jitter 0 is exact: the same from any seed.
+    let exact = jittered_delays(1, 2.0, SECOND * 60, 0.0, 8);
+    assert_eq!(exact, [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]);
+    assert_eq!(exact, jittered_delays(99, 2.0, SECOND * 60, 0.0, 8));
+}
+
+#[test]
+fn jitter_spreads_each_step_by_its_relative_deviation() {
+    // With factor 1 and no cap, each delay is the last one times (1 + jitter × Z), Z a
+    // standard normal (Twisted's `random.normalvariate(delay, delay * jitter)`).
+    const JITTER: f64 = 0.119_626_564_722_777_8; // Twisted's default
+                                                 // Short walks from 80 seeds (a long one drifts towards 0: E[ln(1 + jZ)] < 0).
+    let z: Vec<f64> = (0..80)
+        .flat_map(|i| jittered_delays(2 * i + 1, 1.0, SECOND * 1000, JITTER, 51))
+        .collect::<Vec<f64>>()
+        .chunks(51)
+        .flat_map(|walk| {
+            walk.windows(2)
+                .map(|w| (w[1] / w[0] - 1.0) / JITTER)
+                .collect::<Vec<f64>>()
+        })
+        .collect();
+    let n = z.len();
+    let mean = z.iter().sum::<f64>() / n as f64;
+    let sd = (z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+    let within_one = z.iter().filter(|v| v.abs() <= 1.0).count() as f64 / n as f64;
+    assert!(mean.abs() < 0.06, "mean {mean}");
+    assert!((0.93..1.07).contains(&sd), "standard deviation {sd}");
+    assert!(
+        (0.65..0.72).contains(&within_one),
+        "within one sd: {within_one}"
+    );
+    // Both ways, and never wild: Box-Muller on 53-bit uniforms stays under 8.6.
+    assert!(z.iter().any(|v| *v > 2.0) && z.iter().any(|v| *v < -2.0));
+    assert!(z.iter().all(|v| v.abs() < 8.6), "{z:?}");
+}
+
+#[test]
+fn jittered_delays_stay_around_the_cap_and_never_go_negative() {
+    // Once at the cap, each delay is the cap spread by the jitter: 10 s ± 10 % here,
+    // so within 10 × (1 ± 8.6 × 0.1), and in practice within ±5 standard deviations.
+    let delays = jittered_delays(42, std::f64::consts::E, SECOND * 10, 0.1, 500);
+    assert!(delays.iter().all(|d| *d >= 0.0));
+    let capped = &delays[5..];
+    assert!(
+        capped.iter().all(|d| (5.0..=15.0).contains(d)),
+        "{capped:?}"
+    );
+    let mean = capped.iter().sum::<f64>() / capped.len() as f64;
+    assert!((9.5..10.5).contains(&mean), "mean {mean}");
+    let spread = capped.iter().map(|d| (d - 10.0).abs()).fold(0.0, f64::max);
+    assert!(
+        spread > 1.0,
+        "jitter 0.1 spread the capped delays by at most {spread}"
+    );
+}
