@@ -23,6 +23,8 @@
 //! | [`FlakyCummingsify`] | client 5.0's `cummingsify` that sometimes raises `GibberishError` |
 //! | [`serve`] | `reactor.listenTCP(port, TransformFactory(service))` |
 //! | `poetry-transform-server` | `twisted-server-1/transformedpoetry.py` |
+//! | [`transform`] (a `Deferred` of the transformed poem), [`TransformClient`], [`TransformClientFactory`] | client 6.0's `TransformProxy.xform`, `TransformClientProtocol`, `TransformClientFactory` |
+//! | the `transformed_poetry` example | client 6.0/7.0's `get-poetry.py`: fetch, transform, fall back on failure |
 //!
 //! Beyond the original: the server is bounded like the poetry server (request size,
 //! idle timeout, connection cap), a transform may take long without stalling anyone
@@ -61,12 +63,17 @@
 //!
 //! No framing of its own: the netstrings are `protocol::basic`'s. No sockets or event
 //! loop of its own: it names neither the `reactor` nor the `transport` crate, and
-//! reaches them only through `protocol`'s re-exports.
+//! reaches them only through `protocol`'s re-exports; its Deferreds are the `deferred`
+//! crate's.
 
+mod client;
 mod request;
 mod server;
 mod transforms;
 
+pub use crate::client::{
+    transform, ClientOptions, TransformClient, TransformClientError, TransformClientFactory,
+};
 pub use crate::request::{parse_request, request_payload, Request, RequestError};
 pub use crate::server::{
     serve, ServerOptions, Stats, TransformFactory, TransformProtocol, DEFAULT_MAX_REQUEST,
