@@ -107,6 +107,72 @@ fn against_tokio(table: &Table, goal: &str, key: &str, at_least: bool) -> Goal {
     )
 }
 
+/// The peers of the bulk rows: every server that is not ours and not the kernel's
+/// bare zero-copy loop (raw-mio-sendfile, a reference rather than a peer).
+const BULK_PEERS: [&str; 4] = ["raw-mio", "tokio-multi", "tokio-current", "twisted"];
+
+/// `ours` against `factor ×` the best of the bulk peers measured (highest when
+/// `at_least`, lowest otherwise).
+fn against_best_peer(table: &Table, goal: &str, key: &str, factor: f64, at_least: bool) -> Goal {
+    let best = BULK_PEERS
+        .into_iter()
+        .filter_map(|s| Some((s, table.median(key, s)?)))
+        .reduce(|a, b| match at_least {
+            true if b.1 > a.1 => b,
+            false if b.1 < a.1 => b,
+            _ => a,
+        });
+    let (Some(ours), Some((peer, theirs))) = (table.median(key, "ours"), best) else {
+        return Goal::unmeasured(goal);
+    };
+    let met = if at_least {
+        ours >= factor * theirs
+    } else {
+        ours <= factor * theirs
+    };
+    Goal::new(
+        goal,
+        format!(
+            "{} vs {peer} {} (the best peer): ×{:.2}",
+            format_number(ours),
+            format_number(theirs),
+            ours / theirs
+        ),
+        met,
+    )
+}
+
+/// `ours-copy` (`--no-sendfile`) against `ours` in the same row: MB/s at least
+/// `factor ×`, and its peak RSS within `rss_mib`.
+fn copy_against_sendfile(
+    table: &Table,
+    goal: &str,
+    prefix: &str,
+    factor: f64,
+    rss_mib: f64,
+) -> Goal {
+    let mb = format!("{prefix}.mb_per_s");
+    let rss = format!("{prefix}.peak_rss_mib");
+    let (Some(copy), Some(sendfile), Some(peak)) = (
+        table.median(&mb, "ours-copy"),
+        table.median(&mb, "ours"),
+        table.median(&rss, "ours-copy"),
+    ) else {
+        return Goal::unmeasured(goal);
+    };
+    Goal::new(
+        goal,
+        format!(
+            "{} vs sendfile {}: ×{:.2}; peak RSS {} MiB",
+            format_number(copy),
+            format_number(sendfile),
+            copy / sendfile,
+            format_number(peak)
+        ),
+        copy >= factor * sendfile && peak <= rss_mib,
+    )
+}
+
 /// `ours` against a fixed bound.
 fn bound(table: &Table, goal: &str, key: &str, limit: f64, unit: &str, at_most: bool) -> Goal {
     let Some(ours) = table.median(key, "ours") else {
@@ -146,6 +212,42 @@ pub(crate) fn check(table: &Table) -> Vec<Goal> {
             16.0,
             "MiB",
             true,
+        ),
+        against_best_peer(
+            table,
+            "bulk, system cc: MB/s ≥ the best peer",
+            "bulk.mb_per_s",
+            1.0,
+            true,
+        ),
+        against_best_peer(
+            table,
+            "bulk, same cc for all: MB/s ≥ 1.5 × the best peer",
+            "bulk_same.mb_per_s",
+            1.5,
+            true,
+        ),
+        against_best_peer(
+            table,
+            "bulk, same cc for all: server CPU µs/MB ≤ 0.6 × the best peer",
+            "bulk_same.cpu_us_per_mb",
+            0.6,
+            false,
+        ),
+        bound(
+            table,
+            "bulk, same cc for all: server peak RSS ≤ 16 MiB",
+            "bulk_same.peak_rss_mib",
+            16.0,
+            "MiB",
+            true,
+        ),
+        copy_against_sendfile(
+            table,
+            "bulk, same cc for all: --no-sendfile MB/s ≥ 0.75 × sendfile, peak RSS ≤ 16 MiB",
+            "bulk_same",
+            0.75,
+            16.0,
         ),
         against_peer(
             table,
@@ -297,6 +399,7 @@ mod tests {
         assert_eq!(status(&goals, "bulk: MB/s ≥ 0.95"), Status::NotMet);
         assert_eq!(status(&goals, "bulk: MB/s ≥ 0.9 "), Status::Met);
         assert_eq!(status(&goals, "bulk: server peak"), Status::NotMeasured);
+        assert_eq!(status(&goals, "bulk, same cc"), Status::NotMeasured);
         // Against the better tokio: current's 61,000.
         assert_eq!(status(&goals, "poems: downloads/s"), Status::NotMet);
         assert_eq!(status(&goals, "echo: p99"), Status::Met);
@@ -331,6 +434,52 @@ mod tests {
         assert_eq!(status(&check(&t), "slow"), Status::Met);
         t.record(exact, "ours", 1.0);
         assert_eq!(status(&check(&t), "slow"), Status::NotMet);
+    }
+
+    #[test]
+    fn bulk_goals_take_the_best_peer_and_the_copy_against_sendfile() {
+        let mut t = Table::default();
+        let mb = ("bulk_same.mb_per_s", "bulk", "MB/s", Better::Higher);
+        let cpu = ("bulk_same.cpu_us_per_mb", "bulk", "µs/MB", Better::Lower);
+        let rss = ("bulk_same.peak_rss_mib", "bulk", "MiB", Better::Lower);
+        for (server, m, c, r) in [
+            ("ours", 8000.0, 100.0, 0.3),
+            ("ours-copy", 6500.0, 130.0, 3.0),
+            ("raw-mio", 5000.0, 170.0, 258.0),
+            ("tokio-multi", 5400.0, 160.0, 515.0),
+            ("raw-mio-sendfile", 9500.0, 99.0, 0.1),
+        ] {
+            t.record(mb, server, m);
+            t.record(cpu, server, c);
+            t.record(rss, server, r);
+        }
+        let goals = check(&t);
+        // 8000 < 1.5 × 5400 = 8100 (tokio-multi, the best peer; raw-mio-sendfile is no peer).
+        assert_eq!(
+            status(&goals, "bulk, same cc for all: MB/s"),
+            Status::NotMet
+        );
+        // 100 ≤ 0.6 × 160 = 96? No.
+        assert_eq!(
+            status(&goals, "bulk, same cc for all: server CPU"),
+            Status::NotMet
+        );
+        assert_eq!(
+            status(&goals, "bulk, same cc for all: server peak"),
+            Status::Met
+        );
+        // 6500 ≥ 0.75 × 8000 = 6000, at 3 MiB.
+        assert_eq!(
+            status(&goals, "bulk, same cc for all: --no-sendfile"),
+            Status::Met
+        );
+        assert_eq!(status(&goals, "bulk, system cc"), Status::NotMeasured);
+        t.record(cpu, "ours", 90.0);
+        t.record(cpu, "ours", 90.0);
+        assert_eq!(
+            status(&check(&t), "bulk, same cc for all: server CPU"),
+            Status::Met
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ use std::time::Instant;
 use crate::error::TaskError;
 use crate::util::{cargo, root, run};
 
+mod bulk;
+mod cc;
 mod data;
 mod goals;
 mod idle;
@@ -126,6 +128,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
         prlimit: machine::has("prlimit"),
         python: python.as_ref().map(|(p, _)| p.clone()),
         logs,
+        preload: None,
     };
     let data = Data {
         dir: data_dir,
@@ -138,10 +141,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     };
 
     let mut table = Table::default();
+    let mut notes = Vec::new();
     for name in SCENARIOS.iter().filter(|s| wants(s)) {
         eprintln!("xtask: bench {name}");
         match *name {
-            "bulk" => scenarios::bulk(&ctx, &mut table),
+            "bulk" => notes.extend(bulk::run(&ctx, &mut table)),
             "poems" => scenarios::poems(&ctx, &mut table),
             "echo" => scenarios::echo(&ctx, &mut table),
             "idle" => idle::run(&ctx, &mut table),
@@ -166,31 +170,28 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     } else {
         let goals = goals::check(&table);
         let _ = writeln!(out, "{}", goals::to_markdown(&goals));
-        if options.scenarios.len() < SCENARIOS.len() {
-            let _ = writeln!(
-                out,
-                "Some scenarios only ({took} s): docs/benchmarks.md left alone (a full run rewrites it)."
-            );
-        } else {
-            let report = Report {
-                command: command_line(args),
-                machine: machine::Machine::read(),
-                pinned: pin,
-                twisted: python.map(|(_, version)| version),
-                rounds: plan.rounds,
-                took_s: took,
-                load: (load_before, machine::load_average()),
-                source,
-            };
-            let docs = root().join("docs");
-            std::fs::create_dir_all(&docs).map_err(TaskError::Io)?;
-            std::fs::write(
-                docs.join("benchmarks.md"),
-                report.to_markdown(&table, &goals),
-            )
-            .map_err(TaskError::Io)?;
-            let _ = writeln!(out, "Written to docs/benchmarks.md ({took} s).");
+        for note in &notes {
+            let _ = writeln!(out, "{note}");
         }
+        let partial = options.scenarios.len() < SCENARIOS.len();
+        let report = Report {
+            command: command_line(args),
+            machine: machine::Machine::read(),
+            pinned: pin,
+            twisted: python.map(|(_, version)| version),
+            rounds: plan.rounds,
+            took_s: took,
+            load: (load_before, machine::load_average()),
+            source,
+            scenarios: partial.then(|| options.scenarios.clone()),
+            notes,
+        };
+        let file = report.file_name();
+        let docs = root().join("docs");
+        std::fs::create_dir_all(&docs).map_err(TaskError::Io)?;
+        std::fs::write(docs.join(&file), report.to_markdown(&table, &goals))
+            .map_err(TaskError::Io)?;
+        let _ = writeln!(out, "Written to docs/{file} ({took} s).");
     }
     drop(out);
     let failures = table.failures();
@@ -223,6 +224,9 @@ fn needed(scenarios: &[String]) -> (Vec<&'static str>, bool) {
     if wants(&["bulk", "poems", "slow"]) {
         packages.push("poetry-server");
     }
+    if wants(&["bulk"]) {
+        packages.push("tcp-cc-preload");
+    }
     if wants(&["bulk", "poems", "echo", "idle"]) {
         packages.extend(["raw-mio-server", "tokio-server"]);
     }
@@ -232,6 +236,14 @@ fn needed(scenarios: &[String]) -> (Vec<&'static str>, bool) {
     (packages, wants(&["echo", "idle"]))
 }
 
+/// The file a package builds into the profile's directory.
+fn artifact(package: &str) -> &str {
+    match package {
+        "tcp-cc-preload" => bulk::PRELOAD_LIBRARY,
+        binary => binary,
+    }
+}
+
 /// Builds what the run needs and returns the directory of the binaries: release for a
 /// real run; for the smoke run the debug binaries `cargo test` already built, building
 /// only those missing (so CI never compiles a second profile).
@@ -239,7 +251,7 @@ fn build(options: &Options) -> Result<PathBuf, TaskError> {
     let (packages, echo_example) = needed(&options.scenarios);
     let profile = if options.smoke { "debug" } else { "release" };
     let bin = root().join("target").join(profile);
-    let missing = |name: &str| !bin.join(name).is_file();
+    let missing = |package: &str| !bin.join(artifact(package)).is_file();
     let packages: Vec<&str> = packages
         .into_iter()
         .filter(|p| !options.smoke || missing(p))
@@ -332,9 +344,22 @@ struct Report {
     load: (Option<f64>, Option<f64>),
     /// What the binaries were built from.
     source: String,
+    /// The scenarios run, when not all of them were.
+    scenarios: Option<Vec<String>>,
+    /// What the scenarios said about the machine and what they verified.
+    notes: Vec<String>,
 }
 
 impl Report {
+    /// `benchmarks.md` for a full run; `benchmarks-bulk.md` (say) for a partial one, so
+    /// that the last full run's file stays whole.
+    fn file_name(&self) -> String {
+        match &self.scenarios {
+            None => "benchmarks.md".to_owned(),
+            Some(names) => format!("benchmarks-{}.md", names.join("-")),
+        }
+    }
+
     fn to_markdown(&self, table: &Table, goals: &[goals::Goal]) -> String {
         let m = &self.machine;
         let pinning = if self.pinned {
@@ -348,7 +373,13 @@ impl Report {
             .as_deref()
             .unwrap_or("not run (no Python with Twisted; see bench/README.md)");
         let mut md = String::new();
-        md += "# Benchmarks\n\n";
+        match &self.scenarios {
+            None => md += "# Benchmarks\n\n",
+            Some(names) => {
+                md += &format!("# Benchmarks: {} only\n\n", names.join(", "));
+                md += "A partial run: docs/benchmarks.md holds the last full run.\n\n";
+            }
+        }
         md += "The layered stack (\"ours\") against its peers and the physical limit, side by side.\n";
         md += "Written by `cargo xtask bench`, which replaces this file on every full run: do not edit it\n";
         md += "by hand. bench/README.md describes the load generator and the peers; docs/performance.md\n";
@@ -375,6 +406,12 @@ impl Report {
             load(self.load.0),
             load(self.load.1)
         );
+        for note in &self.notes {
+            md += &format!("- {note}\n");
+        }
+        if !self.notes.is_empty() {
+            md += "\n";
+        }
         md += "## Results\n\n";
         md += "Each cell is the median over the rounds, (min–max), and ×r where r is ours ÷ that\n";
         md += "server's median. ↑: higher is better (r > 1: ours is ahead); ↓: lower is better\n";
@@ -403,8 +440,16 @@ impl Report {
 
 const SCENARIO_NOTES: &str = "\
 - **bulk**: one client (`loadgen bulk`) downloads a 256 MiB pseudo-random poem
-  (`target/bench-data`); MB/s is 10^6 B/s. Peak RSS is the server's `VmHWM` after the
-  download (raw-mio, tokio and Twisted read the poem whole at start).
+  (`target/bench-data`); MB/s is 10^6 B/s. Three rows: under the system's default
+  congestion control; with every server on reno, set on each accepted socket by the
+  `tcp-cc-preload` shim (`LD_PRELOAD`, no server's code changed) and checked with
+  `ss -ti` before each run; and from a cold page cache (`dd iflag=nocache`, checked
+  with `fincore`; it matters only to the servers that read the file as they send:
+  ours, ours-copy, raw-mio-sendfile). Server CPU per MB as in poems, over the
+  download. Peak RSS is the server's `VmHWM` after the download (raw-mio, tokio and
+  Twisted read the poem whole at start). The peers of the bulk goals are raw-mio,
+  tokio and Twisted; raw-mio-sendfile is the kernel's bare zero-copy loop, a
+  reference rather than a peer.
 - **poems**: a 10 KiB poem, 100 downloads in flight until 20,000 are done, each
   checked for length. Server CPU is the sum over its threads of
   `/proc/PID/task/*/schedstat` (time on CPU) across the loadgen run, per download.
@@ -502,6 +547,8 @@ mod tests {
             took_s: 125,
             load: (Some(0.25), None),
             source: "commit abc1234".into(),
+            scenarios: None,
+            notes: vec!["Congestion control: system default bbr.".into()],
         };
         let md = report.to_markdown(&t, &goals::check(&t));
         assert!(md.starts_with("# Benchmarks\n"));
@@ -513,5 +560,18 @@ mod tests {
         assert!(md.contains("| timers   | ns/schedule ↓ |"), "{md}");
         assert!(md.contains("| timers: ≤ 100 ns per schedule"), "{md}");
         assert!(!md.contains("Failed runs"));
+        assert!(
+            md.contains("- Congestion control: system default bbr.\n"),
+            "{md}"
+        );
+        assert_eq!(report.file_name(), "benchmarks.md");
+        let partial = Report {
+            scenarios: Some(vec!["bulk".into()]),
+            ..report
+        };
+        assert_eq!(partial.file_name(), "benchmarks-bulk.md");
+        assert!(partial
+            .to_markdown(&t, &goals::check(&t))
+            .starts_with("# Benchmarks: bulk only\n"));
     }
 }

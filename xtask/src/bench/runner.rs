@@ -49,6 +49,9 @@ pub(crate) struct Env {
     pub(crate) python: Option<PathBuf>,
     /// Where the servers' stderr goes, one file per server.
     pub(crate) logs: PathBuf,
+    /// Servers start with `LD_PRELOAD` = this library and `TWISTIER_TCP_CC` = this
+    /// algorithm (the `tcp-cc-preload` shim), when set.
+    pub(crate) preload: Option<(PathBuf, String)>,
 }
 
 /// What a server is asked to serve.
@@ -211,6 +214,11 @@ impl Env {
             .server_line(server, service)
             .ok_or_else(|| RunFailure(format!("{server} cannot serve this")))?;
         let mut command = self.command(Some(SERVER_CPU), nofile, &program, &args);
+        if let Some((library, algorithm)) = &self.preload {
+            command
+                .env("LD_PRELOAD", library)
+                .env("TWISTIER_TCP_CC", algorithm);
+        }
         let log = self.logs.join(format!("{server}.log"));
         let stderr = File::create(&log)
             .map_err(|e| RunFailure(format!("cannot create {}: {e}", log.display())))?;
@@ -384,6 +392,7 @@ mod tests {
             prlimit: true,
             python: None,
             logs: PathBuf::from("/t/logs"),
+            preload: None,
         }
     }
 

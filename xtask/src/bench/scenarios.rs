@@ -97,7 +97,7 @@ impl Ctx<'_> {
     }
 
     /// Runs `loadgen MODE args` on the client CPU to its end and returns its fields.
-    fn loadgen_run(
+    pub(super) fn loadgen_run(
         &self,
         args: Vec<String>,
         nofile: Option<u64>,
@@ -192,7 +192,7 @@ pub(super) fn measure(
 }
 
 /// The server's CPU time so far, or a failure.
-fn cpu(server: &Server) -> Result<u64, RunFailure> {
+pub(super) fn cpu(server: &Server) -> Result<u64, RunFailure> {
     probe::cpu_ns(server.pid).ok_or_else(|| RunFailure("cannot read the server's CPU time".into()))
 }
 
@@ -201,57 +201,6 @@ pub(super) fn memory(server: &Server, key: &str) -> Result<f64, RunFailure> {
     probe::status_bytes(server.pid, key)
         .map(|b| b as f64)
         .ok_or_else(|| RunFailure(format!("cannot read the server's {key}")))
-}
-
-/// One client downloads the big poem: MB/s, and the server's peak RSS.
-pub(crate) fn bulk(ctx: &Ctx<'_>, table: &mut Table) {
-    let plan = ctx.plan;
-    let label = format!("bulk, {}", size_label(plan.bulk_bytes));
-    let figures = [
-        ("bulk.mb_per_s", label.as_str(), "MB/s", Better::Higher),
-        (
-            "bulk.peak_rss_mib",
-            label.as_str(),
-            "server peak RSS, MiB",
-            Better::Lower,
-        ),
-    ];
-    let servers = ctx.servers(&[
-        "ours",
-        "ours-copy",
-        "raw-mio",
-        "raw-mio-sendfile",
-        "tokio-multi",
-        "tokio-current",
-        "twisted",
-    ]);
-    let prepared = prepare(ctx, plan.bulk_bytes);
-    measure(ctx, table, "bulk", &servers, &figures, |server| {
-        let (poem, sum) = prepared.clone()?;
-        let s = ctx.env.start(server, Service::Poetry(&poem), None)?;
-        let mut args = vec![
-            "bulk".to_owned(),
-            "--port".to_owned(),
-            s.port.to_string(),
-            "--expect-bytes".to_owned(),
-            plan.bulk_bytes.to_string(),
-            "--timeout-s".to_owned(),
-            plan.timeout_s(60).to_string(),
-        ];
-        if let Some(sum) = sum {
-            args.extend(["--expect-sum".to_owned(), sum]);
-        }
-        let fields = require_ok(
-            "loadgen bulk",
-            ctx.loadgen_run(args, None, plan.timeout_s(60))?,
-        )?;
-        let peak = memory(&s, "VmHWM")?;
-        s.stop()?;
-        Ok(vec![
-            number(&fields, "mb_per_s")?,
-            peak / f64::from(1u32 << 20),
-        ])
-    });
 }
 
 /// Many short downloads, `poems_concurrency` at a time: downloads/s and the server's
@@ -487,7 +436,7 @@ pub(crate) fn timers(ctx: &Ctx<'_>, table: &mut Table) {
 }
 
 /// The pseudo-random poem of `bytes`, and its sum when the plan checks sums.
-fn prepare(ctx: &Ctx<'_>, bytes: u64) -> Result<(PathBuf, Option<String>), RunFailure> {
+pub(super) fn prepare(ctx: &Ctx<'_>, bytes: u64) -> Result<(PathBuf, Option<String>), RunFailure> {
     let poem = ctx.data.poem(bytes)?;
     let sum = match ctx.plan.check_sums {
         true => Some(file_sum(ctx, &poem)?),
