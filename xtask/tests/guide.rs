@@ -76,3 +76,76 @@ fn code_blocks_are_found_and_files_named() {
     );
     assert_eq!(named_file(&blocks[1]), None);
 }
+
+/// The pages for newcomers whose links and commands are checked.
+const PAGES: [&str; 6] = [
+    "docs/tour.md",
+    "docs/writing-a-protocol-crate.md",
+    "reactor/README.md",
+    "deferred/README.md",
+    "transport/README.md",
+    "protocol/README.md",
+];
+
+/// The relative link targets of a Markdown text (`](path)` and `](path "title")`),
+/// without anchors; web links are left out.
+fn relative_links(markdown: &str) -> Vec<&str> {
+    markdown
+        .split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split([')', ' ', '#']).next())
+        .filter(|target| !target.is_empty() && !target.contains("://"))
+        .collect()
+}
+
+/// `(package, example)` for every `cargo run -p PACKAGE --example NAME` in a text.
+fn example_commands(text: &str) -> Vec<(&str, &str)> {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |flag: &str| {
+            let at = words.iter().position(|w| *w == flag)?;
+            words.get(at + 1).copied()
+        };
+        if line.contains("cargo run") {
+            if let (Some(package), Some(example)) = (after("-p"), after("--example")) {
+                found.push((package, example));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_pages_link_to_files_that_exist_and_run_examples_that_exist() {
+    for page in PAGES {
+        let text = fs::read_to_string(root().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        let dir = root().join(page);
+        let dir = dir.parent().expect("a page sits in a folder");
+        for target in relative_links(&text) {
+            assert!(
+                dir.join(target).exists(),
+                "{page} links to {target}, which does not exist"
+            );
+        }
+        for (package, example) in example_commands(&text) {
+            let file = root()
+                .join(package)
+                .join("examples")
+                .join(format!("{example}.rs"));
+            assert!(
+                file.is_file(),
+                "{page} runs `-p {package} --example {example}`, but there is no {}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn links_and_commands_are_found() {
+    let text = "see [a](../a.md) and [b](b.svg \"t\"), [c](x.md#part), [w](https://x.org/y)\n\
+                cargo run -p protocol --example echo_server -- 8000\n";
+    assert_eq!(relative_links(text), ["../a.md", "b.svg", "x.md"]);
+    assert_eq!(example_commands(text), [("protocol", "echo_server")]);
+}
