@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure; then
 //! the library crates' packaging, `cargo install` of the two programs, the
 //! protocol-crate template (a crate outside the workspace, built as a newcomer builds
-//! theirs), the quick demo (`cargo xtask demo --quick`, checked) and, last, the
+//! theirs), the quick demos (`cargo xtask demo --quick` and `--all --quick`, checked) and, last, the
 //! benchmark's smoke run (`cargo xtask bench --smoke`) on the debug binaries the tests
 //! built.
 //!
@@ -68,6 +68,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
 
     eprintln!("xtask: cargo xtask demo --quick");
     crate::demo::main(&["--quick".to_owned()])?;
+    eprintln!("xtask: cargo xtask demo --all --quick");
+    crate::demo::main(&["--all".to_owned(), "--quick".to_owned()])?;
 
     eprintln!("xtask: cargo xtask bench --smoke");
     crate::bench::smoke()?;

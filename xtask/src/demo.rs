@@ -1,6 +1,9 @@
 //! `cargo xtask demo`: three slow poetry servers, one dead port, and the client
 //! fetching from all four at once, with progress and timeline.
 //!
+//! `--all` runs the later parts' programs together instead (`demo_all.rs`: the proxy
+//! and its cache, the transform service, client 6.0).
+//!
 //! `--quick` (run by `cargo xtask ci`) serves ten times faster and checks the result:
 //! the three poems byte-exact in address order on stdout, the dead port reported once,
 //! exit status 1. Whatever happens, every process the demo starts is stopped: the
@@ -28,16 +31,21 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
 pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     let mut release = false;
     let mut quick = false;
+    let mut all = false;
     for arg in args {
         match arg.as_str() {
             "--release" => release = true,
             "--quick" => quick = true,
+            "--all" => all = true,
             other => {
                 return Err(TaskError::Usage(format!(
-                    "demo: unknown argument {other} (only --release, --quick)"
+                    "demo: unknown argument {other} (only --all, --release, --quick)"
                 )))
             }
         }
+    }
+    if all {
+        return crate::demo_all::main(release, quick);
     }
     let mut build = cargo();
     build.args(["build", "-q", "-p", "poetry-server", "-p", "poetry-client"]);

@@ -3,8 +3,10 @@
 //!
 //! * `demo`: three slow poetry servers and the client fetching from them and from a
 //!   dead port, with progress and timeline (the README's main job); `--quick` serves
-//!   ten times faster and checks what the client printed.
-//! * `ci`: format, lint, every test (unit, integration, doc), docs, the quick demo and
+//!   ten times faster and checks what the client printed. `--all`: the poetry server,
+//!   the caching proxy and the transform service together (fetch twice, the second
+//!   from the cache; cummingsify with client 6.0).
+//! * `ci`: format, lint, every test (unit, integration, doc), docs, the quick demos and
 //!   the benchmark's smoke run.
 //! * `fuzz [--seconds N] [TARGET...]`: cargo fuzz on each target for a bounded time.
 //! * `bench [--smoke] [--rounds N] [SCENARIO...]`: the stack against its peers, side
@@ -18,13 +20,14 @@ use std::process::ExitCode;
 mod bench;
 mod ci;
 mod demo;
+mod demo_all;
 mod error;
 mod fuzz;
 mod soak;
 mod util;
 
 const USAGE: &str =
-    "usage: cargo xtask <demo [--release] [--quick] | ci | fuzz [--seconds N] [TARGET...] \
+    "usage: cargo xtask <demo [--all] [--release] [--quick] | ci | fuzz [--seconds N] [TARGET...] \
                      | bench [--smoke] [--rounds N] [SCENARIO...] \
                      | soak [--downloads N] [--concurrency C] [--slow]>";
 

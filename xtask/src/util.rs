@@ -53,8 +53,19 @@ impl Guarded {
     /// containing `on port N`, and returns the process and N.
     pub(crate) fn start_server(
         name: &str,
+        command: Command,
+        within: Duration,
+    ) -> Result<(Guarded, u16), TaskError> {
+        Guarded::start_server_echoing(name, command, within, false)
+    }
+
+    /// As [`start_server`](Self::start_server); with `echo`, every later line the
+    /// process prints is shown on our stderr as `[name] line`.
+    pub(crate) fn start_server_echoing(
+        name: &str,
         mut command: Command,
         within: Duration,
+        echo: bool,
     ) -> Result<(Guarded, u16), TaskError> {
         command.stdout(Stdio::piped()).stdin(Stdio::null());
         let child = command.spawn().map_err(|e| TaskError::Spawn {
@@ -67,13 +78,18 @@ impl Guarded {
         };
         let stdout = guarded.child.stdout.take().expect("stdout was piped");
         let (sender, receiver) = std::sync::mpsc::channel();
+        let shown = name.to_owned();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             if let Some(Ok(line)) = lines.next() {
                 let _ = sender.send(line);
             }
             // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
+            for line in lines.map_while(Result::ok) {
+                if echo {
+                    eprintln!("[{shown}] {line}");
+                }
+            }
         });
         let line = receiver
             .recv_timeout(within)
