@@ -10,7 +10,7 @@
 //!   the benchmark's smoke run.
 //! * `fuzz [--seconds N] [TARGET...]`: cargo fuzz on each target for a bounded time.
 //! * `bench [--smoke] [--rounds N] [SCENARIO...]`: the stack against its peers, side
-//!   by side (bulk, poems, echo, idle, slow, timers); a full run rewrites
+//!   by side (bulk, poems, echo, idle, slow, timers, transform, proxy); a full run rewrites
 //!   `docs/benchmarks.md`, `--smoke` (run by `ci`) is tiny and writes nothing.
 //! * `soak [--downloads N] [--concurrency C] [--slow]`: a million checked downloads
 //!   from the release server; fails on any corrupted or lost poem or memory growth.

@@ -76,6 +76,10 @@ pub struct PoemsArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
+    /// Send this file's bytes on each connection before reading the answer until the
+    /// close (a request/response service, such as the transform server).
+    #[arg(long)]
+    pub request: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `echo`.

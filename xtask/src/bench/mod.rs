@@ -29,6 +29,7 @@ mod probe;
 pub(crate) mod result;
 mod runner;
 mod scenarios;
+mod services;
 mod stats;
 mod table;
 
@@ -151,6 +152,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
             "idle" => idle::run(&ctx, &mut table),
             "slow" => scenarios::slow(&ctx, &mut table),
             "timers" => scenarios::timers(&ctx, &mut table),
+            "transform" => services::transform(&ctx, &mut table),
+            "proxy" => services::proxy(&ctx, &mut table),
             _ => unreachable!("SCENARIOS lists the names matched here"),
         }
     }
@@ -218,11 +221,25 @@ fn command_line(args: &[String]) -> String {
 fn needed(scenarios: &[String]) -> (Vec<&'static str>, bool) {
     let wants = |names: &[&str]| scenarios.iter().any(|s| names.contains(&s.as_str()));
     let mut packages = Vec::new();
-    if wants(&["bulk", "poems", "echo", "idle", "slow"]) {
+    if wants(&[
+        "bulk",
+        "poems",
+        "echo",
+        "idle",
+        "slow",
+        "transform",
+        "proxy",
+    ]) {
         packages.push("loadgen");
     }
-    if wants(&["bulk", "poems", "slow"]) {
+    if wants(&["bulk", "poems", "slow", "proxy"]) {
         packages.push("poetry-server");
+    }
+    if wants(&["transform"]) {
+        packages.push("poetry-transform");
+    }
+    if wants(&["proxy"]) {
+        packages.push("poetry-proxy");
     }
     if wants(&["bulk"]) {
         packages.push("tcp-cc-preload");
@@ -240,6 +257,7 @@ fn needed(scenarios: &[String]) -> (Vec<&'static str>, bool) {
 fn artifact(package: &str) -> &str {
     match package {
         "tcp-cc-preload" => bulk::PRELOAD_LIBRARY,
+        "poetry-transform" => "poetry-transform-server",
         binary => binary,
     }
 }
@@ -518,6 +536,15 @@ mod tests {
         assert_eq!(packages, ["loadgen", "raw-mio-server", "tokio-server"]);
         assert!(example);
         assert!(needed(&args(&["slow"])).0.contains(&"poetry-server"));
+        assert_eq!(
+            needed(&args(&["transform"])).0,
+            ["loadgen", "poetry-transform"]
+        );
+        assert_eq!(
+            needed(&args(&["proxy"])).0,
+            ["loadgen", "poetry-server", "poetry-proxy"]
+        );
+        assert_eq!(artifact("poetry-transform"), "poetry-transform-server");
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub(crate) enum Service<'a> {
         delay: &'a str,
         max_connections: u32,
     },
+    /// The transform service (netstring requests, `cummingsify`).
+    Transform,
+    /// A caching poetry proxy in front of the poetry server on this port.
+    Proxy { upstream: u16 },
 }
 
 /// A started server.
@@ -180,6 +184,30 @@ impl Env {
                     }
                 }
                 self.bin.join("tokio-server")
+            }
+            ("ours", Service::Transform) => {
+                args.extend(port);
+                self.bin.join("poetry-transform-server")
+            }
+            ("ours", Service::Proxy { upstream }) => {
+                args.extend(port);
+                args.push(upstream.to_string().into());
+                self.bin.join("poetry-proxy")
+            }
+            ("twisted", Service::Transform) => {
+                args.push(
+                    root()
+                        .join("bench/peers/twisted/transform_server.py")
+                        .into(),
+                );
+                args.extend(port);
+                self.python.clone()?
+            }
+            ("twisted", Service::Proxy { upstream }) => {
+                args.push(root().join("bench/peers/twisted/poetry_proxy.py").into());
+                args.extend(port);
+                args.push(format!("127.0.0.1:{upstream}").into());
+                self.python.clone()?
             }
             ("twisted", Service::Poetry(_) | Service::Echo) => {
                 let python = self.python.clone()?;
@@ -459,6 +487,15 @@ mod tests {
             show("ours", Service::Echo).unwrap(),
             "/t/release/examples/echo_server 0"
         );
+        assert_eq!(
+            show("ours", Service::Transform).unwrap(),
+            "/t/release/poetry-transform-server --port 0"
+        );
+        assert_eq!(
+            show("ours", Service::Proxy { upstream: 7 }).unwrap(),
+            "/t/release/poetry-proxy --port 0 7"
+        );
+        assert!(show("tokio-current", Service::Transform).is_none());
         assert_eq!(show("twisted", Service::Echo), None, "no Python");
         assert_eq!(show("raw-mio-sendfile", Service::Echo), None);
     }

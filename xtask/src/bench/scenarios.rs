@@ -14,7 +14,16 @@ use super::runner::{
 use super::table::{format_count, format_number, Better, FigureId, Table};
 
 /// The scenario names, in the order they run.
-pub(crate) const SCENARIOS: [&str; 6] = ["bulk", "poems", "echo", "idle", "slow", "timers"];
+pub(crate) const SCENARIOS: [&str; 8] = [
+    "bulk",
+    "poems",
+    "echo",
+    "idle",
+    "slow",
+    "timers",
+    "transform",
+    "proxy",
+];
 
 /// How big each scenario is: the sizes, or tiny ones for the smoke run.
 #[derive(Debug, Clone)]
@@ -150,7 +159,7 @@ pub(crate) fn size_label(bytes: u64) -> String {
 
 /// Runs `run` for every server in every round, recording its figures (in the order of
 /// `figures`) or its failure.
-pub(super) fn measure(
+pub(crate) fn measure(
     ctx: &Ctx<'_>,
     table: &mut Table,
     name: &str,
@@ -192,7 +201,7 @@ pub(super) fn measure(
 }
 
 /// The server's CPU time so far, or a failure.
-pub(super) fn cpu(server: &Server) -> Result<u64, RunFailure> {
+pub(crate) fn cpu(server: &Server) -> Result<u64, RunFailure> {
     probe::cpu_ns(server.pid).ok_or_else(|| RunFailure("cannot read the server's CPU time".into()))
 }
 
@@ -436,7 +445,7 @@ pub(crate) fn timers(ctx: &Ctx<'_>, table: &mut Table) {
 }
 
 /// The pseudo-random poem of `bytes`, and its sum when the plan checks sums.
-pub(super) fn prepare(ctx: &Ctx<'_>, bytes: u64) -> Result<(PathBuf, Option<String>), RunFailure> {
+pub(crate) fn prepare(ctx: &Ctx<'_>, bytes: u64) -> Result<(PathBuf, Option<String>), RunFailure> {
     let poem = ctx.data.poem(bytes)?;
     let sum = match ctx.plan.check_sums {
         true => Some(file_sum(ctx, &poem)?),

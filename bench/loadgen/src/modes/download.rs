@@ -5,7 +5,7 @@
 //! claims the next download from one shared atomic counter, so exactly `downloads`
 //! are attempted however the threads race.
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +32,8 @@ struct Plan {
     expect_bytes: Option<u64>,
     expect_sum: Option<u64>,
     deadline: Instant,
+    /// Bytes sent on each connection before the answer is read (`--request`).
+    request: Option<&'static [u8]>,
 }
 
 /// What the workers saw, added up.
@@ -82,6 +84,8 @@ struct Download {
     started: Instant,
     bytes: u64,
     hasher: Option<Fnv1a64>,
+    /// Bytes of the request sent so far.
+    sent: usize,
 }
 
 pub(crate) fn poems(args: &PoemsArgs) -> Result<Report, Error> {
@@ -90,12 +94,22 @@ pub(crate) fn poems(args: &PoemsArgs) -> Result<Report, Error> {
             "--concurrency and --downloads must be at least 1".into(),
         ));
     }
+    let request = match &args.request {
+        // Read once, kept for the life of the process: every connection sends it.
+        Some(path) => Some(
+            &*std::fs::read(path)
+                .map_err(|e| Error::InvalidArgs(format!("--request {}: {e}", path.display())))?
+                .leak(),
+        ),
+        None => None,
+    };
     let plan = Plan {
         addr: target(args.port),
         downloads: args.downloads,
         expect_bytes: args.expect_bytes,
         expect_sum: args.expect_sum,
         deadline: Instant::now() + seconds(args.timeout_s),
+        request,
     };
     let concurrency = args
         .concurrency
@@ -125,6 +139,7 @@ pub(crate) fn slow(args: &SlowArgs) -> Result<Report, Error> {
         expect_bytes: Some(args.expect_bytes),
         expect_sum: args.expect_sum,
         deadline: Instant::now() + seconds(args.timeout_s),
+        request: None,
     };
     // The clients mostly wait: one thread holds them all.
     let (tally, elapsed) = download_all(plan, args.clients, 1)?;
@@ -240,10 +255,11 @@ fn worker(plan: &Plan, mut poll: Poll, slots: usize, claimed: &AtomicU64) -> Res
                     continue;
                 }
             };
-            if let Err(e) = poll
-                .registry()
-                .register(&mut stream, Token(slot), Interest::READABLE)
-            {
+            let interest = match plan.request {
+                Some(_) => Interest::READABLE | Interest::WRITABLE,
+                None => Interest::READABLE,
+            };
+            if let Err(e) = poll.registry().register(&mut stream, Token(slot), interest) {
                 tally.fail(|| format!("register: {e}"));
                 continue;
             }
@@ -253,6 +269,7 @@ fn worker(plan: &Plan, mut poll: Poll, slots: usize, claimed: &AtomicU64) -> Res
                 started,
                 bytes: 0,
                 hasher: plan.expect_sum.map(|_| Fnv1a64::new()),
+                sent: 0,
             });
         }
         if free.len() == slots {
@@ -267,12 +284,53 @@ fn worker(plan: &Plan, mut poll: Poll, slots: usize, claimed: &AtomicU64) -> Res
             let Some(download) = downloads.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
+            if event.is_writable() && !send_request(download, &poll, slot, plan, &mut tally) {
+                downloads[slot] = None;
+                free.push(slot);
+                continue;
+            }
             if read_some(download, &mut buf, plan, &mut tally) {
                 downloads[slot] = None; // Closes the socket.
                 free.push(slot);
             }
         }
     }
+}
+
+/// Sends what is left of the request (the socket is writable); once it is all sent,
+/// only reading remains. Returns `false` if the download failed.
+fn send_request(
+    d: &mut Download,
+    poll: &Poll,
+    slot: usize,
+    plan: &Plan,
+    tally: &mut Tally,
+) -> bool {
+    let Some(request) = plan.request else {
+        return true;
+    };
+    while d.sent < request.len() {
+        match d.stream.write(&request[d.sent..]) {
+            Ok(n) => d.sent += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::NotConnected) => {
+                return true; // connecting, or the buffer is full: next writable event
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                let sent = d.sent;
+                tally.fail(|| format!("write after {sent} bytes of the request: {e}"));
+                return false;
+            }
+        }
+    }
+    if let Err(e) = poll
+        .registry()
+        .reregister(&mut d.stream, Token(slot), Interest::READABLE)
+    {
+        tally.fail(|| format!("reregister: {e}"));
+        return false;
+    }
+    true
 }
 
 /// Reads what the kernel has; returns `true` when the download is over (finished,
@@ -337,6 +395,7 @@ mod tests {
             expect_bytes: Some(10),
             expect_sum: None,
             deadline: Instant::now(),
+            request: None,
         }
     }
 
