@@ -12,6 +12,7 @@
 //! | [`Reactor::insert`], [`add_reader`](Reactor::add_reader), [`add_writer`](Reactor::add_writer), [`remove_reader`](Reactor::remove_reader), [`remove_writer`](Reactor::remove_writer), [`remove_all`](Reactor::remove_all) | `IReactorFDSet` |
 //! | [`Descriptor`]: `do_read`, `do_write`, `connection_lost` | `IReadDescriptor`, `IWriteDescriptor`, `IFileDescriptor` |
 //! | [`ReactorHandle::call_from_thread`] | `IReactorThreads.callFromThread` |
+//! | [`LocalHandle::call_soon`] (same thread, no `&mut Reactor`, no system call) | `callLater(0, f)` from anywhere on the reactor's thread |
 //! | [`ManualClock`] | `twisted.internet.task.Clock` |
 //! | [`Reactor::handle_signals`] | `installSignalHandlers` |
 //!
@@ -68,6 +69,7 @@ mod delayed_call;
 mod descriptor;
 mod error;
 mod handle;
+mod local;
 mod quad_heap;
 #[allow(clippy::module_inception)] // The crate is named for its one central type.
 mod reactor;
@@ -78,6 +80,7 @@ pub use crate::delayed_call::DelayedCall;
 pub use crate::descriptor::{Descriptor, DescriptorId, IoStatus, LostReason};
 pub use crate::error::{ReactorError, TimerError};
 pub use crate::handle::ReactorHandle;
+pub use crate::local::LocalHandle;
 pub use crate::reactor::{panic_message, Reactor};
 
 /// A call the reactor will make once, with itself.

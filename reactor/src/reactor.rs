@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::delayed_call::DelayedCall;
 use crate::descriptor::{Descriptor, DescriptorId, IoStatus, LostReason};
 use crate::error::ReactorError;
 use crate::handle::{ReactorHandle, ThreadCall};
+use crate::local::{LocalHandle, LocalQueue};
 use crate::timers::TimerQueue;
 use crate::Callback;
 
@@ -100,6 +102,8 @@ pub struct Reactor {
     thread_calls: mpsc::Receiver<ThreadCall>,
     thread_sender: mpsc::Sender<ThreadCall>,
     signals: Option<signal_hook_mio::v1_0::Signals>,
+    /// Calls queued through `LocalHandle`s, moved into `soon` each soon step.
+    local: Rc<LocalQueue>,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -157,6 +161,7 @@ impl Reactor {
             thread_calls,
             thread_sender,
             signals: None,
+            local: Rc::default(),
         })
     }
 
@@ -164,6 +169,12 @@ impl Reactor {
     /// and stopping the reactor from other threads.
     pub fn handle(&self) -> ReactorHandle {
         ReactorHandle::new(self.thread_sender.clone(), self.waker.clone())
+    }
+
+    /// A same-thread handle that queues calls for the next turn without `&mut Reactor`
+    /// and without a system call (see [`LocalHandle`]).
+    pub fn local_handle(&self) -> LocalHandle {
+        LocalHandle::new(&self.local)
     }
 
     /// Makes SIGINT and SIGTERM stop the reactor cleanly (shutdown triggers run and
@@ -633,7 +644,7 @@ impl Reactor {
     /// remembered readiness, or `call_later` calls already due. Test pumps use it to
     /// tell when a reactor on a manual clock has settled.
     pub fn has_pending_work(&mut self) -> bool {
-        if !self.soon.is_empty() || !self.ready_queue.is_empty() {
+        if !self.soon.is_empty() || !self.ready_queue.is_empty() || self.local.has_calls() {
             return true;
         }
         let now = duration_to_nanos(self.clock.now());
@@ -761,7 +772,10 @@ impl Reactor {
     }
 
     fn poll_timeout(&mut self, max_wait: Option<Duration>) -> Option<Duration> {
-        if !self.soon.is_empty() || !self.ready_queue.is_empty() || self.state == RunState::Stopping
+        if !self.soon.is_empty()
+            || !self.ready_queue.is_empty()
+            || self.local.has_calls()
+            || self.state == RunState::Stopping
         {
             return Some(Duration::ZERO);
         }
@@ -986,6 +1000,7 @@ impl Reactor {
     }
 
     fn run_soon_calls(&mut self) {
+        self.local.drain_into(&mut self.soon);
         for _ in 0..self.soon.len() {
             match self.soon.pop_front() {
                 Some(f) => self.run_callback(f, "soon call"),

@@ -163,3 +163,37 @@ fn calls_from_threads_run_after_due_timers_in_a_turn() {
     turn(&mut reactor);
     assert_eq!(*order.lock().unwrap(), ["timer", "thread", "soon"]);
 }
+
+#[test]
+fn a_local_handle_call_runs_next_turn_without_waiting_for_io() {
+    let mut reactor = reactor::Reactor::with_clock(reactor::ManualClock::new()).unwrap();
+    let local = reactor.local_handle();
+    let order = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let o = order.clone();
+    local
+        .call_soon(move |r| {
+            o.borrow_mut().push("first");
+            let again = o.clone();
+            // queued while the soon step runs: waits for the next turn
+            r.local_handle()
+                .call_soon(move |_| again.borrow_mut().push("second"))
+                .unwrap();
+        })
+        .unwrap();
+    assert!(reactor.has_pending_work());
+    let started = std::time::Instant::now();
+    // A long poll timeout: the queued call must keep the poll from waiting.
+    reactor
+        .iterate(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(*order.borrow(), ["first"]);
+    reactor
+        .iterate(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(*order.borrow(), ["first", "second"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(local.is_alive() && local.same_reactor(&reactor.local_handle()));
+    drop(reactor);
+    assert!(!local.is_alive());
+    assert!(matches!(local.call_soon(|_| ()), Err(ReactorError::Closed)));
+}
