@@ -52,6 +52,8 @@ struct State {
     running: bool,
     paused: u32,
     handle_dropped: bool,
+    /// A failure left unread is dropped without a report (cancelled on purpose).
+    quiet: bool,
     suppress_already_called: bool,
     waiting_on: Option<Rc<Core>>,
     continuation: Option<Rc<Core>>,
@@ -156,8 +158,21 @@ impl Core {
             (waker, orphan)
         };
         if let (_, Some(Err(failure))) = orphan {
+            self.report(failure);
+        }
+    }
+
+    fn report(&self, failure: Failure) {
+        if !self.st.borrow().quiet {
             crate::unhandled::report(failure);
         }
+    }
+
+    /// Cancels the chain on behalf of nobody: its failure, if nobody reads it, is not
+    /// reported (a task's cancel cancelling what the task was awaiting).
+    pub(crate) fn cancel_quietly(self: &Rc<Self>, at: &'static Location<'static>) {
+        self.st.borrow_mut().quiet = true;
+        cancel(self, at);
     }
 
     /// Gives the chain its result, if it has none yet.
@@ -282,7 +297,7 @@ fn settle(core: &Core) -> Option<Rc<Core>> {
         waker.wake();
     }
     if let Some(Err(failure)) = orphan {
-        crate::unhandled::report(failure);
+        core.report(failure);
     }
     outer.map(|(outer, _inner)| outer)
 }
@@ -400,7 +415,7 @@ fn run_canceller(canceller: Canceller, core: &Rc<Core>) {
 impl Drop for Core {
     fn drop(&mut self) {
         let s = self.st.get_mut();
-        if let Some(Err(failure)) = s.result.take() {
+        if let (Some(Err(failure)), false) = (s.result.take(), s.quiet) {
             crate::unhandled::report(failure);
         }
     }

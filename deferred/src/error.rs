@@ -18,7 +18,7 @@ pub enum DeferredError {
     /// `CancelledError`).
     #[doc(alias = "CancelledError")]
     Cancelled,
-    /// `add_timeout` cancelled the Deferred after this
+    /// [`add_timeout`](crate::Deferred::add_timeout) cancelled the Deferred after this
     /// long (Twisted's `TimeoutError`).
     #[doc(alias = "TimeoutError")]
     TimedOut(Duration),
@@ -27,7 +27,7 @@ pub enum DeferredError {
     /// A callback returned the very Deferred it was added to, which could never fire.
     ReturnedItself,
     /// A reactor was needed but this code is not running on one (see
-    /// `with_reactor`), or the reactor is gone.
+    /// [`with_reactor`](crate::with_reactor)), or the reactor is gone.
     NotOnReactor,
 }
 
@@ -53,7 +53,7 @@ impl Error for DeferredError {}
 /// The first failure among several Deferreds (Twisted's `FirstError`): which one
 /// failed, and how.
 ///
-/// `gather_results` and a `DeferredList`
+/// [`gather_results`](crate::gather_results) and a [`DeferredList`](crate::DeferredList)
 /// made with `fire_on_one_errback` fail with it.
 #[derive(Debug)]
 pub struct FirstError {

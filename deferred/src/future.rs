@@ -66,6 +66,7 @@ impl<T: 'static> Future for Awaiting<T> {
             }
             None => {
                 core.set_waker(cx.waker());
+                crate::task::note_awaited(core);
                 Poll::Pending
             }
         }
