@@ -126,6 +126,16 @@ struct World {
 
 impl World {
     fn new(mode: Mode, fetch: FetchOptions) -> World {
+        World::with_options(
+            mode,
+            ProxyOptions {
+                fetch,
+                ..ProxyOptions::default()
+            },
+        )
+    }
+
+    fn with_options(mode: Mode, options: ProxyOptions) -> World {
         let mut reactor = Reactor::new().unwrap();
         let poet = Shared::new(PoetFactory {
             mode,
@@ -135,10 +145,6 @@ impl World {
         });
         let upstream = listen_tcp(&mut reactor, 0, &poet, &TcpListenOptions::default()).unwrap();
         let upstream_port = upstream.get_host().port().unwrap();
-        let options = ProxyOptions {
-            fetch,
-            ..ProxyOptions::default()
-        };
         let (port, proxy) = serve(&mut reactor, "127.0.0.1", upstream_port, options).unwrap();
         let events = Rc::new(RefCell::new(Vec::new()));
         let sink = events.clone();
@@ -368,4 +374,37 @@ fn an_upstream_that_is_not_there_resets_the_client() {
     }
     assert_eq!(readers.borrow().done, [(Vec::new(), false)]);
     assert_eq!(proxy.borrow().service().borrow().stats().failed, 1);
+}
+
+#[test]
+fn clients_over_the_cap_are_refused_with_a_clean_close() {
+    let options = ProxyOptions {
+        max_connections: 2,
+        ..ProxyOptions::default()
+    };
+    let mut world = World::with_options(Mode::Hold(5), options);
+    for _ in 0..3 {
+        world.client();
+    }
+    world.until("one refused", |w| w.finished() == 1);
+    assert_eq!(
+        world.readers.borrow().done,
+        [(Vec::new(), true)],
+        "refused: nothing, clean"
+    );
+    assert_eq!(world.proxy.borrow().refused(), 1);
+    assert_eq!(world.waiting(), 2);
+    world.until("the upstream holding", |w| !w.poet.borrow().held.is_empty());
+    world.release();
+    world.until("the two admitted served", |w| w.finished() == 3);
+    assert_eq!(
+        world
+            .readers
+            .borrow()
+            .done
+            .iter()
+            .filter(|(p, c)| p == POEM && *c)
+            .count(),
+        2
+    );
 }

@@ -7,6 +7,7 @@
 //! nc 127.0.0.1 10001
 //! ```
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -63,7 +64,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .borrow()
         .service()
         .borrow_mut()
-        .set_event_hook(|event| println!("{event}"));
+        // Not println!: a closed stdout (`| head -1`) must not fail every request.
+        .set_event_hook(|event| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{event}");
+            let _ = out.flush();
+        });
     let number = port.get_host().port().unwrap_or_default();
     println!("Proxying {upstream} on port {number}.");
     reactor.run()?;
