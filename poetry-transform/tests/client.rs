@@ -15,9 +15,10 @@ use poetry_transform::{
 use protocol::reactor::Reactor;
 use util::{run_bounded, twisted_peer, twisted_python, Running, PATIENCE};
 
-/// Turns the reactor until `d` has a result (at most 10 s).
+/// Turns the reactor until `d` has a result (at most a minute: a Twisted peer on a
+/// loaded machine can be slow).
 fn wait<T: 'static>(reactor: &mut Reactor, mut d: Deferred<T>) -> Result<T, Failure> {
-    for _ in 0..1000 {
+    for _ in 0..6000 {
         if let Some(result) = d.take_result() {
             return result;
         }
