@@ -194,6 +194,21 @@ impl<E: Error + Send + Sync + 'static> From<E> for Failure {
     }
 }
 
+/// A failure handed to code that speaks `Box<dyn Error>` (a `main` returning one, say)
+/// gives up its error.
+impl From<Failure> for Box<dyn Error + Send + Sync + 'static> {
+    fn from(failure: Failure) -> Self {
+        failure.into_error()
+    }
+}
+
+/// As the `Send + Sync` conversion.
+impl From<Failure> for Box<dyn Error + 'static> {
+    fn from(failure: Failure) -> Self {
+        failure.into_error()
+    }
+}
+
 /// Turns a value into a [`Failure`], recording the caller as its origin: implemented by
 /// `Failure` (kept as it is) and by every error type. [`Resolver::errback`](crate::Resolver::errback)
 /// and [`fail`](crate::fail) take it.

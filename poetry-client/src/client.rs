@@ -1,17 +1,15 @@
 //! The client's protocol and factory: get-poetry 2.x, with the reason a connection
 //! ended taken seriously.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
-use protocol::{
-    connect_tcp, Address, ClientFactory, ConnectError, ConnectOptions, Connector, Context,
-    DisconnectReason, Factory, Protocol, Shared,
-};
-use reactor::{DelayedCall, Reactor};
+use deferred::{DeferredError, Failure};
+use protocol::Shared;
+use reactor::Reactor;
 
 use crate::address::PoemAddress;
+use crate::get::{download, Chunk, GetOptions, OnData, PoetryError};
 
 /// How one download ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,12 +145,12 @@ impl Default for ClientOptions {
 /// failed, the tutorial's `Failed to connect to:` line).
 pub type Notifier = Box<dyn FnMut(&str)>;
 
-/// The factory: every task's state, shared by their protocols (the tutorial's
-/// `PoetryClientFactory`).
+/// Every task's state, shared by their downloads: what the tutorial's
+/// `PoetryClientFactory` holds. Each download is a [`get_poetry`](crate::get_poetry)
+/// Deferred ([`download`]); this records its bytes as they arrive and its outcome
+/// when it fires.
 pub struct PoetryClientFactory {
     tasks: Vec<Task>,
-    /// Which task each connector serves.
-    task_of: HashMap<u64, usize>,
     remaining: usize,
     started: Duration,
     options: ClientOptions,
@@ -196,113 +194,21 @@ impl PoetryClientFactory {
         self.notify = notify;
     }
 
-    /// A task ended: record how, and stop the reactor after the last one (the
-    /// tutorial's `poem_finished`).
-    fn poem_finished(&mut self, task: usize, outcome: Outcome, reactor: &mut Reactor) {
-        let now = reactor.now().saturating_sub(self.started);
+    /// Bytes of a task arrived: keep them, and note them for `--timeline` and
+    /// `--verbose`.
+    fn received(&mut self, task: usize, chunk: Chunk<'_>) {
+        let at = chunk.at.saturating_sub(self.started);
+        let ClientOptions {
+            verbose,
+            record_arrivals,
+            ..
+        } = self.options;
         let Some(task) = self.tasks.get_mut(task) else {
             return;
         };
-        if task.outcome != Outcome::Pending {
-            return;
-        }
-        task.outcome = outcome;
-        task.finished = Some(now);
-        self.remaining -= 1;
-        if self.remaining == 0 && self.options.stop_when_done {
-            reactor.stop();
-        }
-    }
-}
-
-impl Factory for PoetryClientFactory {
-    type Protocol = PoetryProtocol;
-
-    fn build_protocol(&mut self, _peer: &Address) -> Option<PoetryProtocol> {
-        // Connections come only through connectors: see build_client_protocol.
-        None
-    }
-}
-
-impl ClientFactory for PoetryClientFactory {
-    fn build_client_protocol(
-        &mut self,
-        connector: &Connector<Self>,
-        _peer: &Address,
-    ) -> Option<PoetryProtocol> {
-        let task = *self.task_of.get(&connector.serial())?;
-        Some(PoetryProtocol {
-            task,
-            timer: None,
-            timed_out: false,
-            too_large: false,
-        })
-    }
-
-    fn client_connection_failed(
-        &mut self,
-        reactor: &mut Reactor,
-        connector: &Connector<Self>,
-        reason: &ConnectError,
-    ) {
-        let Some(&task) = self.task_of.get(&connector.serial()) else {
-            return;
-        };
-        let message = format!(
-            "Failed to connect to: {} ({reason})",
-            self.tasks[task].address
-        );
-        (self.notify)(&message);
-        self.poem_finished(task, Outcome::Failed(reason.to_string()), reactor);
-    }
-}
-
-/// One download's protocol: collect the poem until the server closes.
-#[derive(Debug)]
-pub struct PoetryProtocol {
-    task: usize,
-    timer: Option<DelayedCall>,
-    /// We closed the connection because `--timeout` expired: a close we asked for
-    /// arrives as a clean close, so we must remember.
-    timed_out: bool,
-    /// The server sent more than `max_poem_bytes`: we cut it off.
-    too_large: bool,
-}
-
-impl Protocol for PoetryProtocol {
-    type Factory = PoetryClientFactory;
-
-    fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
-        let timeout = cx.factory().options.timeout;
-        if let Some(timeout) = timeout {
-            self.timer = Some(cx.call_later(timeout, |p, cx| {
-                p.timer = None;
-                p.timed_out = true;
-                cx.lose_connection();
-            }));
-        }
-    }
-
-    fn data_received(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
-        let now = cx.reactor().now();
-        let mut factory = cx.factory();
-        let at = now.saturating_sub(factory.started);
-        let ClientOptions {
-            verbose,
-            max_poem_bytes: limit,
-            record_arrivals,
-            ..
-        } = factory.options;
-        let task = &mut factory.tasks[self.task];
-        if task.poem.len() as u64 + data.len() as u64 > limit {
-            drop(factory);
-            self.too_large = true;
-            cx.abort_connection();
-            return;
-        }
-        task.poem.extend_from_slice(data);
+        task.poem.extend_from_slice(chunk.data);
         if record_arrivals {
-            task.arrivals.push(at, data.len());
+            task.arrivals.push(at, chunk.data.len());
         }
         if verbose {
             let mut err = std::io::stderr().lock();
@@ -310,36 +216,61 @@ impl Protocol for PoetryProtocol {
                 err,
                 "Task {}: got {} bytes of poetry from {}",
                 task.number,
-                data.len(),
-                cx.get_peer()
+                chunk.data.len(),
+                chunk.peer
             );
         }
     }
 
-    fn connection_lost(&mut self, cx: &mut Context<'_, Self>, reason: &DisconnectReason) {
-        if let Some(timer) = self.timer.take() {
-            let _ = timer.cancel(cx.reactor());
-        }
-        let outcome = if self.timed_out {
-            Outcome::TimedOut
-        } else if self.too_large {
-            let limit = cx.factory().options.max_poem_bytes;
-            Outcome::Incomplete(format!("the poem passed the {limit}-byte limit"))
-        } else if reason.is_clean() {
-            // A clean close is the protocol's end of poem, even after no byte at all:
-            // the server really serves an empty file.
-            Outcome::Whole
-        } else if matches!(
-            reason,
-            DisconnectReason::Lost(_) | DisconnectReason::Refused
-        ) && cx.factory().tasks[self.task].poem.is_empty()
-        {
-            // Reset before a byte arrived: how a server at its cap refuses.
-            Outcome::Refused(reason.to_string())
-        } else {
-            Outcome::Incomplete(reason.to_string())
+    /// A task's download fired: record how it ended (the tutorial's `poem_finished`),
+    /// and tell of a failed connection.
+    fn poem_finished(&mut self, task: usize, outcome: Outcome) {
+        let Some(entry) = self.tasks.get_mut(task) else {
+            return;
         };
-        cx.factory().poem_finished(self.task, outcome, cx.reactor());
+        if entry.outcome != Outcome::Pending {
+            return;
+        }
+        if let Outcome::Failed(reason) = &outcome {
+            let message = format!("Failed to connect to: {} ({reason})", entry.address);
+            entry.outcome = outcome;
+            (self.notify)(&message);
+        } else {
+            entry.outcome = outcome;
+        }
+        self.remaining -= 1;
+    }
+
+    /// On the turn after a task ended: its time, and the reactor stopped after the
+    /// last one.
+    fn poem_timed(&mut self, task: usize, reactor: &mut Reactor) {
+        let now = reactor.now().saturating_sub(self.started);
+        if let Some(task) = self.tasks.get_mut(task) {
+            task.finished.get_or_insert(now);
+        }
+        if self.remaining == 0 && self.options.stop_when_done {
+            reactor.stop();
+        }
+    }
+}
+
+/// How a download's result reads as an [`Outcome`].
+fn outcome_of(result: Result<u64, Failure>) -> Outcome {
+    let failure = match result {
+        Ok(_) => return Outcome::Whole,
+        Err(failure) => failure,
+    };
+    if let Some(error) = failure.downcast_ref::<PoetryError>() {
+        return match error {
+            PoetryError::Connect(reason) => Outcome::Failed(reason.clone()),
+            PoetryError::Refused(reason) => Outcome::Refused(reason.clone()),
+            PoetryError::Incomplete { reason, .. } => Outcome::Incomplete(reason.clone()),
+            too_large => Outcome::Incomplete(too_large.to_string()),
+        };
+    }
+    match failure.downcast_ref::<DeferredError>() {
+        Some(DeferredError::TimedOut(_)) => Outcome::TimedOut,
+        _ => Outcome::Incomplete(failure.to_string()),
     }
 }
 
@@ -365,7 +296,6 @@ pub fn start(
         .collect();
     let factory = Shared::new(PoetryClientFactory {
         tasks,
-        task_of: HashMap::new(),
         remaining: addresses.len(),
         started: reactor.now(),
         options,
@@ -377,13 +307,24 @@ pub fn start(
     if addresses.is_empty() && options.stop_when_done {
         reactor.call_when_running(|r| r.stop());
     }
-    let connect = ConnectOptions {
-        timeout: options.connect_timeout,
-        bind_address: None,
+    let get = GetOptions {
+        connect_timeout: options.connect_timeout,
+        max_poem_bytes: options.max_poem_bytes,
     };
     for (i, address) in addresses.iter().enumerate() {
-        let connector = connect_tcp(reactor, &address.host, address.port, &factory, connect);
-        factory.borrow_mut().task_of.insert(connector.serial(), i);
+        let sink = factory.clone();
+        let on_data: OnData = Box::new(move |chunk| sink.borrow_mut().received(i, chunk));
+        let mut poem = download(reactor, address, get, on_data);
+        if let Some(timeout) = options.timeout {
+            poem = poem.add_timeout(reactor, timeout);
+        }
+        let (done, local) = (factory.clone(), reactor.local_handle());
+        drop(poem.add_both(move |result| {
+            // Recorded now, even if the reactor is shutting down; timed next turn.
+            done.borrow_mut().poem_finished(i, outcome_of(result));
+            let _ = local.call_soon(move |r| done.borrow_mut().poem_timed(i, r));
+            Ok::<_, Failure>(())
+        }));
     }
     factory
 }
@@ -398,15 +339,15 @@ pub fn start(
 /// # Examples
 ///
 /// ```no_run
-/// use poetry_client::{get_poetry, parse_address, ClientOptions};
+/// use poetry_client::{download_all, parse_address, ClientOptions};
 ///
-/// let tasks = get_poetry(&[parse_address("10000")?], ClientOptions::default())?;
+/// let tasks = download_all(&[parse_address("10000")?], ClientOptions::default())?;
 /// for task in tasks.iter().filter(|t| t.is_whole()) {
 ///     print!("{}", String::from_utf8_lossy(&task.poem));
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn get_poetry(
+pub fn download_all(
     addresses: &[PoemAddress],
     options: ClientOptions,
 ) -> Result<Vec<Task>, reactor::ReactorError> {

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use poetry_client::{get_poetry, parse_address, start, ClientOptions, Outcome, Task};
+use poetry_client::{download_all, parse_address, start, ClientOptions, Outcome, Task};
 use poetry_server::{serve, Poem};
 use reactor::Reactor;
 use util::{assert_same_bytes, fast, shared_poem, shared_poems, slow, ServerThread};
@@ -206,7 +206,7 @@ fn get_poetry_returns_the_tasks_in_address_order() {
         .iter()
         .map(|s| parse_address(&s.address()).unwrap())
         .collect();
-    let tasks = get_poetry(&addresses, ClientOptions::default()).unwrap();
+    let tasks = download_all(&addresses, ClientOptions::default()).unwrap();
     assert_eq!(tasks.len(), 2);
     for (i, (task, poem)) in tasks.iter().zip(&poems).enumerate() {
         assert_eq!(task.number, i + 1);
@@ -220,14 +220,14 @@ fn get_poetry_returns_the_tasks_in_address_order() {
 
 #[test]
 fn no_addresses_stop_at_once() {
-    let tasks = get_poetry(&[], ClientOptions::default()).unwrap();
+    let tasks = download_all(&[], ClientOptions::default()).unwrap();
     assert!(tasks.is_empty());
 }
 
 #[test]
 fn refused_connection_is_a_failed_task() {
     let dead = util::dead_port();
-    let tasks = get_poetry(
+    let tasks = download_all(
         &[parse_address(&dead.to_string()).unwrap()],
         ClientOptions::default(),
     )
@@ -260,7 +260,7 @@ fn one_byte_per_packet_keeps_no_per_read_records_without_the_timeline() {
             record_arrivals,
             ..ClientOptions::default()
         };
-        let tasks = get_poetry(&[parse_address(&server.address()).unwrap()], options).unwrap();
+        let tasks = download_all(&[parse_address(&server.address()).unwrap()], options).unwrap();
         let task = &tasks[0];
         assert!(task.is_whole(), "{:?}", task.outcome);
         assert_eq!(task.poem.len(), LEN);
