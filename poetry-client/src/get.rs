@@ -271,11 +271,7 @@ impl Protocol for DownloadProtocol {
             return;
         }
         self.received += data.len() as u64;
-        (factory.on_data)(Chunk {
-            at,
-            data,
-            peer,
-        });
+        (factory.on_data)(Chunk { at, data, peer });
     }
 
     fn connection_lost(&mut self, cx: &mut Context<'_, Self>, reason: &DisconnectReason) {
