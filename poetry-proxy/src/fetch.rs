@@ -185,7 +185,7 @@ impl Protocol for FetchProtocol {
 ///
 /// Cancelling the Deferred (Part 19) aborts the download: the connection is reset
 /// on the reactor's next turn (a canceller gets no reactor, so it asks through the
-/// reactor's call path), or refused as soon as it is made if it was still
+/// reactor's local call queue, `LocalHandle`), or refused as soon as it is made if it was still
 /// connecting; the Deferred fails with `deferred::DeferredError::Cancelled`.
 pub fn get_poetry(
     reactor: &mut Reactor,
@@ -194,7 +194,7 @@ pub fn get_poetry(
     options: FetchOptions,
 ) -> Deferred<Poem> {
     let state = Rc::new(RefCell::new(FetchState::default()));
-    let handle = reactor.handle();
+    let local = reactor.local_handle();
     let shared = state.clone();
     let (poem, resolver) = Deferred::with_canceller(move |_resolver: &Resolver<Poem>| {
         let mut state = shared.borrow_mut();
@@ -203,7 +203,7 @@ pub fn get_poetry(
             let abort = move |reactor: &mut Reactor| {
                 with_protocol::<FetchProtocol, _>(reactor, id, |_, cx| cx.abort_connection());
             };
-            if let Err(e) = handle.call_from_thread(abort) {
+            if let Err(e) = local.call_soon(abort) {
                 info!("cannot abort a cancelled download: {e}");
             }
         }

@@ -8,7 +8,7 @@ use std::rc::{Rc, Weak};
 
 use deferred::{succeed, Deferred, Failure, Resolver};
 use log::warn;
-use protocol::reactor::{DescriptorId, Reactor, ReactorHandle};
+use protocol::reactor::{DescriptorId, LocalHandle, Reactor};
 use protocol::with_protocol;
 
 use crate::fetch::{get_poetry, FetchOptions, Poem};
@@ -95,7 +95,7 @@ pub struct ProxyService {
     download: Option<Download>,
     next_key: u64,
     stats: ProxyStats,
-    handle: ReactorHandle,
+    handle: LocalHandle,
     on_event: Box<dyn FnMut(ProxyEvent)>,
 }
 
@@ -122,7 +122,7 @@ impl ProxyService {
             download: None,
             next_key: 0,
             stats: ProxyStats::default(),
-            handle: reactor.handle(),
+            handle: reactor.local_handle(),
             on_event: Box::new(|_| {}),
         }
     }
@@ -231,7 +231,7 @@ impl ProxyService {
     }
 
     /// The download ended: cache a whole poem, fire every waiter, and tell their
-    /// connections (through the reactor's call path: a Deferred callback gets no
+    /// connections (through the reactor's local call queue: a Deferred callback gets no
     /// reactor).
     fn deliver(service: &Rc<RefCell<ProxyService>>, result: Result<Poem, Failure>) {
         let (waiters, handle) = {
@@ -268,7 +268,7 @@ impl ProxyService {
                 with_protocol::<ProxyProtocol, _>(reactor, id, |p, cx| p.poem_ready(cx));
             }
         };
-        if let Err(e) = handle.call_from_thread(tell) {
+        if let Err(e) = handle.call_soon(tell) {
             warn!("cannot tell the waiting clients: {e}");
         }
     }

@@ -13,47 +13,50 @@
 //! cargo run -p poetry-transform --example transformed_poetry -- 11000 10000
 //! ```
 //!
-//! A Deferred's callbacks get no reactor here, so the callback that has a poem asks
-//! the reactor to start its transform through the reactor's call path
-//! (`ReactorHandle::call_from_thread`, which also works from the reactor's own thread).
+//! A Deferred's callbacks get no reactor here, so the callback that has a poem queues
+//! the start of its transform for the reactor's next turn with a `LocalHandle` (the
+//! tutorial's callback calls `reactor.connectTCP` directly).
 
+use std::cell::Cell;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::rc::Rc;
 
 use deferred::Failure;
 use poetry_proxy::{get_poetry, FetchOptions, Upstream};
 use poetry_transform::{transform, ClientOptions};
-use protocol::reactor::{Reactor, ReactorHandle};
+use protocol::reactor::{LocalHandle, Reactor};
 
-/// What the run shares between its callbacks: poems still to finish, failures.
+/// What the callbacks share: poems still to finish, failed downloads.
 #[derive(Debug)]
 struct Progress {
-    remaining: AtomicUsize,
-    failed: AtomicUsize,
-    handle: ReactorHandle,
+    remaining: Cell<usize>,
+    failed: Cell<usize>,
+    local: LocalHandle,
 }
 
 impl Progress {
-    /// One poem is done (printed or failed): stop the reactor after the last.
+    /// One poem is done (printed or failed): stop the reactor after the last (the
+    /// tutorial's `poem_done`).
     fn poem_done(&self) {
-        if self.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let _ = self.handle.stop();
+        self.remaining.set(self.remaining.get() - 1);
+        if self.remaining.get() == 0 {
+            let _ = self.local.call_soon(|r| r.stop());
         }
     }
 }
 
-/// The tutorial's `try_to_cummingsify`, `got_poem` and `poem_done` for one poem.
+/// The tutorial's `try_to_cummingsify` and `got_poem` for one poem.
 fn try_to_cummingsify(
     reactor: &mut Reactor,
-    xform: Upstream,
+    xform: &Upstream,
     poem: Vec<u8>,
-    progress: Arc<Progress>,
+    progress: Rc<Progress>,
 ) {
     let original = poem.clone();
+    let address = (xform.host.as_str(), xform.port);
     let d = transform(
         reactor,
-        (&xform.host, xform.port),
+        address,
         "cummingsify",
         &poem,
         ClientOptions::default(),
@@ -67,7 +70,7 @@ fn try_to_cummingsify(
         progress.poem_done();
         Ok::<(), Failure>(())
     });
-    drop(d); // the chain runs when the transform ends; the reactor keeps it going
+    drop(d); // the chain runs when the transform ends
 }
 
 fn main() -> ExitCode {
@@ -85,7 +88,7 @@ fn main() -> ExitCode {
         eprintln!("transformed_poetry: usage: transformed_poetry XFORM_ADDRESS ADDRESS...");
         return ExitCode::from(2);
     }
-    let xform = addresses.remove(0);
+    let xform = Rc::new(addresses.remove(0));
     let mut reactor = match Reactor::new() {
         Ok(reactor) => reactor,
         Err(e) => {
@@ -93,14 +96,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let progress = Arc::new(Progress {
-        remaining: AtomicUsize::new(addresses.len()),
-        failed: AtomicUsize::new(0),
-        handle: reactor.handle(),
+    let progress = Rc::new(Progress {
+        remaining: Cell::new(addresses.len()),
+        failed: Cell::new(0),
+        local: reactor.local_handle(),
     });
     for address in &addresses {
         let (got, failed) = (progress.clone(), progress.clone());
-        let (handle, xform) = (reactor.handle(), xform.clone());
+        let (local, xform) = (reactor.local_handle(), xform.clone());
         let d = get_poetry(
             &mut reactor,
             &address.host,
@@ -109,13 +112,13 @@ fn main() -> ExitCode {
         )
         .add_callbacks(
             move |poem| {
-                let poem = poem.to_vec();
-                let start = move |r: &mut Reactor| try_to_cummingsify(r, xform, poem, got);
-                handle.call_from_thread(start).map_err(Failure::new)
+                let start =
+                    move |r: &mut Reactor| try_to_cummingsify(r, &xform, poem.to_vec(), got);
+                local.call_soon(start).map_err(Failure::new)
             },
             move |failure| {
                 eprintln!("The poem download failed. ({failure})");
-                failed.failed.fetch_add(1, Ordering::SeqCst);
+                failed.failed.set(failed.failed.get() + 1);
                 failed.poem_done();
                 Ok(())
             },
@@ -126,7 +129,7 @@ fn main() -> ExitCode {
         eprintln!("transformed_poetry: {e}");
         return ExitCode::FAILURE;
     }
-    if progress.failed.load(Ordering::SeqCst) > 0 {
+    if progress.failed.get() > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

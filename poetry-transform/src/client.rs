@@ -200,7 +200,7 @@ impl NetstringProtocol for TransformClient {
 /// poem it had (client 6.0's `try_to_cummingsify`).
 ///
 /// Cancelling the Deferred resets the connection (on the reactor's next turn: a
-/// canceller gets no reactor, so it asks through the reactor's call path).
+/// canceller gets no reactor, so it queues the reset with a `LocalHandle`).
 ///
 /// # Examples
 ///
@@ -231,7 +231,7 @@ pub fn transform(
     options: ClientOptions,
 ) -> Deferred<Vec<u8>> {
     let link = Rc::new(RefCell::new(Link::default()));
-    let handle = reactor.handle();
+    let local = reactor.local_handle();
     let shared = link.clone();
     let (reply, resolver) = Deferred::with_canceller(move |_: &Resolver<Vec<u8>>| {
         let mut link = shared.borrow_mut();
@@ -242,7 +242,7 @@ pub fn transform(
                     cx.abort_connection();
                 });
             };
-            if let Err(e) = handle.call_from_thread(abort) {
+            if let Err(e) = local.call_soon(abort) {
                 debug!("cannot reset a cancelled transform request: {e}");
             }
         }
