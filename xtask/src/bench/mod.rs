@@ -110,7 +110,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
 
     let bin = build(&options)?;
     let source = machine::source_state();
-    let python = if ["bulk", "poems", "echo", "idle"].iter().any(|s| wants(s)) {
+    let python = if ["bulk", "poems", "echo", "idle", "transform", "proxy"]
+        .iter()
+        .any(|s| wants(s))
+    {
         twisted(options.smoke)
     } else {
         None
