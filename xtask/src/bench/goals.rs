@@ -341,6 +341,22 @@ pub(crate) fn check(table: &Table) -> Vec<Goal> {
         "ns",
         true,
     ));
+    goals.push(against_peer(
+        table,
+        "deferred: a Deferred through 10 callbacks ≥ 20× Twisted's",
+        "deferred.chain_ns",
+        "twisted",
+        1.0 / 20.0,
+        false,
+    ));
+    goals.push(against_peer(
+        table,
+        "deferred: a task woken and polled ≤ 2× a tokio oneshot's",
+        "deferred.wake_ns",
+        "tokio-current",
+        2.0,
+        false,
+    ));
     goals
 }
 

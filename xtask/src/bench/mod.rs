@@ -22,6 +22,7 @@ use crate::util::{cargo, root, run};
 mod bulk;
 mod cc;
 mod data;
+mod deferred;
 mod goals;
 mod idle;
 mod machine;
@@ -110,9 +111,17 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
 
     let bin = build(&options)?;
     let source = machine::source_state();
-    let python = if ["bulk", "poems", "echo", "idle", "transform", "proxy"]
-        .iter()
-        .any(|s| wants(s))
+    let python = if [
+        "bulk",
+        "poems",
+        "echo",
+        "idle",
+        "transform",
+        "proxy",
+        "deferred",
+    ]
+    .iter()
+    .any(|s| wants(s))
     {
         twisted(options.smoke)
     } else {
@@ -157,6 +166,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
             "timers" => scenarios::timers(&ctx, &mut table),
             "transform" => services::transform(&ctx, &mut table),
             "proxy" => services::proxy(&ctx, &mut table),
+            "deferred" => deferred::run_scenario(&ctx, &mut table),
             _ => unreachable!("SCENARIOS lists the names matched here"),
         }
     }
@@ -252,6 +262,9 @@ fn needed(scenarios: &[String]) -> (Vec<&'static str>, bool) {
     }
     if wants(&["timers"]) {
         packages.push("timers-bench");
+    }
+    if wants(&["deferred"]) {
+        packages.push("deferred-bench");
     }
     (packages, wants(&["echo", "idle"]))
 }

@@ -14,7 +14,7 @@ use super::runner::{
 use super::table::{format_count, format_number, Better, FigureId, Table};
 
 /// The scenario names, in the order they run.
-pub(crate) const SCENARIOS: [&str; 8] = [
+pub(crate) const SCENARIOS: [&str; 9] = [
     "bulk",
     "poems",
     "echo",
@@ -23,6 +23,7 @@ pub(crate) const SCENARIOS: [&str; 8] = [
     "timers",
     "transform",
     "proxy",
+    "deferred",
 ];
 
 /// How big each scenario is: the sizes, or tiny ones for the smoke run.
