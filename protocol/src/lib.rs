@@ -19,6 +19,7 @@
 //! | [`listen_tcp`], [`listen_unix`], [`ListeningPort`] | `listenTCP`, `listenUNIX`, `IListeningPort` |
 //! | [`connect_tcp`], [`connect_unix`] | `connectTCP`, `connectUNIX` |
 //! | [`ReconnectingClientFactory`] | `ReconnectingClientFactory` |
+//! | [`standard_io`] (over `transport::PipeStream`) | `stdio.StandardIO` |
 //! | [`Context::set_timeout`], [`Protocol::timeout_connection`] | `TimeoutMixin` |
 //! | [`basic`] | `twisted.protocols.basic` |
 //! | [`testing`] | `StringTransport`, `task.Clock`, `iosim` |
@@ -116,6 +117,7 @@ mod protocol;
 mod reconnecting;
 mod resolver;
 mod shared;
+mod stdio;
 pub mod testing;
 mod timeout;
 
@@ -127,6 +129,7 @@ pub use crate::port::{listen_tcp, listen_unix, ListeningPort, TcpListenOptions};
 pub use crate::protocol::{with_protocol, Context, Protocol};
 pub use crate::reconnecting::ReconnectingClientFactory;
 pub use crate::shared::Shared;
+pub use crate::stdio::standard_io;
 pub use transport::{Address, DisconnectReason, EofAction};
 
 /// The event loop underneath, re-exported whole so a protocol crate depends on

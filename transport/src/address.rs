@@ -14,6 +14,9 @@ pub enum Address {
     Unix(Option<PathBuf>),
     /// One end of an in-memory stream pair, numbered for logs.
     Memory(u64),
+    /// Standard input and output, or a child process's pipes (Twisted's
+    /// `PipeAddress`).
+    Pipe,
 }
 
 impl Address {
@@ -50,6 +53,7 @@ impl fmt::Display for Address {
             Address::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
             Address::Unix(None) => f.write_str("unix:(unnamed)"),
             Address::Memory(n) => write!(f, "memory:{n}"),
+            Address::Pipe => f.write_str("pipe"),
         }
     }
 }

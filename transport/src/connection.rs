@@ -517,6 +517,20 @@ impl Core {
             || self.abort_requested
     }
 
+    /// At reactor shutdown: hands what is still buffered to a stream that must not
+    /// lose it (standard output); other streams refuse, and it is dropped.
+    fn write_out_at_shutdown(&mut self) {
+        while !self.out.is_empty() {
+            match self.stream.write_at_shutdown(self.out.as_slice()) {
+                Ok(n) if n > 0 => {
+                    self.out.consume(n);
+                    self.bytes_sent += n as u64;
+                }
+                _ => break,
+            }
+        }
+    }
+
     fn settings_mut(&mut self) -> &mut Settings {
         self.settings.get_or_insert_with(Box::default)
     }
@@ -788,6 +802,9 @@ impl<H: Handler> Connection<H> {
                 | DisconnectReason::Panicked(_)
         ) {
             let _ = self.core.stream.set_reset_on_close();
+        }
+        if matches!(reason, DisconnectReason::Shutdown) {
+            self.core.write_out_at_shutdown();
         }
         self.core.out.clear();
         self.core.producer = None;

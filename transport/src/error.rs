@@ -24,6 +24,8 @@ pub enum TransportError {
     Socket(io::Error),
     /// The reactor refused to register the socket.
     Reactor(ReactorError),
+    /// Standard input or output, or a pipe, could not be set up.
+    Pipe(io::Error),
 }
 
 impl fmt::Display for TransportError {
@@ -34,6 +36,7 @@ impl fmt::Display for TransportError {
             }
             TransportError::Socket(e) => write!(f, "socket error: {e}"),
             TransportError::Reactor(e) => write!(f, "{e}"),
+            TransportError::Pipe(e) => write!(f, "pipe error: {e}"),
         }
     }
 }
@@ -44,6 +47,7 @@ impl Error for TransportError {
             TransportError::Bind { source, .. } => Some(source),
             TransportError::Socket(e) => Some(e),
             TransportError::Reactor(e) => Some(e),
+            TransportError::Pipe(e) => Some(e),
         }
     }
 }

@@ -17,6 +17,7 @@
 //! | [`Listener`], [`bind_tcp`], [`ListenOptions`] | the accepting half of `tcp.Port` |
 //! | [`Connecting`], [`start_connect_tcp`] | the connecting half of `tcp.Client` |
 //! | [`MemoryStream`] | what `StringTransport` fakes, done with the real transport |
+//! | [`PipeStream`], [`start_stdio`], [`Address::Pipe`] | `stdio.StandardIO`, `process.ProcessReader` / `ProcessWriter`, `PipeAddress` |
 //!
 //! # Edge-triggered, level-served
 //!
@@ -73,6 +74,7 @@ mod listener;
 mod memory;
 mod reason;
 mod socket;
+mod stdio;
 mod stream;
 mod write_buffer;
 
@@ -91,4 +93,5 @@ pub use crate::reason::DisconnectReason;
 pub use crate::socket::{
     bind_tcp, bind_unix, start_connect_tcp, start_connect_unix, ListenOptions,
 };
+pub use crate::stdio::{start_stdio, PipeStream};
 pub use crate::stream::Stream;

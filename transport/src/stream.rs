@@ -92,6 +92,19 @@ pub trait Stream: Read + Write + Source + 'static {
     fn write_vectored_slices(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.write_vectored(bufs)
     }
+
+    /// Writes `data`, waiting for the stream if it must, when the reactor shuts down
+    /// with it still buffered: a program's standard output must not lose what was
+    /// written just before it stopped. The default refuses (`Unsupported`): a socket's
+    /// unsent data is dropped at shutdown, as Twisted drops it.
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` by default; the stream's write error otherwise.
+    fn write_at_shutdown(&mut self, data: &[u8]) -> io::Result<usize> {
+        let _ = data;
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Stream for TcpStream {
