@@ -20,6 +20,7 @@
 //! | [`connect_tcp`], [`connect_unix`] | `connectTCP`, `connectUNIX` |
 //! | [`ReconnectingClientFactory`] | `ReconnectingClientFactory` |
 //! | [`standard_io`] (over `transport::PipeStream`) | `stdio.StandardIO` |
+//! | [`ProcessProtocol`], [`spawn_process`] | `ProcessProtocol`, `spawnProcess` |
 //! | [`Context::set_timeout`], [`Protocol::timeout_connection`] | `TimeoutMixin` |
 //! | [`basic`] | `twisted.protocols.basic` |
 //! | [`testing`] | `StringTransport`, `task.Clock`, `iosim` |
@@ -113,6 +114,7 @@ mod factory;
 mod handler;
 mod port;
 pub mod prelude;
+mod process;
 mod protocol;
 mod reconnecting;
 mod resolver;
@@ -126,6 +128,7 @@ pub use crate::error::{ConnectError, ListenError};
 pub use crate::factory::{for_protocol, ClientFactory, Factory, SimpleFactory};
 pub use crate::handler::ProtocolHandler;
 pub use crate::port::{listen_tcp, listen_unix, ListeningPort, TcpListenOptions};
+pub use crate::process::{spawn_process, ProcessProtocol};
 pub use crate::protocol::{with_protocol, Context, Protocol};
 pub use crate::reconnecting::ReconnectingClientFactory;
 pub use crate::shared::Shared;

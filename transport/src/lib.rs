@@ -18,6 +18,7 @@
 //! | [`Connecting`], [`start_connect_tcp`] | the connecting half of `tcp.Client` |
 //! | [`MemoryStream`] | what `StringTransport` fakes, done with the real transport |
 //! | [`PipeStream`], [`start_stdio`], [`Address::Pipe`] | `stdio.StandardIO`, `process.ProcessReader` / `ProcessWriter`, `PipeAddress` |
+//! | [`spawn_process`], [`ProcessHandler`], [`ProcessTransport`], [`ProcessStatus`] | `spawnProcess`, `IProcessProtocol`, `IProcessTransport`, `ProcessDone` / `ProcessTerminated` |
 //!
 //! # Edge-triggered, level-served
 //!
@@ -26,6 +27,22 @@
 //! others, and the reactor remembers readiness left over (see
 //! [`IoStatus`](reactor::IoStatus)), including readiness that arrives while reading is
 //! paused.
+//!
+//! # One protocol over every stream
+//!
+//! Part 5 of the Twisted Introduction says a transport is any connection that sends
+//! and receives bytes, and a protocol does not care which. Here every stream transport
+//! is the same [`Connection`] over a different [`Stream`]: a TCP or Unix socket, a
+//! [`MemoryStream`], or a [`PipeStream`] (this process's stdin and stdout, or a
+//! child's pipes). So a handler, and the protocol crate's `Protocol` built on it, runs
+//! unchanged over all of them, with the same buffering, flow control, half-close
+//! (`read_connection_lost`) and reasons. `protocol/tests/stdio_child.rs`
+//! (`one_protocol_over_every_stream`) runs one `LineReceiver` over TCP, a Unix socket,
+//! its own stdio in a child process, a child's pipes and the in-memory stream, and
+//! checks the peer reads the same bytes and every connection ends cleanly.
+//!
+//! A child process ([`spawn_process`]) is three such connections (one per pipe) plus
+//! its pidfd; its handler is Twisted's `IProcessProtocol`, with one call per pipe.
 //!
 //! # What it does not do
 //!
@@ -72,6 +89,8 @@ mod error;
 mod handler;
 mod listener;
 mod memory;
+mod process;
+mod process_state;
 mod reason;
 mod socket;
 mod stdio;
@@ -89,6 +108,10 @@ pub use crate::listener::{
     Acceptor, Listener, OnAccept, OnClose, ACCEPT_BACKOFF, MAX_ACCEPTS_PER_TURN,
 };
 pub use crate::memory::MemoryStream;
+pub use crate::process::{
+    spawn_process, ChildFd, ProcessError, ProcessHandler, ProcessOptions, ProcessStatus,
+    ProcessTransport,
+};
 pub use crate::reason::DisconnectReason;
 pub use crate::socket::{
     bind_tcp, bind_unix, start_connect_tcp, start_connect_unix, ListenOptions,

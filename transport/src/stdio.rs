@@ -118,6 +118,27 @@ impl PipeStream {
         Ok(PipeStream { input, output })
     }
 
+    /// Pipe ends that are ours alone (a child's pipes we created): made non-blocking
+    /// in place, since no other process shares their descriptions.
+    pub(crate) fn from_private_pipes(
+        input: Option<OwnedFd>,
+        output: Option<OwnedFd>,
+    ) -> io::Result<PipeStream> {
+        let private = |fd: OwnedFd| -> io::Result<End> {
+            set_nonblocking(fd.as_fd())?;
+            Ok(End {
+                fd,
+                kind: Kind::File,
+                pollable: true,
+                standard: None,
+            })
+        };
+        Ok(PipeStream {
+            input: input.map(private).transpose()?,
+            output: output.map(private).transpose()?,
+        })
+    }
+
     /// Whether the input is always ready (a regular file): no readiness will ever be
     /// reported for it.
     pub fn input_always_ready(&self) -> bool {
@@ -257,6 +278,14 @@ fn pollable(fd: BorrowedFd<'_>) -> io::Result<bool> {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `fd` is open; F_GETFL takes no pointer.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above; F_SETFL takes an int.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok(())
 }
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
