@@ -9,15 +9,15 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use util::{
-    assert_same_bytes, dead_port, fast, pseudo_random, reset, run_client, shared_poem,
-    shared_poems, slow, RawServer, ServerThread,
+    assert_same_bytes, dead_port, fast, poem_bytes, poems, pseudo_random, reset, run_client, slow,
+    RawServer, ServerThread,
 };
 
 #[test]
 fn prints_every_poem_byte_exact_in_address_order() {
     // The first server is the slowest and the last the fastest, so the poems finish
     // in the reverse of the order they must be printed in.
-    let poems = shared_poems();
+    let poems = poems();
     let count = poems.len();
     let servers: Vec<ServerThread> = poems
         .iter()
@@ -62,7 +62,7 @@ fn prints_every_poem_byte_exact_in_address_order() {
 fn gets_a_large_binary_poem_and_an_empty_one() {
     let large = pseudo_random(8 * 1024 * 1024, 0xfeed);
     assert!(large.contains(&0));
-    let small = shared_poem("haiku.txt");
+    let small = poem_bytes("haiku.txt");
     let servers = [
         ServerThread::start(&large, fast()),
         ServerThread::start(b"", fast()),
@@ -83,8 +83,8 @@ fn gets_a_large_binary_poem_and_an_empty_one() {
 
 #[test]
 fn reports_a_refused_connection_and_gets_the_others() {
-    let first = shared_poem("ete.txt");
-    let last = shared_poem("crlf.txt");
+    let first = poem_bytes("ete.txt");
+    let last = poem_bytes("crlf.txt");
     let (a, c) = (
         ServerThread::start(&first, fast()),
         ServerThread::start(&last, fast()),
@@ -118,7 +118,7 @@ fn reports_a_refused_connection_and_gets_the_others() {
 fn a_reset_before_any_byte_is_a_refusal_not_an_empty_poem() {
     // A server at its connection cap refuses by accepting and resetting at once:
     // never "Got 2 of 2 poems" with an empty one.
-    let good_poem = shared_poem("haiku.txt");
+    let good_poem = poem_bytes("haiku.txt");
     let good = ServerThread::start(&good_poem, fast());
     let refusing = RawServer::start(1, |stream| {
         // As in the test below: let the client's connect complete first.
@@ -172,9 +172,9 @@ fn a_clean_close_after_no_bytes_is_an_empty_poem() {
 
 #[test]
 fn a_reset_mid_poem_is_incomplete_and_not_printed() {
-    let poem = shared_poem("lighthouse.txt");
+    let poem = poem_bytes("lighthouse.txt");
     let half = poem.len() / 2;
-    let good_poem = shared_poem("haiku.txt");
+    let good_poem = poem_bytes("haiku.txt");
     let good = ServerThread::start(&good_poem, fast());
     // If the reset arrives before the client's reactor has seen its connect complete,
     // the connect itself reports the reset (`SO_ERROR`), as Twisted's would: a
@@ -223,8 +223,8 @@ fn a_reset_mid_poem_is_incomplete_and_not_printed() {
 #[test]
 fn timeout_gives_up_on_a_slow_server_only() {
     // 3003 bytes at 10 every 50 ms would take 15 s; the fast one is done at once.
-    let slow_poem = shared_poem("lighthouse.txt");
-    let fast_poem = shared_poem("crlf.txt");
+    let slow_poem = poem_bytes("lighthouse.txt");
+    let fast_poem = poem_bytes("crlf.txt");
     let slow_server = ServerThread::start(&slow_poem, slow(10, Duration::from_millis(50)));
     let fast_server = ServerThread::start(&fast_poem, fast());
     let began = Instant::now();
@@ -256,7 +256,7 @@ fn timeout_gives_up_on_a_slow_server_only() {
 
 #[test]
 fn a_timeout_that_does_not_expire_changes_nothing() {
-    let poem = shared_poem("ete.txt");
+    let poem = poem_bytes("ete.txt");
     let server = ServerThread::start(&poem, slow(100, Duration::from_millis(5)));
     let run = run_client(&["--timeout".to_owned(), "15".to_owned(), server.address()]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -267,7 +267,7 @@ fn a_timeout_that_does_not_expire_changes_nothing() {
 #[test]
 fn two_hundred_downloads_from_one_slow_server() {
     const CLIENTS: usize = 200;
-    let poem = shared_poem("lighthouse.txt");
+    let poem = poem_bytes("lighthouse.txt");
     let server = ServerThread::start(&poem, slow(300, Duration::from_millis(10)));
     let addresses = vec![server.address(); CLIENTS];
     let began = Instant::now();
@@ -292,7 +292,7 @@ fn two_hundred_downloads_from_one_slow_server() {
 
 #[test]
 fn host_names_and_ipv6_addresses_connect() {
-    let poem = shared_poem("haiku.txt");
+    let poem = poem_bytes("haiku.txt");
     let v4 = ServerThread::start(&poem, fast());
     let mut addresses = vec![format!("localhost:{}", v4.port), v4.port.to_string()];
     let v6 = std::net::TcpListener::bind("[::1]:0").is_ok().then(|| {
@@ -335,7 +335,7 @@ fn host_names_and_ipv6_addresses_connect() {
 
 #[test]
 fn verbose_timeline_and_progress_write_to_stderr_only() {
-    let poem = shared_poem("ete.txt");
+    let poem = poem_bytes("ete.txt");
     let server = ServerThread::start(&poem, slow(200, Duration::from_millis(5)));
     let run = run_client(&[
         "--verbose".to_owned(),
@@ -371,7 +371,7 @@ fn verbose_timeline_and_progress_write_to_stderr_only() {
 fn interrupted_downloads_are_reported_incomplete() {
     // Ctrl-C mid-poem: the reactor stops, every open download ends as incomplete,
     // nothing reaches stdout, and the summary still comes.
-    let poem = shared_poem("lighthouse.txt");
+    let poem = poem_bytes("lighthouse.txt");
     let server = ServerThread::start(&poem, slow(10, Duration::from_millis(20)));
     let mut child = util::ChildGuard(
         std::process::Command::new(util::client_binary())
@@ -382,9 +382,9 @@ fn interrupted_downloads_are_reported_incomplete() {
             .spawn()
             .expect("poetry-client starts"),
     );
-    let (out, out_reader) = util::collect(child.0.stdout.take().unwrap());
-    let (err, err_reader) = util::collect(child.0.stderr.take().unwrap());
-    let text = || String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
+    let (out, out_reader) = util::Collected::spawn(child.0.stdout.take().unwrap());
+    let (err, err_reader) = util::Collected::spawn(child.0.stderr.take().unwrap());
+    let text = || err.text();
     let deadline = Instant::now() + util::PATIENCE;
     while !(text().contains("Task 1: got") && text().contains("Task 2: got")) {
         assert!(Instant::now() < deadline, "no bytes arrived:\n{}", text());
@@ -400,7 +400,7 @@ fn interrupted_downloads_are_reported_incomplete() {
     let _ = (out_reader.join(), err_reader.join());
     let stderr = text();
     assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(out.lock().unwrap().is_empty(), "a partial poem was printed");
+    assert!(out.take().is_empty(), "a partial poem was printed");
     for task in 1..=2 {
         assert!(
             stderr.contains(&format!("Task {task}: INCOMPLETE poem from")),
@@ -414,16 +414,10 @@ fn interrupted_downloads_are_reported_incomplete() {
 /// one line on stderr, which is returned.
 #[track_caller]
 fn usage_error(args: &[&str]) -> String {
-    let run = run_client(args);
-    assert_eq!(run.code, Some(2), "{args:?}: {}", run.stderr);
-    assert!(run.stdout.is_empty(), "{args:?} printed on stdout");
-    assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {:?}", run.stderr);
-    assert!(
-        run.stderr.starts_with("poetry-client: "),
-        "{:?}",
-        run.stderr
-    );
-    run.stderr
+    let mut command = std::process::Command::new(util::client_binary());
+    command.args(args);
+    let output = util::run_bounded(command, util::PATIENCE);
+    test_support::one_line_error(&output, "poetry-client", 2)
 }
 
 #[test]
@@ -465,7 +459,7 @@ fn help_and_version_exit_0_on_stdout() {
 #[test]
 fn a_poem_over_the_size_limit_is_cut_off_and_reported() {
     let big = pseudo_random(256 * 1024, 7);
-    let small = shared_poem("haiku.txt");
+    let small = poem_bytes("haiku.txt");
     let big_server = ServerThread::start(&big, fast());
     let small_server = ServerThread::start(&small, fast());
     let run = run_client(&[

@@ -10,7 +10,7 @@ mod util;
 use std::process::Command;
 use std::time::Duration;
 
-use util::{assert_same_bytes, build_example, dead_port, fast, shared_poem, slow, ServerThread};
+use util::{assert_same_bytes, build_example, dead_port, fast, poem_bytes, slow, ServerThread};
 
 #[test]
 fn get_poetry_stack_prints_the_reactor_under_the_protocol() {
@@ -56,7 +56,7 @@ fn get_poetry_stack_prints_the_reactor_under_the_protocol() {
 #[test]
 fn get_poetry_simple_prints_the_poems_alone_in_completion_order() {
     // The first address is the slowest: its poem must come last.
-    let (slow_poem, fast_poem) = (shared_poem("haiku.txt"), shared_poem("ete.txt"));
+    let (slow_poem, fast_poem) = (poem_bytes("haiku.txt"), poem_bytes("ete.txt"));
     let slow_server = ServerThread::start(&slow_poem, slow(40, Duration::from_millis(40)));
     let fast_server = ServerThread::start(&fast_poem, fast());
     let mut command = Command::new(build_example("get_poetry_simple"));

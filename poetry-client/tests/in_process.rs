@@ -12,7 +12,7 @@ use std::time::Duration;
 use poetry_client::{download_all, parse_address, start, ClientOptions, Outcome, Task};
 use poetry_server::{serve, Poem};
 use reactor::Reactor;
-use util::{assert_same_bytes, fast, shared_poem, shared_poems, slow, ServerThread};
+use util::{assert_same_bytes, fast, poem_bytes, poems, slow, ServerThread};
 
 /// Runs `reactor` until the client stops it, with a watchdog so a bug cannot hang the
 /// test.
@@ -43,7 +43,7 @@ fn timeline() -> ClientOptions {
 #[test]
 fn client_and_servers_share_one_reactor() {
     let mut reactor = Reactor::new().unwrap();
-    let poems = shared_poems();
+    let poems = poems();
     let mut addresses = Vec::new();
     let mut factories = Vec::new();
     for (path, _) in &poems {
@@ -98,7 +98,7 @@ fn downloads_interleave_on_one_thread() {
     let mut reactor = Reactor::new().unwrap();
     let poems: Vec<Vec<u8>> = ["ete.txt", "crlf.txt", "haiku.txt"]
         .iter()
-        .map(|name| shared_poem(name))
+        .map(|name| poem_bytes(name))
         .collect();
     let mut addresses = Vec::new();
     for poem in &poems {
@@ -142,7 +142,7 @@ fn downloads_interleave_on_one_thread() {
 
 #[test]
 fn a_poem_finished_in_time_cancels_its_timeout() {
-    let poem = shared_poem("lighthouse.txt");
+    let poem = poem_bytes("lighthouse.txt");
     let server = ServerThread::start(&poem, slow(500, Duration::from_millis(5)));
     let mut reactor = Reactor::new().unwrap();
     let options = ClientOptions {
@@ -164,7 +164,7 @@ fn a_poem_finished_in_time_cancels_its_timeout() {
 
 #[test]
 fn a_poem_too_slow_times_out_and_leaves_no_timer() {
-    let poem = shared_poem("lighthouse.txt");
+    let poem = poem_bytes("lighthouse.txt");
     let server = ServerThread::start(&poem, slow(10, Duration::from_millis(30)));
     let mut reactor = Reactor::new().unwrap();
     let options = ClientOptions {
@@ -197,7 +197,7 @@ fn a_poem_too_slow_times_out_and_leaves_no_timer() {
 
 #[test]
 fn get_poetry_returns_the_tasks_in_address_order() {
-    let poems = [shared_poem("haiku.txt"), shared_poem("ete.txt")];
+    let poems = [poem_bytes("haiku.txt"), poem_bytes("ete.txt")];
     let servers = [
         ServerThread::start(&poems[0], slow(100, Duration::from_millis(10))),
         ServerThread::start(&poems[1], fast()),

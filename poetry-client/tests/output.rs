@@ -8,14 +8,14 @@ use std::fs::OpenOptions;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use util::{fast, pseudo_random, shared_poem, ChildGuard, ServerThread, PATIENCE};
+use util::{fast, poem_bytes, pseudo_random, ChildGuard, ServerThread, PATIENCE};
 
 #[test]
 fn a_full_stdout_fails_the_run_with_one_line() {
     let Ok(full) = OpenOptions::new().write(true).open("/dev/full") else {
         panic!("/dev/full is missing: this test needs Linux's full device");
     };
-    let poem = shared_poem("ete.txt");
+    let poem = poem_bytes("ete.txt");
     let server = ServerThread::start(&poem, fast());
     let mut command = Command::new(util::client_binary());
     command.arg(server.address()).stdout(full);
@@ -49,7 +49,7 @@ fn a_reader_that_leaves_early_makes_a_quiet_failure() {
             .spawn()
             .expect("poetry-client starts"),
     );
-    let (err, err_reader) = util::collect(child.0.stderr.take().unwrap());
+    let (err, err_reader) = util::Collected::spawn(child.0.stderr.take().unwrap());
     let mut stdout = child.0.stdout.take().unwrap();
     let mut first = [0u8; 10];
     stdout.read_exact(&mut first).expect("the poem starts");
@@ -57,7 +57,7 @@ fn a_reader_that_leaves_early_makes_a_quiet_failure() {
     drop(stdout); // `head -c 10` is done
     let status = child.wait_for(PATIENCE).expect("the client ends");
     let _ = err_reader.join();
-    let stderr = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
+    let stderr = err.text();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("poetry-client:"), "not quiet: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

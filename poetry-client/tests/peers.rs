@@ -71,7 +71,7 @@ fn gets_every_poem_from_twisted_servers_in_order() {
     let large = util::pseudo_random(3 * 1024 * 1024 + 5, 42);
     let large_path = dir.join("large.bin");
     std::fs::write(&large_path, &large).unwrap();
-    let mut poems = util::shared_poems();
+    let mut poems = util::poems();
     poems.push((large_path, large));
     let servers: Vec<TwistedServer> = poems
         .iter()

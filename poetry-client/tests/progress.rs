@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use poetry_client::report::redraw;
 use util::screen::Screen;
-use util::{dead_port, run_client, shared_poem, slow, ServerThread};
+use util::{dead_port, poem_bytes, run_client, slow, ServerThread};
 
 fn frame(out: &mut Vec<u8>, drawn: usize, notices: &[&str], lines: &[&str]) -> usize {
     let notices: Vec<String> = notices.iter().map(|s| s.to_string()).collect();
@@ -59,7 +59,7 @@ fn a_block_that_shrinks_leaves_no_stale_row() {
 fn the_client_prints_a_failure_once_above_its_progress_block() {
     // The first frame is drawn before the refusal is seen (the reactor runs its
     // start-up calls before its first poll), so the failure comes between frames.
-    let poem = shared_poem("haiku.txt");
+    let poem = poem_bytes("haiku.txt");
     let server = ServerThread::start(&poem, slow(16, Duration::from_millis(30)));
     let dead = dead_port();
     let run = run_client(&["--progress".to_owned(), server.address(), dead.to_string()]);
