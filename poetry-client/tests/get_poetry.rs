@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use deferred::{catch_unhandled, ensure_deferred, Deferred, DeferredError, Failure};
 use poetry_client::{get_poetry, get_poetry_with, parse_address, GetOptions, PoetryError};
 use reactor::Reactor;
-use util::{assert_same_bytes, dead_port, fast, shared_poem, slow, RawServer, ServerThread};
+use util::{assert_same_bytes, dead_port, fast, poem_bytes, slow, RawServer, ServerThread};
 
 /// Turns the reactor until `d` has a result (bounded), and takes it.
 fn wait<T: 'static>(reactor: &mut Reactor, d: &mut Deferred<T>) -> Result<T, Failure> {
@@ -34,7 +34,7 @@ fn poetry_error(failure: Failure) -> PoetryError {
 #[test]
 fn a_whole_poem_arrives_as_the_deferreds_value() {
     let _guard = catch_unhandled();
-    let poem = shared_poem("ete.txt");
+    let poem = poem_bytes("ete.txt");
     let server = ServerThread::start(&poem, slow(50, Duration::from_millis(5)));
     let mut reactor = Reactor::new().unwrap();
     let address = parse_address(&server.address()).unwrap();
@@ -82,7 +82,7 @@ fn a_reset_before_the_first_byte_is_a_refusal() {
 #[test]
 fn a_poem_past_the_limit_is_cut_off() {
     let _guard = catch_unhandled();
-    let poem = shared_poem("lighthouse.txt");
+    let poem = poem_bytes("lighthouse.txt");
     let server = ServerThread::start(&poem, fast());
     let mut reactor = Reactor::new().unwrap();
     let options = GetOptions {
@@ -101,7 +101,7 @@ fn a_poem_past_the_limit_is_cut_off() {
 #[test]
 fn cancelling_aborts_the_download() {
     let _guard = catch_unhandled();
-    let poem = shared_poem("lighthouse.txt");
+    let poem = poem_bytes("lighthouse.txt");
     let server = ServerThread::start(&poem, slow(10, Duration::from_millis(20)));
     let mut reactor = Reactor::new().unwrap();
     let mut d = get_poetry(&mut reactor, &parse_address(&server.address()).unwrap());
@@ -127,7 +127,7 @@ fn cancelling_aborts_the_download() {
 #[test]
 fn cancelling_while_connecting_stops_the_attempt() {
     let _guard = catch_unhandled();
-    let server = ServerThread::start(&shared_poem("haiku.txt"), fast());
+    let server = ServerThread::start(&poem_bytes("haiku.txt"), fast());
     let mut reactor = Reactor::new().unwrap();
     let mut d = get_poetry(&mut reactor, &parse_address(&server.address()).unwrap());
     d.cancel(); // before the reactor even turned
@@ -145,7 +145,7 @@ fn cancelling_while_connecting_stops_the_attempt() {
 #[test]
 fn an_async_fn_awaits_several_poems() {
     let _guard = catch_unhandled();
-    let poems = [shared_poem("haiku.txt"), shared_poem("crlf.txt")];
+    let poems = [poem_bytes("haiku.txt"), poem_bytes("crlf.txt")];
     let servers = poems.clone().map(|p| ServerThread::start(&p, fast()));
     let addresses = servers
         .each_ref()

@@ -6,7 +6,7 @@ mod util;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use util::{assert_same_bytes, build_example, dead_port, fast, shared_poem, slow, ServerThread};
+use util::{assert_same_bytes, build_example, dead_port, fast, poem_bytes, slow, ServerThread};
 
 fn run(example: &str, args: &[String]) -> Output {
     let mut command = Command::new(build_example(example));
@@ -21,7 +21,7 @@ fn printed(poems: &[&[u8]]) -> Vec<u8> {
 
 /// A fast server and a slower one: the fast poem finishes first.
 fn two_servers() -> (ServerThread, ServerThread, Vec<u8>, Vec<u8>) {
-    let (slow_poem, fast_poem) = (shared_poem("ete.txt"), shared_poem("haiku.txt"));
+    let (slow_poem, fast_poem) = (poem_bytes("ete.txt"), poem_bytes("haiku.txt"));
     let slow_server = ServerThread::start(&slow_poem, slow(100, Duration::from_millis(40)));
     let fast_server = ServerThread::start(&fast_poem, fast());
     (slow_server, fast_server, slow_poem, fast_poem)
@@ -72,7 +72,7 @@ fn client_3_1_and_4_0_report_a_failure_and_still_finish() {
 
 #[test]
 fn client_5_0_cummingsifies_or_recovers_the_original() {
-    let poem = shared_poem("ete.txt");
+    let poem = poem_bytes("ete.txt");
     let server = ServerThread::start(&poem, fast());
     // cummingsify fails one time in three: both endings are right, nothing else is.
     let lowered = String::from_utf8_lossy(&poem).to_lowercase().into_bytes();
@@ -98,9 +98,9 @@ fn client_5_0_cummingsifies_or_recovers_the_original() {
 
 #[test]
 fn client_8_0_gathers_the_poems_and_its_timeout_cancels_the_slow_one() {
-    let long = shared_poem("lighthouse.txt"); // ~15 s at this pace
+    let long = poem_bytes("lighthouse.txt"); // ~15 s at this pace
     let slow_server = ServerThread::start(&long, slow(10, Duration::from_millis(100)));
-    let (quick, other) = (shared_poem("haiku.txt"), shared_poem("crlf.txt"));
+    let (quick, other) = (poem_bytes("haiku.txt"), poem_bytes("crlf.txt"));
     let (quick_server, other_server) = (
         ServerThread::start(&quick, fast()),
         ServerThread::start(&other, fast()),

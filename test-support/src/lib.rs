@@ -29,7 +29,7 @@ pub mod process;
 pub use build::{build_example, workspace};
 pub use bytes::{assert_same_bytes, pseudo_random, Xorshift};
 pub use net::{dead_port, parse_port, reset};
-pub use peers::{peer_or_skip, skip, skip_log, under_ci};
+pub use peers::{peer_or_skip, skip, skip_log, twisted_peer, twisted_python, under_ci};
 pub use poems::{poem, poem_bytes, poems, poems_dir};
 pub use process::{
     one_line_error, run_bounded, run_bounded_with_stdout, ChildGuard, Collected, PATIENCE,

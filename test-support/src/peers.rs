@@ -57,3 +57,28 @@ pub fn skip_log() -> Option<PathBuf> {
     let target = exe.parent()?.parent()?.parent()?;
     Some(target.join("skipped-tests.txt"))
 }
+
+/// A Python that can import Twisted: `$TWISTED_PYTHON`, else the workspace's
+/// `.venv/bin/python` (what `.ci/run` makes). `None` if neither can.
+pub fn twisted_python() -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(path) = std::env::var_os("TWISTED_PYTHON") {
+        candidates.push(PathBuf::from(path));
+    }
+    candidates.push(crate::workspace().join(".venv/bin/python"));
+    candidates.into_iter().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", "import twisted"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// A Twisted peer script of the benchmark's (`bench/peers/twisted/<script>`), if there.
+pub fn twisted_peer(script: &str) -> Option<PathBuf> {
+    let path = crate::workspace().join("bench/peers/twisted").join(script);
+    path.is_file().then_some(path)
+}

@@ -26,7 +26,7 @@ use reactor::{Reactor, ReactorHandle};
 // What every crate's tests share, written once in test-support.
 pub(crate) use test_support::{
     assert_same_bytes, dead_port, poem_bytes, poems, pseudo_random, reset, run_bounded,
-    run_bounded_with_stdout, ChildGuard, Collected, PATIENCE,
+    run_bounded_with_stdout, twisted_peer, twisted_python, ChildGuard, Collected, PATIENCE,
 };
 
 /// The `poetry-client` binary under test.
@@ -213,31 +213,4 @@ pub(crate) fn run_client<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> ClientRun {
 /// Builds this crate's example `name` and returns its path.
 pub(crate) fn build_example(name: &str) -> PathBuf {
     test_support::build_example("poetry-client", name)
-}
-
-/// A Python that can import Twisted: `$TWISTED_PYTHON`, else the workspace's
-/// `.venv/bin/python`. `None` if neither can.
-pub(crate) fn twisted_python() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(path) = std::env::var_os("TWISTED_PYTHON") {
-        candidates.push(PathBuf::from(path));
-    }
-    candidates.push(test_support::workspace().join(".venv/bin/python"));
-    candidates.into_iter().find(|python| {
-        Command::new(python)
-            .args(["-c", "import twisted"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-/// A Twisted peer written for the benchmark (`bench/peers/twisted/<script>`).
-pub(crate) fn twisted_peer(script: &str) -> Option<PathBuf> {
-    let path = test_support::workspace()
-        .join("bench/peers/twisted")
-        .join(script);
-    path.is_file().then_some(path)
 }
