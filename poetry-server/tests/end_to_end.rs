@@ -10,21 +10,10 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use util::{fetch, pseudo_random, run_bounded, shared_poem, shared_poems, ScratchDir, Server};
-
-/// Compares two byte strings without printing megabytes when they differ.
-#[track_caller]
-fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
-    if got != want {
-        let first = got.iter().zip(want).position(|(a, b)| a != b);
-        panic!(
-            "{what}: got {} bytes, want {}; first difference at {:?}",
-            got.len(),
-            want.len(),
-            first.unwrap_or(got.len().min(want.len()))
-        );
-    }
-}
+use util::{
+    assert_same_bytes, fetch, pseudo_random, reset, run_bounded, shared_poem, shared_poems,
+    ScratchDir, Server,
+};
 
 #[test]
 fn serves_each_shared_poem_byte_exact_in_fast_mode() {
@@ -304,27 +293,6 @@ fn tcp_state(stream: &TcpStream) -> u8 {
     info[0]
 }
 
-/// Closes `stream` with a reset (SO_LINGER 0) instead of a FIN.
-fn reset(stream: TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `linger` (a valid struct of the size given) only.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt SO_LINGER");
-    drop(stream);
-}
-
 #[test]
 fn survives_clients_that_talk_reset_or_leave_early() {
     let (path, want) = shared_poem("haiku.txt");
@@ -418,12 +386,7 @@ fn refused(args: &[&str]) -> String {
     let mut command = Command::new(util::server_binary());
     command.args(args);
     let output = run_bounded(command, util::PATIENCE);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(output.stdout.is_empty(), "{args:?} printed on stdout");
-    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
-    assert!(stderr.starts_with("poetry-server: "), "{stderr:?}");
-    stderr
+    test_support::one_line_error(&output, "poetry-server", 2)
 }
 
 #[test]

@@ -22,27 +22,13 @@ use std::time::{Duration, Instant};
 // subset of them.
 #[allow(unused_imports)]
 pub(crate) use crate::util::{
-    pseudo_random, run_bounded, server_binary, shared_poem, ChildGuard, Collected, ScratchDir,
-    PATIENCE,
+    assert_same_bytes, parse_port, pseudo_random, reset, run_bounded, server_binary, shared_poem,
+    ChildGuard, Collected, ScratchDir, PATIENCE,
 };
 
 /// How far above its baseline the server's resident memory may be once a storm is
 /// over (and while clients that never read hold their connections).
 pub(crate) const RSS_SLACK_KIB: u64 = 8 * 1024;
-
-/// Compares two byte strings without printing megabytes when they differ.
-#[track_caller]
-pub(crate) fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
-    if got != want {
-        let first = got.iter().zip(want).position(|(a, b)| a != b);
-        panic!(
-            "{what}: got {} bytes, want {}; first difference at {:?}",
-            got.len(),
-            want.len(),
-            first.unwrap_or(got.len().min(want.len()))
-        );
-    }
-}
 
 /// A server process under test: the binary, or this test binary re-run as a server.
 #[derive(Debug)]
@@ -90,7 +76,7 @@ impl ServerProcess {
         while found.len() < ports {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
-                Ok(line) => found.extend(port_in(&line)),
+                Ok(line) => found.extend(parse_port(&line)),
                 Err(_) => panic!(
                     "the server announced {} of {ports} ports; stderr:\n{}",
                     found.len(),
@@ -189,13 +175,6 @@ impl ServerProcess {
     }
 }
 
-/// The number after `on port ` in a line, if any.
-fn port_in(line: &str) -> Option<u16> {
-    let rest = &line[line.find("on port ")? + "on port ".len()..];
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok()
-}
-
 /// Makes `command` run with at most `limit` open descriptors (soft and hard), as
 /// `prlimit --nofile=N:N` would.
 pub(crate) fn limit_descriptors(command: &mut Command, limit: u64) {
@@ -275,14 +254,6 @@ pub(crate) fn all_whole(clients: Vec<JoinHandle<Result<usize, String>>>) -> usiz
         }
     }
     whole
-}
-
-/// Closes `stream` with a reset (SO_LINGER 0) instead of a FIN.
-pub(crate) fn reset(stream: TcpStream) {
-    socket2::SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .expect("SO_LINGER 0");
-    drop(stream);
 }
 
 /// Reads from `stream` until at least `at_least` bytes came (or the end); returns them.

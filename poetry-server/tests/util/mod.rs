@@ -5,8 +5,8 @@
 //! Every wait here has a deadline, and every child process is killed when its guard is
 //! dropped, so a failing test never leaves a server behind or hangs the suite.
 
-// Each test file uses its own subset of these helpers.
-#![allow(dead_code)]
+// Each test file uses its own subset of these helpers (and of the re-exports).
+#![allow(dead_code, unused_imports)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Shutdown, TcpStream};
@@ -17,65 +17,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long any one step (a start, a download, a child's exit) may take before the
-/// test gives up.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
+// What every crate's tests share, written once in test-support (under the names these
+// tests have always used).
+pub(crate) use test_support::{
+    assert_same_bytes, parse_port, poem as shared_poem, poems as shared_poems, pseudo_random,
+    reset, run_bounded, twisted_peer, twisted_python, workspace, ChildGuard, Collected, PATIENCE,
+};
 
 /// The `poetry-server` binary under test.
 pub(crate) fn server_binary() -> &'static str {
     env!("CARGO_BIN_EXE_poetry-server")
-}
-
-/// The workspace root.
-pub(crate) fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate sits in the workspace")
-        .to_path_buf()
-}
-
-/// The project's own poems (`poems/` at the workspace root).
-pub(crate) fn poetry_dir() -> PathBuf {
-    workspace().join("poems")
-}
-
-/// One shared poem's path and bytes.
-pub(crate) fn shared_poem(name: &str) -> (PathBuf, Vec<u8>) {
-    let path = poetry_dir().join(name);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    (path, bytes)
-}
-
-/// Every shared poem, sorted by name: `(path, bytes)`.
-pub(crate) fn shared_poems() -> Vec<(PathBuf, Vec<u8>)> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(poetry_dir())
-        .expect("the shared poetry directory")
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no poems in {}", poetry_dir().display());
-    paths
-        .into_iter()
-        .map(|p| {
-            let bytes = std::fs::read(&p).expect("a shared poem");
-            (p, bytes)
-        })
-        .collect()
-}
-
-/// `len` pseudo-random bytes (xorshift; NULs and every other byte value included).
-pub(crate) fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// A directory of its own for one test, removed on drop.
@@ -108,92 +59,6 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process that is killed (and reaped) when dropped.
-#[derive(Debug)]
-pub(crate) struct ChildGuard(pub(crate) Child);
-
-impl ChildGuard {
-    /// Waits at most `limit` for the child to exit on its own.
-    pub(crate) fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Collects a child's output stream on a thread of its own, so the child never blocks
-/// on a full pipe.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Collected(Arc<Mutex<Vec<u8>>>);
-
-impl Collected {
-    pub(crate) fn spawn(mut from: impl Read + Send + 'static) -> (Self, thread::JoinHandle<()>) {
-        let collected = Collected::default();
-        let sink = collected.clone();
-        let reader = thread::spawn(move || {
-            let mut buf = [0u8; 64 * 1024];
-            loop {
-                match from.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => sink.0.lock().unwrap().extend_from_slice(&buf[..n]),
-                }
-            }
-        });
-        (collected, reader)
-    }
-
-    /// What has arrived so far, as text.
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// Runs `command` to completion with its output captured; kills it and panics if it
-/// takes longer than `limit`.
-pub(crate) fn run_bounded(mut command: Command, limit: Duration) -> Output {
-    let shown = format!("{command:?}");
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard(
-        command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {shown}: {e}")),
-    );
-    let (out, out_reader) = Collected::spawn(child.0.stdout.take().unwrap());
-    let (err, err_reader) = Collected::spawn(child.0.stderr.take().unwrap());
-    let Some(status) = child.wait_for(limit) else {
-        panic!(
-            "{shown} did not finish within {limit:?}; stderr so far:\n{}",
-            err.text()
-        );
-    };
-    let _ = out_reader.join();
-    let _ = err_reader.join();
-    let stdout = std::mem::take(&mut *out.0.lock().unwrap());
-    let stderr = std::mem::take(&mut *err.0.lock().unwrap());
-    Output {
-        status,
-        stdout,
-        stderr,
     }
 }
 
@@ -326,33 +191,4 @@ pub(crate) fn nc() -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join("nc"))
         .find(|candidate| candidate.is_file())
-}
-
-/// A Python that can import Twisted: `$TWISTED_PYTHON`, else the workspace's
-/// `.venv/bin/python`. `None` (after printing why) if neither can.
-pub(crate) fn twisted_python() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(path) = std::env::var_os("TWISTED_PYTHON") {
-        candidates.push(PathBuf::from(path));
-    }
-    candidates.push(workspace().join(".venv/bin/python"));
-    for python in candidates {
-        let works = Command::new(&python)
-            .args(["-c", "import twisted"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if works {
-            return Some(python);
-        }
-    }
-    None
-}
-
-/// The Twisted peers written for the benchmark (`bench/peers/twisted`).
-pub(crate) fn twisted_peer(script: &str) -> Option<PathBuf> {
-    let path = workspace().join("bench/peers/twisted").join(script);
-    path.is_file().then_some(path)
 }
