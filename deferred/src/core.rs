@@ -30,8 +30,9 @@ pub(crate) enum Next {
     Wait(Rc<Core>),
 }
 
-/// A callback/errback pair, erased.
-pub(crate) type Callback = Box<dyn FnOnce(Outcome) -> Next>;
+/// A callback/errback pair, erased; it gets the place it was added (so a closure
+/// that captures nothing else costs no allocation).
+pub(crate) type Callback = Box<dyn FnOnce(Outcome, &'static Location<'static>) -> Next>;
 
 /// What a canceller becomes once erased: it gets the chain to fire.
 pub(crate) type Canceller = Box<dyn FnOnce(&Rc<Core>)>;
@@ -304,7 +305,7 @@ fn settle(core: &Core) -> Option<Rc<Core>> {
 
 /// Runs one step; its result (or what it waits for) is put in place.
 fn call(f: Callback, input: Outcome, at: &'static Location<'static>) -> Next {
-    panic::catch_unwind(AssertUnwindSafe(move || f(input)))
+    panic::catch_unwind(AssertUnwindSafe(move || f(input, at)))
         .unwrap_or_else(|payload| Next::Done(Err(Failure::from_panic(payload.as_ref(), at))))
 }
 

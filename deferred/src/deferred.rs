@@ -165,7 +165,7 @@ impl<T: 'static> Deferred<T> {
     fn push<U: 'static>(
         self,
         at: &'static Location<'static>,
-        f: impl FnOnce(Outcome) -> Next + 'static,
+        f: impl FnOnce(Outcome, &'static Location<'static>) -> Next + 'static,
     ) -> Deferred<U> {
         let core = self.into_core();
         core::add(&core, Step::Call(Box::new(f), at));
@@ -187,7 +187,7 @@ impl<T: 'static> Deferred<T> {
         F: FnOnce(T) -> R + 'static,
     {
         let at = Location::caller();
-        self.push(at, move |outcome| match outcome {
+        self.push(at, move |outcome, at| match outcome {
             Ok(value) => match unerase::<T>(value, at) {
                 Ok(value) => next_of(f(value)),
                 Err(failure) => Next::Done(Err(failure)),
@@ -205,7 +205,7 @@ impl<T: 'static> Deferred<T> {
         R: CallbackOutput<Value = T>,
         F: FnOnce(Failure) -> R + 'static,
     {
-        self.push(Location::caller(), move |outcome| match outcome {
+        self.push(Location::caller(), move |outcome, _| match outcome {
             Ok(value) => Next::Done(Ok(value)),
             Err(failure) => next_of(f(failure)),
         })
@@ -223,7 +223,7 @@ impl<T: 'static> Deferred<T> {
         G: FnOnce(Failure) -> E + 'static,
     {
         let at = Location::caller();
-        self.push(at, move |outcome| match outcome {
+        self.push(at, move |outcome, at| match outcome {
             Ok(value) => match unerase::<T>(value, at) {
                 Ok(value) => next_of(callback(value)),
                 Err(failure) => Next::Done(Err(failure)),
@@ -242,7 +242,7 @@ impl<T: 'static> Deferred<T> {
         F: FnOnce(Result<T, Failure>) -> R + 'static,
     {
         let at = Location::caller();
-        self.push(at, move |outcome| {
+        self.push(at, move |outcome, at| {
             let result = match outcome {
                 Ok(value) => unerase::<T>(value, at),
                 Err(failure) => Err(failure),
