@@ -6,13 +6,14 @@
 //! nc 127.0.0.1 10000
 //! ```
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use poetry_cli::{one_line, parse_seconds};
-use poetry_server::{serve_on_threads, ServerError, ServerOptions};
+use poetry_cli::{escape_controls, one_line, parse_seconds};
+use poetry_server::{serve_on_threads, SendBuffer, ServerError, ServerOptions};
 
 /// Serves a poem to every client that connects, then closes the connection.
 #[derive(Debug, Parser)]
@@ -32,7 +33,8 @@ struct Args {
     /// Seconds between sends; 0 is the fast server (as fast as the client reads).
     #[arg(long, default_value = "0.7", value_parser = parse_seconds, allow_hyphen_values = true)]
     delay: Duration,
-    /// Most connections served at once; more are refused with a clean close.
+    /// Most connections served at once, over every reactor; more are refused with a
+    /// reset.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_connections: u32,
     /// Close a connection that makes no progress for this many seconds (in slow mode at
@@ -44,9 +46,29 @@ struct Args {
     #[arg(long)]
     no_sendfile: bool,
     /// Reactor threads sharing the port (SO_REUSEPORT); connections are spread
-    /// across them and --max-connections is shared out.
+    /// across them, --max-connections caps them all together.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     reactors: u16,
+    /// Kernel send buffer per connection: `auto` (sized so that --max-connections
+    /// clients that never read fit in half the kernel's TCP memory), `kernel` (the
+    /// kernel's autotuning, unbounded), or a number of bytes (SO_SNDBUF).
+    #[arg(long, default_value = "auto", value_parser = parse_send_buffer)]
+    send_buffer: SendBuffer,
+    /// Congestion control for every connection (TCP_CONGESTION, e.g. reno or cubic);
+    /// the system's default if absent.
+    #[arg(long, value_name = "NAME")]
+    congestion_control: Option<String>,
+}
+
+fn parse_send_buffer(text: &str) -> Result<SendBuffer, String> {
+    match text {
+        "auto" => Ok(SendBuffer::Budgeted),
+        "kernel" => Ok(SendBuffer::Kernel),
+        _ => match text.parse::<usize>() {
+            Ok(bytes @ 4096..=268_435_456) => Ok(SendBuffer::Bytes(bytes)),
+            _ => Err("expected auto, kernel or a number of bytes from 4096 to 268435456".into()),
+        },
+    }
 }
 
 /// Lets this process hold as many descriptors as it may serve connections.
@@ -74,6 +96,8 @@ fn run(args: Args) -> Result<(), ServerError> {
         idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
         sendfile: !args.no_sendfile,
         reuse_port: false,
+        send_buffer: args.send_buffer,
+        congestion_control: args.congestion_control,
     };
     raise_descriptor_limit(options.max_connections as u64 + 64);
     let stats = serve_on_threads(
@@ -81,15 +105,25 @@ fn run(args: Args) -> Result<(), ServerError> {
         options,
         args.reactors as usize,
         |name, port| {
-            println!("Serving {name} on port {port}.");
-            let _ = std::io::Write::flush(&mut std::io::stdout());
+            let mut stdout = std::io::stdout().lock();
+            let written = writeln!(stdout, "Serving {} on port {port}.", escape_controls(name))
+                .and_then(|()| stdout.flush());
+            if let Err(e) = written {
+                // No one reads the status line; serving goes on.
+                say(&format!("poetry-server: cannot write the status line: {e}"));
+            }
         },
     )?;
-    eprintln!(
+    say(&format!(
         "poetry-server: stopped; {} poems sent whole, {} sends cut short, {} connections refused.",
         stats.completed, stats.interrupted, stats.refused
-    );
+    ));
     Ok(())
+}
+
+/// One line on standard error, if it can be written.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn main() -> ExitCode {
@@ -110,7 +144,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let values = [quoted[0].as_str(), quoted[1].as_str()];
-            eprintln!("poetry-server: {}", one_line(&e.to_string(), &values));
+            say(&format!(
+                "poetry-server: {}",
+                one_line(&e.to_string(), &values)
+            ));
             ExitCode::from(2)
         }
     }

@@ -32,6 +32,39 @@ pub struct Poem {
     path: Option<PathBuf>,
     len: u64,
     body: Body,
+    /// Whether the poem is valid UTF-8: known for poems in memory, `None` for streamed
+    /// files (not read whole at start).
+    utf8: Option<bool>,
+}
+
+/// What a streamed file looked like when a connection started: a send that ends with
+/// the file in another state did not deliver the poem it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileState {
+    len: u64,
+    modified: (i64, i64),
+}
+
+impl FileState {
+    fn of(file: &File) -> io::Result<FileState> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = file.metadata()?;
+        Ok(FileState {
+            len: metadata.len(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+        })
+    }
+
+    /// Whether a file that was `self` and is now `now` still holds the same first
+    /// `served` bytes, as far as its size and modification time tell: it may have grown
+    /// (appended to; its time moves then) but not shrunk below what is served, and at
+    /// an unchanged size its time must not have moved (rewritten in place).
+    pub fn still_serves(&self, now: &FileState, served: u64) -> bool {
+        if now.len < served || now.len < self.len {
+            return false;
+        }
+        now.len > self.len || now.modified == self.modified
+    }
 }
 
 impl Poem {
@@ -47,6 +80,7 @@ impl Poem {
             path: None,
             len: bytes.len() as u64,
             body: Body::Memory(Rc::from(bytes)),
+            utf8: Some(std::str::from_utf8(bytes).is_ok()),
         }
     }
 
@@ -74,22 +108,78 @@ impl Poem {
         }
         let len = metadata.len();
         let body = if len <= IN_MEMORY_LIMIT {
+            // Never more than the limit, whatever the size said: files of /proc read
+            // as empty and may hold anything (`/proc/self/pagemap`: terabytes).
             let mut bytes = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut bytes).map_err(error)?;
+            (&mut file)
+                .take(IN_MEMORY_LIMIT + 1)
+                .read_to_end(&mut bytes)
+                .map_err(error)?;
+            if bytes.len() as u64 > IN_MEMORY_LIMIT {
+                return Err(ServerError::Unsized(path.to_path_buf()));
+            }
             Body::Memory(Rc::from(bytes))
         } else {
             Body::File(Rc::new(file))
         };
-        let len = match &body {
-            Body::Memory(bytes) => bytes.len() as u64,
-            Body::File(_) => len,
+        let (len, utf8) = match &body {
+            Body::Memory(bytes) => (bytes.len() as u64, Some(std::str::from_utf8(bytes).is_ok())),
+            Body::File(_) => (len, None),
         };
         Ok(Poem {
             name: path.display().to_string(),
             path: Some(path.to_path_buf()),
             len,
             body,
+            utf8,
         })
+    }
+
+    /// The state of the streamed file now; `None` for poems held in memory, which
+    /// cannot change.
+    ///
+    /// # Errors
+    ///
+    /// As `fstat(2)`.
+    pub fn file_state(&self) -> io::Result<Option<FileState>> {
+        match &self.body {
+            Body::File(file) => FileState::of(file).map(Some),
+            Body::Memory(_) => Ok(None),
+        }
+    }
+
+    /// Where a slow-mode piece that starts at `offset` and may hold `max` bytes ends,
+    /// so that it never splits a UTF-8 character: rounded down to the character
+    /// boundary before `offset + max`, or up to the end of the first character when
+    /// that is longer than `max`. Poems that are not UTF-8 are cut at `max` bytes.
+    /// `window` holds the poem's bytes from `offset` (up to `max + 3` of them, enough
+    /// to see the character the cut falls in). Returns the piece's length.
+    pub fn piece_len(&self, window: &[u8], max: usize) -> usize {
+        if window.len() <= max || self.utf8 == Some(false) {
+            return window.len().min(max);
+        }
+        // A streamed poem is not known whole: round only where the bytes around the
+        // cut are valid UTF-8.
+        let valid = match std::str::from_utf8(window) {
+            Ok(_) => window.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        if valid <= max {
+            return max;
+        }
+        let continues = |i: usize| window[i] & 0xC0 == 0x80;
+        let mut end = max;
+        while end > 0 && continues(end) {
+            end -= 1;
+        }
+        if end == 0 {
+            end = 1;
+            while end < valid && continues(end) {
+                end += 1;
+            }
+        }
+        debug_assert!(std::str::from_utf8(&window[..end]).is_ok());
+        end
     }
 
     /// The name it is served under.

@@ -1,16 +1,17 @@
-//! The poetry protocol and factory: send the poem, then close.
+//! The poetry factory and how it is started: options, statistics, the connection cap.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use log::{info, warn};
-use protocol::{
-    listen_tcp, Address, Context, DisconnectReason, EofAction, Factory, ListeningPort, Protocol,
-    Shared, TcpListenOptions,
-};
-use reactor::{DelayedCall, Reactor};
+use log::warn;
+use protocol::{listen_tcp, Address, Context, Factory, ListeningPort, Shared, TcpListenOptions};
+use reactor::Reactor;
 
 use crate::error::ServerError;
 use crate::poem::Poem;
+use crate::send::PoetryProtocol;
+use crate::sockopt::{budgeted_send_buffer, SendBuffer};
 
 /// Bytes per write in fast mode (`--delay 0`): the pull producer writes one such chunk
 /// each time the transport's buffer drains.
@@ -23,13 +24,15 @@ pub const SENDFILE_CHUNK: usize = 4 * 1024 * 1024;
 pub struct ServerOptions {
     /// Port to listen on; 0 picks a free one.
     pub port: u16,
-    /// Interface to listen on (default `127.0.0.1`).
+    /// Interface to listen on (default `127.0.0.1`; `::` is every interface, IPv4 and
+    /// IPv6).
     pub interface: String,
-    /// Bytes per send in slow mode.
+    /// Bytes per send in slow mode (rounded to whole UTF-8 characters when the poem is
+    /// UTF-8).
     pub num_bytes: usize,
     /// Pause between sends; zero is the fast server.
     pub delay: Duration,
-    /// Connections served at once; more are refused with a clean close.
+    /// Connections served at once, over every reactor; more are refused with a reset.
     pub max_connections: usize,
     /// Close connections that make no progress for this long (`None`: never). In slow
     /// mode it is never shorter than two delays, so the server's own pauses do not count.
@@ -40,6 +43,11 @@ pub struct ServerOptions {
     /// Listen with `SO_REUSEPORT`, so several reactors (one per thread) can share the
     /// port.
     pub reuse_port: bool,
+    /// The kernel send buffer of each connection.
+    pub send_buffer: SendBuffer,
+    /// Congestion control set on every connection (`TCP_CONGESTION`); `None` keeps the
+    /// system's default.
+    pub congestion_control: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -53,6 +61,8 @@ impl Default for ServerOptions {
             idle_timeout: Some(Duration::from_secs(120)),
             sendfile: true,
             reuse_port: false,
+            send_buffer: SendBuffer::Budgeted,
+            congestion_control: None,
         }
     }
 }
@@ -62,22 +72,27 @@ impl Default for ServerOptions {
 pub struct Stats {
     /// Connections accepted and given a protocol.
     pub accepted: u64,
-    /// Connections refused because `max_connections` were open.
+    /// Connections refused (reset) because `max_connections` were open.
     pub refused: u64,
-    /// Poems sent whole.
+    /// Poems sent whole: every byte and the end of the poem were handed to the kernel
+    /// and the connection closed cleanly.
     pub completed: u64,
-    /// Sends cut short: the client left, the connection broke or timed out, or the
-    /// server stopped.
+    /// Sends cut short: the client left, the connection broke or timed out, the poem
+    /// file changed, or the server stopped. Each was reset.
     pub interrupted: u64,
 }
 
 /// The factory: the poem, the pace, and the count of open connections.
 #[derive(Debug)]
 pub struct PoetryFactory {
-    poem: Poem,
-    options: ServerOptions,
+    pub(crate) poem: Poem,
+    pub(crate) options: ServerOptions,
+    /// `SO_SNDBUF` for each connection, resolved from `options.send_buffer`.
+    pub(crate) send_buffer: Option<usize>,
     open: usize,
-    stats: Stats,
+    /// Connections open over every reactor sharing the cap (`--reactors N`).
+    global_open: Option<Arc<AtomicUsize>>,
+    pub(crate) stats: Stats,
     /// Read buffer for streamed files, shared by all connections.
     scratch: Vec<u8>,
 }
@@ -85,10 +100,17 @@ pub struct PoetryFactory {
 impl PoetryFactory {
     /// A factory serving `poem` as `options` say.
     pub fn new(poem: Poem, options: ServerOptions) -> Self {
+        let send_buffer = match options.send_buffer {
+            SendBuffer::Budgeted => budgeted_send_buffer(options.max_connections),
+            SendBuffer::Bytes(bytes) => Some(bytes),
+            SendBuffer::Kernel => None,
+        };
         PoetryFactory {
             poem,
             options,
+            send_buffer,
             open: 0,
+            global_open: None,
             stats: Stats::default(),
             scratch: Vec::new(),
         }
@@ -99,7 +121,7 @@ impl PoetryFactory {
         self.stats
     }
 
-    /// Connections open now.
+    /// Connections open now (on this factory's reactor).
     pub fn open_connections(&self) -> usize {
         self.open
     }
@@ -109,24 +131,69 @@ impl PoetryFactory {
         &self.poem
     }
 
-    /// Writes the piece of the poem at `offset` (at most `max` bytes) to `cx`; returns
-    /// how many bytes that was (0 at the end).
-    fn send_piece(
+    /// The `SO_SNDBUF` each connection gets (`None`: the kernel's autotuning).
+    pub fn send_buffer(&self) -> Option<usize> {
+        self.send_buffer
+    }
+
+    /// Writes the piece of the poem at `offset` (at most `max` bytes; with
+    /// `whole_chars`, rounded to whole UTF-8 characters) to `cx`; returns how many
+    /// bytes that was (0 at the end).
+    pub(crate) fn send_piece(
         &mut self,
         cx: &mut Context<'_, PoetryProtocol>,
         offset: u64,
         max: usize,
+        whole_chars: bool,
     ) -> std::io::Result<usize> {
-        if let Some(chunk) = self.poem.memory_chunk(offset, max) {
-            cx.write(chunk);
-            return Ok(chunk.len());
+        // Enough beyond the cut to see the character it falls in.
+        let window = if whole_chars { max + 3 } else { max };
+        if let Some(chunk) = self.poem.memory_chunk(offset, window) {
+            let n = if whole_chars {
+                self.poem.piece_len(chunk, max)
+            } else {
+                chunk.len()
+            };
+            cx.write(&chunk[..n]);
+            return Ok(n);
         }
-        if self.scratch.len() < max {
-            self.scratch.resize(max, 0);
+        if self.scratch.len() < window {
+            self.scratch.resize(window, 0);
         }
-        let n = self.poem.read_at(offset, &mut self.scratch[..max])?;
+        let got = self.poem.read_at(offset, &mut self.scratch[..window])?;
+        let n = if whole_chars {
+            self.poem.piece_len(&self.scratch[..got], max)
+        } else {
+            got
+        };
         cx.write(&self.scratch[..n]);
         Ok(n)
+    }
+
+    /// Takes a place under the cap for a new connection; `false` if none is left.
+    fn admit(&mut self) -> bool {
+        let max = self.options.max_connections;
+        let admitted = match &self.global_open {
+            Some(global) => global
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                    (open < max).then_some(open + 1)
+                })
+                .is_ok(),
+            None => self.open < max,
+        };
+        if admitted {
+            self.open += 1;
+        }
+        admitted
+    }
+
+    /// Gives back the place of a connection that ended.
+    pub(crate) fn release(&mut self) {
+        debug_assert!(self.open > 0, "a connection released twice");
+        self.open -= 1;
+        if let Some(global) = &self.global_open {
+            global.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -134,184 +201,15 @@ impl Factory for PoetryFactory {
     type Protocol = PoetryProtocol;
 
     fn build_protocol(&mut self, peer: &Address) -> Option<PoetryProtocol> {
-        if self.open >= self.options.max_connections {
+        if !self.admit() {
             self.stats.refused += 1;
             warn!("refusing {peer}: {} connections open", self.open);
-            return None;
+            // A refusal is reset, so that it cannot look like an empty poem: the
+            // protocol aborts as soon as it is made.
+            return Some(PoetryProtocol::refusal());
         }
-        self.open += 1;
         self.stats.accepted += 1;
-        Some(PoetryProtocol {
-            offset: 0,
-            timer: None,
-            no_sendfile: false,
-            finished: false,
-        })
-    }
-}
-
-/// One connection: sends the poem, in `num_bytes` pieces every `delay` (slow), or as
-/// fast as the client takes it (fast, `delay` zero, as a pull producer), then closes.
-#[derive(Debug)]
-pub struct PoetryProtocol {
-    offset: u64,
-    timer: Option<DelayedCall>,
-    /// `sendfile` is not possible on this connection: read and write instead.
-    no_sendfile: bool,
-    /// The whole poem has been handed to the transport.
-    finished: bool,
-}
-
-impl PoetryProtocol {
-    /// Bytes of the poem sent so far.
-    pub fn sent(&self) -> u64 {
-        self.offset
-    }
-
-    /// Sends the next piece; `false` once there is nothing left (or it failed).
-    fn send_next(&mut self, cx: &mut Context<'_, Self>, max: usize) -> bool {
-        let result = cx.factory().send_piece(cx, self.offset, max);
-        match result {
-            Ok(0) => false,
-            Ok(n) => {
-                self.offset += n as u64;
-                true
-            }
-            Err(e) => {
-                warn!("reading the poem for {}: {e}", cx.get_peer());
-                cx.abort_connection();
-                false
-            }
-        }
-    }
-
-    /// The poem's file, when fast mode may send it with `sendfile`.
-    fn zero_copy_file(&self, cx: &mut Context<'_, Self>) -> Option<std::rc::Rc<std::fs::File>> {
-        let factory = cx.factory();
-        if self.no_sendfile || !factory.options.sendfile {
-            return None;
-        }
-        factory.poem.file()
-    }
-
-    /// Fast mode for a file: the kernel copies it to the socket. `false` at the end.
-    fn send_file(&mut self, cx: &mut Context<'_, Self>, file: &std::fs::File) -> bool {
-        let len = cx.factory().poem.len();
-        let want = (len.saturating_sub(self.offset)).min(SENDFILE_CHUNK as u64) as usize;
-        if want == 0 {
-            return false;
-        }
-        match cx.send_file(file, self.offset, want) {
-            Ok(0) => false, // the file shrank under us: what is there has been sent
-            Ok(n) => {
-                self.offset += n as u64;
-                true
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
-            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
-                self.no_sendfile = true;
-                self.send_next(cx, FAST_CHUNK)
-            }
-            Err(e) => {
-                warn!("sending the poem to {}: {e}", cx.get_peer());
-                false
-            }
-        }
-    }
-
-    /// Slow mode: one piece now, the next after the delay.
-    fn send_slowly(&mut self, cx: &mut Context<'_, Self>) {
-        self.timer = None;
-        let (num_bytes, delay) = {
-            let factory = cx.factory();
-            (factory.options.num_bytes, factory.options.delay)
-        };
-        if self.send_next(cx, num_bytes) && cx.is_open() {
-            self.timer = Some(cx.call_later(delay, |p, cx| p.send_slowly(cx)));
-        } else {
-            cx.lose_connection();
-        }
-    }
-}
-
-impl Protocol for PoetryProtocol {
-    type Factory = PoetryFactory;
-
-    fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
-        let (delay, idle_timeout, len) = {
-            let factory = cx.factory();
-            (
-                factory.options.delay,
-                factory.options.idle_timeout,
-                factory.poem.len(),
-            )
-        };
-        let fast = delay.is_zero();
-        info!("sending {len} bytes of poetry to {}", cx.get_peer());
-        // Our own pauses between pieces are not the client's idleness.
-        cx.set_timeout(idle_timeout.map(|idle| idle.max(delay * 2)));
-        if fast {
-            cx.register_producer(false);
-            // The socket is almost always writable now: send at once rather than a turn
-            // later, while it takes everything (a short poem is sent and closed here,
-            // without the connection ever waiting on the poller).
-            for _ in 0..16 {
-                if self.finished || cx.write_blocked() || !cx.is_open() {
-                    break;
-                }
-                self.resume_producing(cx);
-            }
-        } else {
-            self.send_slowly(cx);
-        }
-    }
-
-    fn data_received(&mut self, _cx: &mut Context<'_, Self>, _data: &[u8]) {
-        // Clients send nothing; anything they do send is ignored.
-    }
-
-    fn read_connection_lost(&mut self, _cx: &mut Context<'_, Self>) -> EofAction {
-        // Clients send nothing, so one that shuts down its writing half (`nc -N`)
-        // still wants the poem: keep sending. A client that closed altogether is
-        // found out by the next write.
-        EofAction::KeepWriting
-    }
-
-    fn resume_producing(&mut self, cx: &mut Context<'_, Self>) {
-        let more = match self.zero_copy_file(cx) {
-            Some(file) => self.send_file(cx, &file),
-            None => self.send_next(cx, FAST_CHUNK),
-        };
-        if !more {
-            self.finished = true;
-            cx.unregister_producer();
-            cx.lose_connection();
-        }
-    }
-
-    fn connection_lost(&mut self, cx: &mut Context<'_, Self>, reason: &DisconnectReason) {
-        if let Some(timer) = self.timer.take() {
-            let _ = timer.cancel(cx.reactor());
-        }
-        let mut factory = cx.factory();
-        factory.open -= 1;
-        let whole = reason.is_clean() && self.offset == factory.poem.len();
-        if whole {
-            factory.stats.completed += 1;
-            info!(
-                "sent the whole poem ({} bytes) to {}",
-                self.offset,
-                cx.get_peer()
-            );
-        } else {
-            factory.stats.interrupted += 1;
-            info!(
-                "send to {} cut short after {} of {} bytes: {reason}",
-                cx.get_peer(),
-                self.offset,
-                factory.poem.len()
-            );
-        }
+        Some(PoetryProtocol::new())
     }
 }
 
@@ -320,19 +218,38 @@ impl Protocol for PoetryProtocol {
 ///
 /// # Errors
 ///
-/// [`ServerError::Listen`] if the interface or port cannot be used.
+/// [`ServerError::Listen`] if the interface or port cannot be used;
+/// [`ServerError::SocketOption`] if the congestion control cannot be used.
 pub fn serve(
     reactor: &mut Reactor,
     poem: Poem,
     options: ServerOptions,
 ) -> Result<(ListeningPort, Shared<PoetryFactory>), ServerError> {
+    serve_counted(reactor, poem, options, None)
+}
+
+/// As [`serve`], with the cap counted in `global_open`, shared by every reactor.
+pub(crate) fn serve_counted(
+    reactor: &mut Reactor,
+    poem: Poem,
+    options: ServerOptions,
+    global_open: Option<Arc<AtomicUsize>>,
+) -> Result<(ListeningPort, Shared<PoetryFactory>), ServerError> {
+    if let Some(name) = &options.congestion_control {
+        crate::sockopt::check_congestion(name).map_err(|source| ServerError::SocketOption {
+            option: format!("congestion control {name}"),
+            source,
+        })?;
+    }
     let listen = TcpListenOptions {
         interface: options.interface.clone(),
         reuse_port: options.reuse_port,
         ..TcpListenOptions::default()
     };
     let port = options.port;
-    let factory = Shared::new(PoetryFactory::new(poem, options));
+    let mut factory = PoetryFactory::new(poem, options);
+    factory.global_open = global_open;
+    let factory = Shared::new(factory);
     let listening = listen_tcp(reactor, port, &factory, &listen)?;
     Ok((listening, factory))
 }

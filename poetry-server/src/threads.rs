@@ -2,20 +2,22 @@
 //! with `SO_REUSEPORT` (the kernel spreads new connections across them).
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use reactor::{Reactor, ReactorHandle};
 
 use crate::error::ServerError;
 use crate::poem::Poem;
-use crate::server::{serve, ServerOptions, Stats};
+use crate::server::{serve_counted, ServerOptions, Stats};
 
 /// Runs one reactor serving `poem_path` (or the default poem); tells `ready` its port
 /// and poem name once listening, then serves until SIGINT/SIGTERM.
 fn serve_one(
     poem_path: Option<PathBuf>,
     options: ServerOptions,
+    open: Option<Arc<AtomicUsize>>,
     ready: mpsc::Sender<Result<(u16, String, ReactorHandle), ServerError>>,
 ) -> Result<Stats, ServerError> {
     let started = (|| {
@@ -25,7 +27,7 @@ fn serve_one(
         };
         let mut reactor = Reactor::new()?;
         reactor.handle_signals()?;
-        let (port, factory) = serve(&mut reactor, poem, options)?;
+        let (port, factory) = serve_counted(&mut reactor, poem, options, open)?;
         Ok((reactor, port, factory))
     })();
     let (mut reactor, port, factory) = match started {
@@ -47,14 +49,16 @@ fn serve_one(
 }
 
 /// Serves on `reactors` threads, each with its own reactor and listening socket on the
-/// same port; `max_connections` is shared out evenly among them. Calls
+/// same port; `max_connections` caps the connections open over all of them. Calls
 /// `on_listening(poem name, port)` once every reactor listens, and returns the summed
 /// statistics after they all stopped (on SIGINT or SIGTERM).
 ///
 /// # Errors
 ///
-/// The first reactor's error if it could not start (bad poem, port in use); later
-/// errors are returned after the others stopped.
+/// The first reactor's error if it could not start (bad poem, port in use, a
+/// descriptor limit too low to serve anyone); [`ServerError::PortShared`] if another
+/// process listens on the port too (with `SO_REUSEPORT`, which several reactors use);
+/// later errors are returned after the others stopped.
 ///
 /// # Panics
 ///
@@ -68,9 +72,9 @@ pub fn serve_on_threads(
     assert!(reactors > 0, "at least one reactor");
     let mut options = ServerOptions {
         reuse_port: reactors > 1 || options.reuse_port,
-        max_connections: options.max_connections.div_ceil(reactors),
         ..options
     };
+    let open = (reactors > 1).then(|| Arc::new(AtomicUsize::new(0)));
     let mut handles = Vec::with_capacity(reactors);
     let mut reactor_handles = Vec::with_capacity(reactors);
     let mut listening = None;
@@ -78,8 +82,9 @@ pub fn serve_on_threads(
         let (sender, receiver) = mpsc::channel();
         let path = poem_path.map(Path::to_path_buf);
         let thread_options = options.clone();
+        let open = open.clone();
         handles.push(thread::spawn(move || {
-            serve_one(path, thread_options, sender)
+            serve_one(path, thread_options, open, sender)
         }));
         match receiver.recv() {
             Ok(Ok((port, name, handle))) => {
@@ -88,17 +93,16 @@ pub fn serve_on_threads(
                 listening.get_or_insert((name, port));
                 reactor_handles.push(handle);
             }
-            Ok(Err(e)) => {
-                for handle in &reactor_handles {
-                    let _ = handle.stop();
-                }
-                for thread in handles {
-                    let _ = thread.join();
-                }
-                return Err(e);
-            }
+            Ok(Err(e)) => return Err(stop_all(&reactor_handles, handles, e)),
             Err(_) => break,
         }
+    }
+    let checked = match &listening {
+        Some((_, port)) if options.reuse_port => crate::limits::sole_listener(*port),
+        _ => Ok(()),
+    };
+    if let Err(e) = checked.and_then(|()| crate::limits::can_serve_one()) {
+        return Err(stop_all(&reactor_handles, handles, e));
     }
     if let Some((name, port)) = &listening {
         on_listening(name, *port);
@@ -120,4 +124,19 @@ pub fn serve_on_threads(
         }
     }
     first_error.map_or(Ok(total), Err)
+}
+
+/// Stops the reactors started so far and waits for their threads; returns `error`.
+fn stop_all(
+    reactors: &[ReactorHandle],
+    threads: Vec<thread::JoinHandle<Result<Stats, ServerError>>>,
+    error: ServerError,
+) -> ServerError {
+    for handle in reactors {
+        let _ = handle.stop();
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
+    error
 }

@@ -210,8 +210,8 @@ impl<'a, P: Protocol> Context<'a, P> {
     }
 
     /// Sets the idle timeout (Twisted's `TimeoutMixin.setTimeout`): after `period`
-    /// with no progress in either direction (nothing received, nothing taken by the
-    /// socket), [`Protocol::timeout_connection`] is called. Progress is checked when the
+    /// with no progress in either direction (nothing received, nothing acknowledged by
+    /// the peer), [`Protocol::timeout_connection`] is called. Progress is checked when the
     /// timer fires, so the call comes between one and two periods after the last
     /// progress. `None` turns it off. It is cancelled by itself when the connection is
     /// lost.

@@ -8,10 +8,11 @@ use transport::Transport;
 
 use crate::protocol::{with_protocol, Protocol};
 
-/// State of one connection's idle timeout. Progress is read from the transport's byte
-/// counters when the timer fires, so neither reads nor writes pay anything for it: a
-/// long download that keeps the socket busy never times out; a stalled one is closed
-/// between one and two periods after its last progress.
+/// State of one connection's idle timeout. Progress (bytes received, bytes the peer
+/// acknowledged) is read when the timer fires, so neither reads nor writes pay anything
+/// for it: a long download whose reader keeps reading never times out, however slowly
+/// it reads; a stalled one is closed between one and two periods after its last
+/// progress.
 ///
 /// A connection that never sets a timeout holds one null pointer for it.
 #[derive(Debug, Default)]
@@ -23,14 +24,17 @@ pub(crate) struct IdleTimer {
 struct IdleState {
     period: Option<Duration>,
     timer: Option<DelayedCall>,
-    /// Bytes moved (both directions) when the timer was armed.
+    /// Progress (bytes received plus bytes acknowledged) when the timer was armed.
     seen: u64,
     /// When the armed timer is due, on the reactor's clock.
     deadline: Duration,
 }
 
+/// Progress the peer made: bytes it sent us and bytes it acknowledged. Bytes merely
+/// handed to the kernel do not count, so megabytes of socket buffer can neither hide a
+/// reader that keeps reading slowly nor keep alive one that never reads.
 fn progress(transport: &Transport<'_>) -> u64 {
-    transport.bytes_received() + transport.bytes_sent()
+    transport.bytes_received() + transport.bytes_acked()
 }
 
 impl IdleTimer {

@@ -333,6 +333,26 @@ impl Transport<'_> {
         self.core.bytes_sent
     }
 
+    /// Bytes the peer has acknowledged so far: [`bytes_sent`](Self::bytes_sent) less
+    /// what still waits in the kernel's send queue (`SIOCOUTQ`). It moves when the
+    /// peer reads, even while the socket's buffer is too full to take more from us.
+    /// Streams that are not sockets answer `bytes_sent`.
+    pub fn bytes_acked(&self) -> u64 {
+        let queued = self.core.stream.raw_fd().and_then(unsent_in_kernel);
+        self.core.bytes_sent - queued.unwrap_or(0).min(self.core.bytes_sent)
+    }
+
+    /// The socket's descriptor, borrowed, for the options the transport has no method
+    /// for (Twisted's `getHandle`); `None` for streams that are not sockets. Do not
+    /// read, write or close through it: the transport owns the stream.
+    #[doc(alias = "getHandle")]
+    pub fn handle(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        let fd = self.core.stream.raw_fd()?;
+        // SAFETY: the stream owns `fd` and outlives the borrow, which is tied to
+        // `self` and so to the connection.
+        Some(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+    }
+
     /// The reactor the connection lives on: schedule calls, stop it.
     pub fn reactor(&mut self) -> &mut Reactor {
         self.reactor
@@ -446,6 +466,14 @@ impl Transport<'_> {
     pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
         self.core.settings_mut().close_timeout = timeout;
     }
+}
+
+/// Bytes in the socket's send queue not yet acknowledged by the peer (`SIOCOUTQ`).
+fn unsent_in_kernel(fd: std::os::fd::RawFd) -> Option<u64> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int through the valid pointer we pass.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) };
+    (rc == 0).then(|| u64::try_from(queued).unwrap_or(0))
 }
 
 /// Writes as much of `data` as the stream takes now; `WouldBlock` is not an error.

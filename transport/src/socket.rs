@@ -44,7 +44,8 @@ impl Default for ListenOptions {
 }
 
 /// A non-blocking TCP listening socket on `address` (port 0: any free port; ask the
-/// listener for the real one).
+/// listener for the real one). The IPv6 wildcard `::` takes IPv4 clients too (dual
+/// stack, `IPV6_V6ONLY` off); any other IPv6 address, `::1` included, is IPv6 only.
 ///
 /// # Errors
 ///
@@ -79,7 +80,12 @@ pub fn bind_tcp(
             .map_err(TransportError::Socket)?;
     }
     if address.is_ipv6() {
-        socket.set_only_v6(true).map_err(TransportError::Socket)?;
+        // `::` is every interface, IPv4 ones included (dual stack, as Twisted's
+        // `listenTCP(port, interface='::')` on Linux); any other IPv6 address is that
+        // address only.
+        socket
+            .set_only_v6(!address.ip().is_unspecified())
+            .map_err(TransportError::Socket)?;
     }
     socket.bind(&address.into()).map_err(bind_error)?;
     socket.listen(options.backlog).map_err(bind_error)?;

@@ -1,0 +1,357 @@
+//! [`PoetryProtocol`]: one connection's send, from the first byte to an honest end.
+//!
+//! The close marks the end of a poem, so a clean close must mean the whole poem was
+//! sent. While the poem is incomplete the socket lingers {on, 0}: whatever closes it
+//! (an abort, the reactor's shutdown, a crash or `SIGKILL` of the process) resets the
+//! connection. Once the poem is whole the writing half is shut down (FIN after the
+//! last byte) and the connection lingers, reading and discarding what the client
+//! sends, until the client has acknowledged everything or closes: then linger is
+//! switched off and the socket closed. Closing earlier, with the client's bytes unread,
+//! would make the kernel reset the connection and throw away the poem's tail.
+
+use std::time::Duration;
+
+use log::{info, warn};
+use protocol::{Context, DisconnectReason, EofAction, Protocol};
+use reactor::DelayedCall;
+
+use crate::poem::FileState;
+use crate::server::{PoetryFactory, FAST_CHUNK, SENDFILE_CHUNK};
+use crate::sockopt;
+
+/// A slow-mode client whose unsent bytes pass this skips its ticks until they drain.
+pub const SLOW_HIGH_WATER: usize = 64 * 1024;
+/// First look at a lingering connection's send queue; each later one waits twice as
+/// long, up to [`LINGER_POLL_MAX`].
+const LINGER_POLL_FIRST: Duration = Duration::from_millis(5);
+/// Longest wait between two looks at a lingering connection.
+const LINGER_POLL_MAX: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Over the cap: reset as soon as made.
+    Refused,
+    /// Sending the poem.
+    Sending,
+    /// The whole poem and its end are handed over; waiting for the client to take it.
+    Lingering,
+}
+
+/// One connection: sends the poem, in `num_bytes` pieces every `delay` (slow), or as
+/// fast as the client takes it (fast, `delay` zero, as a pull producer), then ends it
+/// honestly (see the module's documentation).
+#[derive(Debug)]
+pub struct PoetryProtocol {
+    phase: Phase,
+    offset: u64,
+    timer: Option<DelayedCall>,
+    /// `sendfile` is not possible on this connection: read and write instead.
+    no_sendfile: bool,
+    /// A streamed file as it was when the connection started.
+    start: Option<FileState>,
+    /// `TCP_CORK` is on.
+    corked: bool,
+    /// Lingering: the wait before the next look, the acknowledged count at the last
+    /// look and how long it has not moved.
+    linger_poll: Duration,
+    acked: u64,
+    stalled: Duration,
+}
+
+impl PoetryProtocol {
+    pub(crate) fn new() -> Self {
+        PoetryProtocol {
+            phase: Phase::Sending,
+            offset: 0,
+            timer: None,
+            no_sendfile: false,
+            start: None,
+            corked: false,
+            linger_poll: LINGER_POLL_FIRST,
+            acked: 0,
+            stalled: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn refusal() -> Self {
+        PoetryProtocol {
+            phase: Phase::Refused,
+            ..PoetryProtocol::new()
+        }
+    }
+
+    /// Bytes of the poem sent so far.
+    pub fn sent(&self) -> u64 {
+        self.offset
+    }
+
+    /// Sends the next piece; `false` once there is nothing left (or it failed).
+    fn send_next(&mut self, cx: &mut Context<'_, Self>, max: usize, whole_chars: bool) -> bool {
+        let result = cx.factory().send_piece(cx, self.offset, max, whole_chars);
+        match result {
+            Ok(0) => false,
+            Ok(n) => {
+                self.offset += n as u64;
+                true
+            }
+            Err(e) => {
+                warn!("reading the poem for {}: {e}", cx.get_peer());
+                cx.abort_connection();
+                false
+            }
+        }
+    }
+
+    /// The poem's file, when fast mode may send it with `sendfile`.
+    fn zero_copy_file(&self, cx: &mut Context<'_, Self>) -> Option<std::rc::Rc<std::fs::File>> {
+        let factory = cx.factory();
+        if self.no_sendfile || !factory.options.sendfile {
+            return None;
+        }
+        factory.poem.file()
+    }
+
+    /// Fast mode for a file: the kernel copies it to the socket. `false` at the end.
+    fn send_file(&mut self, cx: &mut Context<'_, Self>, file: &std::fs::File) -> bool {
+        let len = cx.factory().poem.len();
+        let want = (len.saturating_sub(self.offset)).min(SENDFILE_CHUNK as u64) as usize;
+        if want == 0 {
+            return false;
+        }
+        match cx.send_file(file, self.offset, want) {
+            Ok(0) => false, // the file shrank under us: `end_poem` resets
+            Ok(n) => {
+                self.offset += n as u64;
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                self.no_sendfile = true;
+                self.send_next(cx, FAST_CHUNK, false)
+            }
+            Err(e) => {
+                // The transport ends the connection with this error.
+                warn!("sending the poem to {}: {e}", cx.get_peer());
+                false
+            }
+        }
+    }
+
+    /// Slow mode: one piece now, the next after the delay. A client that does not take
+    /// what it was sent skips ticks until it does.
+    fn send_slowly(&mut self, cx: &mut Context<'_, Self>) {
+        self.timer = None;
+        let (num_bytes, delay) = {
+            let factory = cx.factory();
+            (factory.options.num_bytes, factory.options.delay)
+        };
+        let more = cx.buffered() > SLOW_HIGH_WATER || self.send_next(cx, num_bytes, true);
+        if more && cx.is_open() {
+            self.timer = Some(cx.call_later(delay, |p, cx| p.send_slowly(cx)));
+        } else {
+            self.end_poem(cx);
+        }
+    }
+
+    /// Sets up the socket: reset on close until the poem is whole, the send buffer,
+    /// the congestion control, and the cork around a fast bulk send.
+    fn set_up_socket(&mut self, cx: &mut Context<'_, Self>, fast: bool) {
+        let (send_buffer, congestion, bulk) = {
+            let factory = cx.factory();
+            (
+                factory.send_buffer,
+                factory.options.congestion_control.clone(),
+                factory.poem.len() > FAST_CHUNK as u64,
+            )
+        };
+        let Some(fd) = cx.handle() else {
+            return;
+        };
+        let mut result = sockopt::reset_on_close(fd, true);
+        if let Some(bytes) = send_buffer {
+            result = result.and_then(|()| sockopt::set_send_buffer(fd, bytes));
+        }
+        if let Some(name) = &congestion {
+            result = result.and_then(|()| sockopt::set_congestion(fd, name));
+        }
+        if fast && bulk && result.is_ok() {
+            result = sockopt::set_cork(fd, true);
+            self.corked = result.is_ok();
+        }
+        if let Err(e) = result {
+            warn!("setting up the socket of {}: {e}", cx.get_peer());
+            cx.abort_connection();
+        }
+    }
+
+    /// Nothing more to send: if the whole poem went, as it was when the connection
+    /// started, end it cleanly (shut down the writing half and linger); otherwise reset.
+    fn end_poem(&mut self, cx: &mut Context<'_, Self>) {
+        if !cx.is_open() || self.phase != Phase::Sending {
+            return;
+        }
+        let (len, now) = {
+            let factory = cx.factory();
+            (factory.poem.len(), factory.poem.file_state())
+        };
+        let unchanged = match (self.start, now) {
+            (Some(start), Ok(Some(now))) => start.still_serves(&now, len),
+            (None, Ok(None)) => true,
+            _ => false,
+        };
+        if self.offset != len || !unchanged {
+            warn!(
+                "the poem changed while {} was served ({} of {len} bytes sent): reset",
+                cx.get_peer(),
+                self.offset
+            );
+            cx.abort_connection();
+            return;
+        }
+        if self.corked {
+            self.corked = false;
+            if let Some(fd) = cx.handle() {
+                // Uncorking sends the last partial segment at once.
+                let _ = sockopt::set_cork(fd, false);
+            }
+        }
+        self.phase = Phase::Lingering;
+        cx.unregister_producer();
+        cx.lose_write_connection();
+    }
+
+    /// Lingering: closes once the client has acknowledged every byte and the end of
+    /// the poem; resets once it acknowledged nothing for the idle timeout.
+    fn linger(&mut self, cx: &mut Context<'_, Self>) {
+        self.timer = None;
+        let acked = cx.bytes_acked();
+        if acked == cx.bytes_sent() {
+            cx.lose_connection();
+            return;
+        }
+        if acked == self.acked {
+            self.stalled += self.linger_poll;
+        } else {
+            self.acked = acked;
+            self.stalled = Duration::ZERO;
+        }
+        let limit = cx.factory().options.idle_timeout;
+        if limit.is_some_and(|limit| self.stalled >= limit) {
+            cx.abort_with_reason(DisconnectReason::TimedOut);
+            return;
+        }
+        self.linger_poll = (self.linger_poll * 2).min(LINGER_POLL_MAX);
+        self.timer = Some(cx.call_later(self.linger_poll, |p, cx| p.linger(cx)));
+    }
+}
+
+impl Protocol for PoetryProtocol {
+    type Factory = PoetryFactory;
+
+    fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
+        if self.phase == Phase::Refused {
+            cx.abort_connection();
+            return;
+        }
+        let (delay, idle_timeout, len, state) = {
+            let factory = cx.factory();
+            (
+                factory.options.delay,
+                factory.options.idle_timeout,
+                factory.poem.len(),
+                factory.poem.file_state(),
+            )
+        };
+        match state {
+            Ok(state) => self.start = state,
+            Err(e) => {
+                warn!("reading the poem's state for {}: {e}", cx.get_peer());
+                cx.abort_connection();
+                return;
+            }
+        }
+        let fast = delay.is_zero();
+        self.set_up_socket(cx, fast);
+        info!("sending {len} bytes of poetry to {}", cx.get_peer());
+        // Our own pauses between pieces are not the client's idleness.
+        cx.set_timeout(idle_timeout.map(|idle| idle.max(delay * 2)));
+        if fast {
+            cx.register_producer(false);
+            // The socket is almost always writable now: send at once rather than a turn
+            // later, while it takes everything (a short poem is sent and ended here,
+            // without the connection ever waiting on the poller).
+            for _ in 0..16 {
+                if self.phase != Phase::Sending || cx.write_blocked() || !cx.is_open() {
+                    break;
+                }
+                self.resume_producing(cx);
+            }
+        } else {
+            self.send_slowly(cx);
+        }
+    }
+
+    fn data_received(&mut self, _cx: &mut Context<'_, Self>, _data: &[u8]) {
+        // Clients need send nothing; what they do send is read and discarded for the
+        // whole connection, so that it never sits unread when the socket closes.
+    }
+
+    fn read_connection_lost(&mut self, _cx: &mut Context<'_, Self>) -> EofAction {
+        // Clients send nothing, so one that shuts down its writing half (`nc -N`)
+        // still wants the poem: keep sending. A client that closed altogether is
+        // found out by the next write.
+        EofAction::KeepWriting
+    }
+
+    fn write_connection_lost(&mut self, cx: &mut Context<'_, Self>) {
+        // The poem and its end are all in the kernel now.
+        self.timer = Some(cx.call_later(self.linger_poll, |p, cx| p.linger(cx)));
+    }
+
+    fn resume_producing(&mut self, cx: &mut Context<'_, Self>) {
+        if self.phase != Phase::Sending {
+            return;
+        }
+        let more = match self.zero_copy_file(cx) {
+            Some(file) => self.send_file(cx, &file),
+            None => self.send_next(cx, FAST_CHUNK, false),
+        };
+        if !more {
+            self.end_poem(cx);
+        }
+    }
+
+    fn connection_lost(&mut self, cx: &mut Context<'_, Self>, reason: &DisconnectReason) {
+        if let Some(timer) = self.timer.take() {
+            let _ = timer.cancel(cx.reactor());
+        }
+        if self.phase == Phase::Refused {
+            return;
+        }
+        let whole = reason.is_clean() && self.phase == Phase::Lingering;
+        if whole {
+            // The graceful close: the socket is closed right after this returns.
+            if let Some(fd) = cx.handle() {
+                let _ = sockopt::reset_on_close(fd, false);
+            }
+        }
+        let mut factory = cx.factory();
+        factory.release();
+        if whole {
+            factory.stats.completed += 1;
+            info!(
+                "sent the whole poem ({} bytes) to {}",
+                self.offset,
+                cx.get_peer()
+            );
+        } else {
+            factory.stats.interrupted += 1;
+            info!(
+                "send to {} cut short after {} of {} bytes: {reason}",
+                cx.get_peer(),
+                self.offset,
+                factory.poem.len()
+            );
+        }
+    }
+}
