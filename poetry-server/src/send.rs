@@ -33,7 +33,10 @@ enum Phase {
     Refused,
     /// Sending the poem.
     Sending,
-    /// The whole poem and its end are handed over; waiting for the client to take it.
+    /// The whole poem is handed to the transport; its end (the writing half's
+    /// shutdown) follows once the transport has passed everything to the kernel.
+    Ending,
+    /// The poem and its end are in the kernel; waiting for the client to take them.
     Lingering,
 }
 
@@ -215,7 +218,7 @@ impl PoetryProtocol {
                 let _ = sockopt::set_cork(fd, false);
             }
         }
-        self.phase = Phase::Lingering;
+        self.phase = Phase::Ending;
         cx.unregister_producer();
         cx.lose_write_connection();
     }
@@ -305,6 +308,7 @@ impl Protocol for PoetryProtocol {
 
     fn write_connection_lost(&mut self, cx: &mut Context<'_, Self>) {
         // The poem and its end are all in the kernel now.
+        self.phase = Phase::Lingering;
         self.timer = Some(cx.call_later(self.linger_poll, |p, cx| p.linger(cx)));
     }
 
@@ -328,7 +332,13 @@ impl Protocol for PoetryProtocol {
         if self.phase == Phase::Refused {
             return;
         }
-        let whole = reason.is_clean() && self.phase == Phase::Lingering;
+        // Lingering, the poem and its end are in the kernel: the close is clean, or
+        // (the reactor stopping) the client has acknowledged everything already.
+        let whole = match self.phase {
+            Phase::Ending => reason.is_clean(),
+            Phase::Lingering => reason.is_clean() || cx.bytes_acked() == cx.bytes_sent(),
+            Phase::Sending | Phase::Refused => false,
+        };
         if whole {
             // The graceful close: the socket is closed right after this returns.
             if let Some(fd) = cx.handle() {
