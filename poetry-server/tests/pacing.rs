@@ -14,6 +14,9 @@ use reactor::{ManualClock, Reactor};
 
 const POEM: &[u8] = b"Twas brillig, and the slithy toves\nDid gyre and gimble in the wabe:\nAll mimsy were the borogoves,\nAnd the mome raths outgrabe.\n";
 
+/// Long enough for a lingering connection's first look at what its peer took.
+const LINGER_LOOK: Duration = Duration::from_millis(5);
+
 fn slow(num_bytes: usize, delay: Duration) -> ServerOptions {
     ServerOptions {
         num_bytes,
@@ -53,12 +56,14 @@ fn slow_mode_sends_num_bytes_per_delay_in_memory() {
         let want = &POEM[i * num_bytes..POEM.len().min((i + 1) * num_bytes)];
         assert_eq!(piece, want, "piece {i}");
     }
-    // Everything is sent; the close comes when the next timer finds nothing left.
+    // Everything is sent; the end of the poem comes when the next timer finds nothing
+    // left, and the close once the peer has taken it all (the first look is 5 ms on).
     assert!(!test.is_lost());
     test.advance(delay);
+    assert!(test.peer_sees_eof(), "the poem ends after the last piece");
+    test.advance(LINGER_LOOK);
     assert!(test.is_lost(), "the server closes after the last piece");
     assert!(test.reason().unwrap().is_clean());
-    assert!(test.peer_sees_eof());
     let stats = factory.borrow().stats();
     assert_eq!((stats.completed, stats.interrupted), (1, 0));
     assert_eq!(factory.borrow().open_connections(), 0);
@@ -157,8 +162,9 @@ fn fast_mode_streams_through_a_small_buffer() {
     let got = test.take_written();
     assert_eq!(got.len(), poem.len());
     assert!(got == poem, "fast mode bytes differ");
-    assert!(test.is_lost() && test.reason().unwrap().is_clean());
     assert!(test.peer_sees_eof());
+    test.advance(LINGER_LOOK);
+    assert!(test.is_lost() && test.reason().unwrap().is_clean());
     assert_eq!(factory.borrow().stats().completed, 1);
 }
 
@@ -297,6 +303,17 @@ fn slow_mode_paces_each_socket_by_the_manual_clock() {
     for (i, c) in clients.iter().enumerate() {
         assert!(c.eof, "client {i} did not see the end");
         assert_eq!(c.got, POEM, "client {i}");
+    }
+    // The server closes once each client has acknowledged the whole poem and its end,
+    // or has closed: these close, as clients do after the end. Bounded turns.
+    drop(clients);
+    for _ in 0..200 {
+        if factory.borrow().stats().completed == 2 {
+            break;
+        }
+        reactor
+            .iterate(Some(Duration::from_millis(5)))
+            .expect("iterate");
     }
     let stats = factory.borrow().stats();
     assert_eq!(
