@@ -67,6 +67,25 @@ impl FileState {
     }
 }
 
+/// Reads `file` to its end, `None` once it holds more than [`IN_MEMORY_LIMIT`]. Reads
+/// go in 64 KiB steps, aligned as files such as `/proc/self/pagemap` require.
+fn read_capped(file: &mut File, size_hint: u64) -> io::Result<Option<Vec<u8>>> {
+    const STEP: usize = 64 * 1024;
+    let mut bytes = Vec::with_capacity(size_hint.min(IN_MEMORY_LIMIT) as usize);
+    let mut chunk = vec![0u8; STEP];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(Some(bytes)),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        if bytes.len() as u64 > IN_MEMORY_LIMIT {
+            return Ok(None);
+        }
+    }
+}
+
 impl Poem {
     /// The poem compiled into the binary.
     pub fn default_poem() -> Poem {
@@ -110,15 +129,11 @@ impl Poem {
         let body = if len <= IN_MEMORY_LIMIT {
             // Never more than the limit, whatever the size said: files of /proc read
             // as empty and may hold anything (`/proc/self/pagemap`: terabytes).
-            let mut bytes = Vec::with_capacity(len as usize);
-            (&mut file)
-                .take(IN_MEMORY_LIMIT + 1)
-                .read_to_end(&mut bytes)
-                .map_err(error)?;
-            if bytes.len() as u64 > IN_MEMORY_LIMIT {
-                return Err(ServerError::Unsized(path.to_path_buf()));
+            let bytes = read_capped(&mut file, len).map_err(error)?;
+            match bytes {
+                Some(bytes) => Body::Memory(Rc::from(bytes)),
+                None => return Err(ServerError::Unsized(path.to_path_buf())),
             }
-            Body::Memory(Rc::from(bytes))
         } else {
             Body::File(Rc::new(file))
         };
@@ -285,6 +300,50 @@ mod tests {
         assert!(matches!(Poem::open(&dir), Err(ServerError::NotAFile(_))));
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(Poem::open(&path), Err(ServerError::Poem { .. })));
+    }
+
+    /// Cuts `bytes` into slow-mode pieces of at most `max` bytes, as the server does.
+    fn pieces(poem: &Poem, bytes: &[u8], max: usize) -> Vec<Vec<u8>> {
+        let mut offset = 0;
+        let mut out = Vec::new();
+        while offset < bytes.len() {
+            let window = &bytes[offset..bytes.len().min(offset + max + 3)];
+            let n = poem.piece_len(window, max);
+            assert!(n > 0, "an empty piece at {offset}");
+            out.push(bytes[offset..offset + n].to_vec());
+            offset += n;
+        }
+        out
+    }
+
+    #[test]
+    fn slow_pieces_of_utf8_poems_end_on_character_boundaries() {
+        let text = "été, Straße, море, ΘΑΛΑΣΣΑ, ’quoted’, 🌊 waves\n".repeat(3);
+        let utf8 = Poem::from_bytes("utf8", text.as_bytes());
+        let streamed = Poem {
+            utf8: None,
+            ..utf8.clone()
+        };
+        for poem in [&utf8, &streamed] {
+            for max in 1..=12 {
+                let cut = pieces(poem, text.as_bytes(), max);
+                assert_eq!(cut.concat(), text.as_bytes(), "max {max}");
+                for piece in &cut {
+                    let piece_text = std::str::from_utf8(piece).expect("whole characters");
+                    // Longer than asked only for one character longer than `max`.
+                    assert!(
+                        piece.len() <= max || piece_text.chars().count() == 1,
+                        "max {max}: {piece_text:?}"
+                    );
+                }
+            }
+        }
+        // A binary poem is cut at `max`, whatever its bytes look like.
+        let binary: Vec<u8> = [b"\xff".as_slice(), "été".as_bytes()].concat().repeat(4);
+        let poem = Poem::from_bytes("binary", &binary);
+        let cut = pieces(&poem, &binary, 3);
+        assert!(cut[..cut.len() - 1].iter().all(|p| p.len() == 3));
+        assert_eq!(cut.concat(), binary);
     }
 
     #[test]

@@ -58,6 +58,8 @@ fn options_without_a_value() {
         "--max-connections",
         "--idle-timeout",
         "--reactors",
+        "--send-buffer",
+        "--congestion-control",
     ] {
         refused(&[option], "a value is required");
         refused(&[option, "--delay", "0"], "");
@@ -76,6 +78,19 @@ fn malformed_numbers() {
         (&["--num-bytes", "1e3"], "--num-bytes"),
         (&["--max-connections", "many"], "--max-connections"),
         (&["--reactors", "two"], "--reactors"),
+        (&["--send-buffer", "big"], "--send-buffer"),
+        (&["--send-buffer", "-1"], "--send-buffer"),
+        (&["--send-buffer", "4095"], "--send-buffer"),
+        (&["--send-buffer", "268435457"], "--send-buffer"),
+        (
+            &["--congestion-control", "no-such-algorithm"],
+            "congestion control",
+        ),
+        (&["--congestion-control", ""], "congestion control"),
+        (
+            &["--congestion-control", "a-name-far-too-long-for-the-kernel"],
+            "congestion control",
+        ),
         (&["--delay", "soon"], "'soon' is not a number of seconds"),
         (&["--delay", ""], "is not a number of seconds"),
         (&["--delay", "1s"], "is not a number of seconds"),

@@ -12,7 +12,7 @@
 //! | `fast_mode_survives_rude_clients` | fast, 4 MiB file | the same |
 //! | `clients_that_never_read_cost_bounded_memory` | fast, 16 MiB file, sendfile and copy | 40 clients never read |
 //! | `descriptor_exhaustion_neither_spins_nor_loses_clients` | slow, 64 descriptors | 150 clients at once |
-//! | `max_connections_refuses_cleanly` | slow | more clients than `--max-connections` |
+//! | `max_connections_refuses_with_a_reset` | slow | more clients than `--max-connections` |
 //! | `a_panicking_protocol_loses_only_its_own_connection` | library, slow | a protocol on the same reactor panics |
 //! | `sigterm_mid_poem_exits_promptly_and_counts_cut_sends` | slow | SIGTERM with clients mid-poem |
 //!
