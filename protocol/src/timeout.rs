@@ -10,9 +10,11 @@ use crate::protocol::{with_protocol, Protocol};
 
 /// State of one connection's idle timeout. Progress (bytes received, bytes the peer
 /// acknowledged) is read when the timer fires, so neither reads nor writes pay anything
-/// for it: a long download whose reader keeps reading never times out, however slowly
-/// it reads; a stalled one is closed between one and two periods after its last
-/// progress.
+/// for it: a long download whose reader keeps reading does not time out, whatever the
+/// kernel buffers, as long as the reader reopens its receive window within a period
+/// (the sender sees a reader's progress only then: Linux reopens a closed window once
+/// an MSS, or a sixteenth of the receive buffer, is free); a stalled one is closed
+/// between one and two periods after its last progress.
 ///
 /// A connection that never sets a timeout holds one null pointer for it.
 #[derive(Debug, Default)]
