@@ -415,7 +415,10 @@ impl Report {
             }
         }
         md += "The layered stack (\"ours\") against its peers and the physical limit, side by side.\n";
-        md += "Written by `cargo xtask bench`, which replaces this file on every full run: do not edit it\n";
+        md += match &self.scenarios {
+            None => "Written by `cargo xtask bench`, which replaces this file on every full run: do not edit it\n",
+            Some(_) => "Written by the command below, which replaces this file whenever it runs: do not edit it\n",
+        };
         md += "by hand. bench/README.md describes the load generator and the peers; docs/performance.md\n";
         md += "(written by hand) explains each goal not met, with the measurements behind it.\n\n";
         md += &format!("- Command: `{}`\n", self.command);
