@@ -99,8 +99,13 @@ fn report_skips(file: &std::path::Path) {
 /// layers' tarballs standing in for crates.io (so this works before anything is
 /// published), then checks that each package carries its license and README.
 fn packaging() -> Result<(), TaskError> {
+    forget_unpacked_tarballs()?;
+    let target = target_dir().join("package-check");
+    forget_built_tarballs(&target.join("debug"))?;
     let mut package = cargo();
-    package.args(["package", "--allow-dirty"]);
+    package
+        .args(["package", "--allow-dirty"])
+        .env("CARGO_TARGET_DIR", &target);
     for krate in LIBRARIES {
         package.args(["-p", krate]);
     }
@@ -128,6 +133,63 @@ fn packaging() -> Result<(), TaskError> {
             return Err(TaskError::Check(format!(
                 "the {krate} package lacks {missing}"
             )));
+        }
+    }
+    Ok(())
+}
+
+/// Removes what earlier packaging runs unpacked of our own tarballs. Cargo unpacks the
+/// stand-in registry's crates under `$CARGO_HOME/registry/src/-<hash>/NAME-VERSION` and
+/// never unpacks the same name and version again, so a later run would build against
+/// the sources of an earlier commit. Only those nameless-source folders are touched.
+fn forget_unpacked_tarballs() -> Result<(), TaskError> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(sources) = home.map(|h| h.join("registry/src")) else {
+        return Ok(());
+    };
+    let Ok(entries) = std::fs::read_dir(&sources) else {
+        return Ok(());
+    };
+    for entry in entries.filter_map(Result::ok) {
+        if !entry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for krate in LIBRARIES {
+            let stale = entry
+                .path()
+                .join(format!("{krate}-{}", env!("CARGO_PKG_VERSION")));
+            if stale.exists() {
+                std::fs::remove_dir_all(&stale).map_err(TaskError::Io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes what earlier packaging runs built of our own tarballs in their own target
+/// directory: cargo takes a registry crate of the same name and version as unchanged,
+/// so without this a later run would link the build of an earlier commit.
+fn forget_built_tarballs(profile: &std::path::Path) -> Result<(), TaskError> {
+    for folder in [".fingerprint", "deps"] {
+        let Ok(entries) = std::fs::read_dir(profile.join(folder)) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = LIBRARIES.iter().any(|krate| {
+                name.starts_with(&format!("{krate}-")) || name.starts_with(&format!("lib{krate}-"))
+            });
+            if ours {
+                let path = entry.path();
+                let removed = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                removed.map_err(TaskError::Io)?;
+            }
         }
     }
     Ok(())
