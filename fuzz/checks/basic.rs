@@ -123,7 +123,8 @@ impl LineProtocol for Lines {
     type Factory = ();
 
     fn connection_made(&mut self, cx: &mut LineContext<'_, '_, Self>) {
-        cx.set_delimiter(self.delimiter);
+        cx.set_delimiter(self.delimiter)
+            .expect("the checks pick non-empty delimiters");
         cx.set_max_length(self.max);
     }
 

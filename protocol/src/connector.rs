@@ -74,6 +74,8 @@ enum Phase {
     Starting,
     Resolving(Lookup),
     Connecting(DescriptorId),
+    /// The socket connected; the protocol is being built and started.
+    Made,
     Connected(DescriptorId),
 }
 
@@ -214,7 +216,7 @@ impl<F: ClientFactory> Connector<F> {
     pub fn is_connecting(&self) -> bool {
         matches!(
             self.state.borrow().phase,
-            Phase::Starting | Phase::Resolving(_) | Phase::Connecting(_)
+            Phase::Starting | Phase::Resolving(_) | Phase::Connecting(_) | Phase::Made
         )
     }
 
@@ -257,7 +259,7 @@ impl<F: ClientFactory> Connector<F> {
     pub fn stop_connecting(&self, reactor: &mut Reactor) -> bool {
         let phase = self.state.borrow().phase;
         match phase {
-            Phase::Starting | Phase::Resolving(_) | Phase::Connecting(_) => {}
+            Phase::Starting | Phase::Resolving(_) | Phase::Connecting(_) | Phase::Made => {}
             Phase::Disconnected | Phase::Connected(_) => return false,
         }
         // The attempt is over now: its pending steps find themselves stale.
@@ -304,10 +306,23 @@ impl<F: ClientFactory> Connector<F> {
         if !self.is_current(attempt) || self.state.borrow().phase != Phase::Starting {
             return;
         }
-        self.factory.borrow_mut().started_connecting(reactor, self);
-        if !self.is_current(attempt) || self.state.borrow().phase != Phase::Starting {
-            return; // the factory stopped it
+        // The attempt is armed before user code runs (as Twisted's `connect`), so a
+        // panicking `started_connecting` cannot leave it half begun.
+        self.start_attempt(reactor, attempt);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.factory.borrow_mut().started_connecting(reactor, self)
+        }));
+        if let Err(payload) = outcome {
+            error!(
+                "started_connecting panicked: {}; the attempt goes on",
+                panic_message(payload.as_ref())
+            );
         }
+    }
+
+    /// Begins resolving (TCP) or connecting (Unix). A failure found at once is
+    /// reported on the next turn, after `started_connecting`.
+    fn start_attempt(&self, reactor: &mut Reactor, attempt: u64) {
         let destination = self.state.borrow().destination.clone();
         match destination {
             Destination::Tcp { host, port } => {
@@ -335,9 +350,22 @@ impl<F: ClientFactory> Connector<F> {
                     Vec::new(),
                     0,
                 ),
-                Err(e) => self.fail(reactor, ConnectError::Failed(DisconnectReason::from_io(e))),
+                Err(e) => {
+                    let reason = ConnectError::Failed(DisconnectReason::from_io(e));
+                    self.fail_soon(reactor, attempt, reason);
+                }
             },
         }
+    }
+
+    /// Fails the attempt on the next turn, if it is still current then.
+    fn fail_soon(&self, reactor: &mut Reactor, attempt: u64, reason: ConnectError) {
+        let connector = self.clone();
+        reactor.call_soon(move |reactor| {
+            if connector.is_current(attempt) {
+                connector.fail(reactor, reason);
+            }
+        });
     }
 
     /// Tries `addresses[index..]` in turn.
@@ -390,7 +418,7 @@ impl<F: ClientFactory> Connector<F> {
                     return;
                 }
                 match result {
-                    Ok(stream) => connector.connected(reactor, stream),
+                    Ok(stream) => connector.connected(reactor, attempt, stream),
                     Err(DisconnectReason::Aborted) => {
                         connector.fail(reactor, ConnectError::Cancelled)
                     }
@@ -406,15 +434,19 @@ impl<F: ClientFactory> Connector<F> {
         );
         match Connecting::start(reactor, stream, target, timeout, on_done) {
             Ok(id) => self.state.borrow_mut().phase = Phase::Connecting(id),
-            Err(e) => self.fail(reactor, ConnectError::Setup(e)),
+            Err(e) => self.fail_soon(reactor, attempt, ConnectError::Setup(e)),
         }
     }
 
-    fn connected(&self, reactor: &mut Reactor, stream: Box<dyn Stream>) {
+    fn connected(&self, reactor: &mut Reactor, attempt: u64, stream: Box<dyn Stream>) {
+        self.state.borrow_mut().phase = Phase::Made;
         let peer = stream.peer_address().unwrap_or(Address::Unix(None));
         let built = panic::catch_unwind(AssertUnwindSafe(|| {
             self.factory.borrow_mut().build_client_protocol(self, &peer)
         }));
+        if !self.is_current(attempt) {
+            return; // stopped from build_client_protocol: the stream closes as it drops
+        }
         let protocol = match built {
             Ok(Some(protocol)) => protocol,
             Ok(None) => return self.fail(reactor, ConnectError::Refused),
@@ -426,26 +458,29 @@ impl<F: ClientFactory> Connector<F> {
                 return self.fail(reactor, ConnectError::Refused);
             }
         };
-        let connector = self.clone();
-        let handler = ProtocolHandler::new(protocol, self.factory.clone()).on_lost(Box::new(
-            move |reactor, reason| connector.lost(reactor, reason),
-        ));
-        // connection_made may close the connection at once (`lost` then runs inside
-        // start_boxed, and the factory may even connect again): only a connection
-        // still current afterwards counts as connected.
-        let attempt = {
-            let mut state = self.state.borrow_mut();
-            state.phase = Phase::Starting;
-            state.attempt
-        };
-        match Connection::start_boxed(reactor, stream, handler) {
-            Ok(id) => {
-                let mut state = self.state.borrow_mut();
-                if state.attempt == attempt && state.phase == Phase::Starting {
-                    state.phase = Phase::Connected(id);
-                }
-            }
-            Err(e) => self.fail(reactor, ConnectError::Setup(e)),
+        // The connector counts as connected before `connection_made` runs (as
+        // Twisted sets `state = "connected"` before `makeConnection`), so whatever the
+        // protocol asks of it from there acts on the connection.
+        let made = self.clone();
+        let lost = self.clone();
+        let handler = ProtocolHandler::new(protocol, self.factory.clone())
+            .on_made(Box::new(move |_, id| made.made(attempt, id)))
+            .on_lost(Box::new(move |reactor, reason| lost.lost(reactor, reason)));
+        if let Err(e) = Connection::start_boxed(reactor, stream, handler) {
+            self.fail(reactor, ConnectError::Setup(e));
+        }
+    }
+
+    /// The connection is made and has its id; its protocol has not heard yet.
+    fn made(&self, attempt: u64, id: DescriptorId) {
+        let mut state = self.state.borrow_mut();
+        debug_assert_eq!(
+            state.attempt, attempt,
+            "nothing runs between build and made"
+        );
+        debug_assert_eq!(state.phase, Phase::Made);
+        if state.attempt == attempt && state.phase == Phase::Made {
+            state.phase = Phase::Connected(id);
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::panic::{self, AssertUnwindSafe};
 
-use reactor::Reactor;
+use reactor::{DescriptorId, Reactor};
 use transport::{DisconnectReason, EofAction, Handler, Transport};
 
 use crate::protocol::{Context, Protocol};
@@ -12,6 +12,10 @@ use crate::timeout::IdleTimer;
 
 /// Told when a connection ends, after the protocol: how a connector learns it.
 pub(crate) type OnLost = Box<dyn FnOnce(&mut Reactor, &DisconnectReason)>;
+
+/// Told a connection is made, with its id, before the protocol's `connection_made`:
+/// how a connector counts as connected while user code runs.
+pub(crate) type OnMade = Box<dyn FnOnce(&mut Reactor, DescriptorId)>;
 
 /// A [`Protocol`] together with its factory and idle timer: the [`Handler`] a
 /// connection built by this crate carries (`Connection<ProtocolHandler<P>>`).
@@ -23,6 +27,7 @@ pub struct ProtocolHandler<P: Protocol> {
     factory: Shared<P::Factory>,
     idle: IdleTimer,
     on_lost: Option<OnLost>,
+    on_made: Option<OnMade>,
 }
 
 impl<P: Protocol> std::fmt::Debug for ProtocolHandler<P> {
@@ -39,11 +44,17 @@ impl<P: Protocol> ProtocolHandler<P> {
             factory,
             idle: IdleTimer::default(),
             on_lost: None,
+            on_made: None,
         }
     }
 
     pub(crate) fn on_lost(mut self, on_lost: OnLost) -> Self {
         self.on_lost = Some(on_lost);
+        self
+    }
+
+    pub(crate) fn on_made(mut self, on_made: OnMade) -> Self {
+        self.on_made = Some(on_made);
         self
     }
 
@@ -65,6 +76,13 @@ impl<P: Protocol> ProtocolHandler<P> {
 
 impl<P: Protocol> Handler for ProtocolHandler<P> {
     fn connection_made(&mut self, transport: &mut Transport<'_>) {
+        if let Some(on_made) = self.on_made.take() {
+            let id = transport.id();
+            debug_assert!(id.is_some(), "a connection has its id when it is made");
+            if let Some(id) = id {
+                on_made(transport.reactor(), id);
+            }
+        }
         self.with_context(transport, |p, cx| p.make_connection(cx));
     }
 

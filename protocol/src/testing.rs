@@ -94,12 +94,29 @@ fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
     }
 }
 
+/// How the peer ends, once everything it sent is in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerEnd {
+    /// It shuts down its writing half.
+    Write,
+    /// It closes.
+    Close,
+}
+
 /// One protocol on an in-memory connection, with the test playing the peer.
+///
+/// What the peer sends is never lost: bytes the stream cannot take yet (the protocol
+/// paused reading) wait in the test, as in Twisted's `iosim`, and go in as the
+/// protocol reads; a clean close or half-close by the peer comes after them.
 pub struct ProtocolTest<P: Protocol> {
     reactor: Reactor,
     clock: ManualClock,
     id: DescriptorId,
     peer: Option<MemoryStream>,
+    /// Bytes the peer sent that the stream has not taken yet.
+    unsent: std::collections::VecDeque<u8>,
+    /// A close the peer asked for, waiting for `unsent` to empty.
+    peer_end: Option<PeerEnd>,
     lost: LostSlot,
     factory: Shared<P::Factory>,
 }
@@ -135,6 +152,8 @@ impl<P: Protocol> ProtocolTest<P> {
             clock,
             id,
             peer: Some(peer),
+            unsent: std::collections::VecDeque::new(),
+            peer_end: None,
             lost,
             factory,
         };
@@ -152,6 +171,7 @@ impl<P: Protocol> ProtocolTest<P> {
     pub fn pump(&mut self) {
         for _ in 0..MAX_PUMP_ROUNDS {
             let before = self.activity();
+            self.send_unsent();
             let _ = self.reactor.set_ready(self.id, true, true);
             self.reactor
                 .iterate(Some(Duration::ZERO))
@@ -168,25 +188,59 @@ impl<P: Protocol> ProtocolTest<P> {
     }
 
     /// The peer sends `data`; the protocol receives it (in as many pieces as the
-    /// stream's capacity makes it).
+    /// stream's capacity makes it). Bytes the protocol does not take now, because it
+    /// paused reading, are kept and delivered when it resumes: none is ever dropped
+    /// ([`unsent`](Self::unsent) tells how many wait).
     ///
     /// # Panics
     ///
-    /// If the peer was disconnected with [`disconnect_peer`](Self::disconnect_peer).
-    pub fn feed(&mut self, mut data: &[u8]) {
-        for _ in 0..MAX_PUMP_ROUNDS {
-            if data.is_empty() {
-                break;
-            }
-            let peer = self.peer.as_mut().expect("the peer is still connected");
-            match peer.write(data) {
-                Ok(n) => data = &data[n..],
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => break, // the protocol's end is closed: the rest is lost, as on a socket
-            }
-            self.pump();
-        }
+    /// If the peer has closed or shut down its writing half
+    /// ([`disconnect_peer`](Self::disconnect_peer),
+    /// [`close_peer_write`](Self::close_peer_write)): it cannot send any more.
+    pub fn feed(&mut self, data: &[u8]) {
+        assert!(
+            self.peer.is_some() && self.peer_end.is_none(),
+            "the peer has closed its writing half: it cannot send"
+        );
+        self.unsent.extend(data);
         self.pump();
+    }
+
+    /// Bytes the peer sent that the protocol has not taken yet (it paused reading).
+    pub fn unsent(&self) -> usize {
+        self.unsent.len()
+    }
+
+    /// Moves what it can of `unsent` into the stream; then, once all of it is in,
+    /// carries out the end the peer asked for.
+    fn send_unsent(&mut self) {
+        let Some(peer) = self.peer.as_mut() else {
+            self.unsent.clear();
+            return;
+        };
+        while !self.unsent.is_empty() {
+            let (front, _) = self.unsent.as_slices();
+            match peer.write(front) {
+                Ok(n) if n > 0 => {
+                    self.unsent.drain(..n);
+                }
+                // Full (WouldBlock), or the protocol's end is closed: keep the rest
+                // while the connection lives; a closed end reads nothing more.
+                Ok(_) | Err(_) => break,
+            }
+        }
+        if !self.unsent.is_empty() {
+            return;
+        }
+        match self.peer_end.take() {
+            Some(PeerEnd::Write) => {
+                // A stream whose other end is gone refuses the shutdown; the
+                // protocol has then heard of the close already.
+                let _ = peer.shutdown_write();
+            }
+            Some(PeerEnd::Close) => self.peer = None,
+            None => {}
+        }
     }
 
     /// Everything the protocol has written that the peer has not read yet (Twisted's
@@ -208,20 +262,26 @@ impl<P: Protocol> ProtocolTest<P> {
         out
     }
 
-    /// The peer shuts down its writing half: the protocol sees end of file.
+    /// The peer shuts down its writing half, after what it sent: the protocol sees
+    /// end of file once it has read everything.
     pub fn close_peer_write(&mut self) {
-        if let Some(peer) = self.peer.as_mut() {
-            let _ = peer.shutdown_write();
+        if self.peer.is_some() && self.peer_end.is_none() {
+            self.peer_end = Some(PeerEnd::Write);
         }
         self.pump();
     }
 
-    /// The peer closes: cleanly, or with a reset (`reset`).
+    /// The peer closes: cleanly, after what it sent (`reset` false), or at once with
+    /// a reset that throws away whatever the protocol has not read (`reset` true).
     pub fn disconnect_peer(&mut self, reset: bool) {
-        if let Some(peer) = self.peer.take() {
-            if reset {
+        if reset {
+            self.unsent.clear();
+            if let Some(peer) = self.peer.take() {
+                // An end whose peer is already gone has no one to reset.
                 let _ = peer.set_reset_on_close();
             }
+        } else if self.peer.is_some() {
+            self.peer_end = Some(PeerEnd::Close);
         }
         self.pump();
     }

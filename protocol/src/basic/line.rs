@@ -197,6 +197,18 @@ enum Mode {
     Raw,
 }
 
+/// The error of an empty line delimiter, which would find a line at every byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmptyDelimiter;
+
+impl fmt::Display for EmptyDelimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a line delimiter cannot be empty")
+    }
+}
+
+impl Error for EmptyDelimiter {}
+
 /// A receiver's state beside its protocol.
 #[derive(Debug)]
 struct LineState {
@@ -244,7 +256,28 @@ impl<L: LineProtocol + Default> Default for LineReceiver<L> {
 
 impl<L: LineProtocol> LineReceiver<L> {
     /// Wraps `protocol`, in line mode with its `DELIMITER` and `MAX_LENGTH`.
+    ///
+    /// An empty `DELIMITER` does not compile (it would find a line at every byte and
+    /// never move on):
+    ///
+    /// ```compile_fail
+    /// use protocol::basic::{LineContext, LineProtocol, LineReceiver};
+    ///
+    /// struct Endless;
+    /// impl LineProtocol for Endless {
+    ///     type Factory = ();
+    ///     const DELIMITER: &'static [u8] = b"";
+    ///     fn line_received(&mut self, _: &mut LineContext<'_, '_, Self>, _: &[u8]) {}
+    /// }
+    /// let _ = LineReceiver::new(Endless);
+    /// ```
     pub fn new(protocol: L) -> Self {
+        const {
+            assert!(
+                !L::DELIMITER.is_empty(),
+                "LineProtocol::DELIMITER cannot be empty"
+            )
+        };
         LineReceiver {
             protocol,
             state: LineState {
@@ -548,13 +581,17 @@ impl<'b, L: LineProtocol> LineContext<'_, 'b, L> {
     /// Changes the delimiter, for the bytes not yet delivered and for
     /// [`send_line`](Self::send_line).
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If `delimiter` is empty.
-    pub fn set_delimiter(&mut self, delimiter: &[u8]) {
-        assert!(!delimiter.is_empty(), "a line delimiter cannot be empty");
+    /// [`EmptyDelimiter`] if `delimiter` is empty (Twisted raises `ValueError: empty
+    /// separator`); the delimiter in force is kept.
+    pub fn set_delimiter(&mut self, delimiter: &[u8]) -> Result<(), EmptyDelimiter> {
+        if delimiter.is_empty() {
+            return Err(EmptyDelimiter);
+        }
         self.state.delimiter = delimiter.to_vec();
         self.state.searched = 0;
+        Ok(())
     }
 
     /// The longest line accepted, delimiter excluded.

@@ -96,7 +96,8 @@ pub use self::int_prefixed::{
     IntStringContext, IntStringError, IntStringProtocol, LengthPrefix,
 };
 pub use self::line::{
-    LineContext, LineError, LineProtocol, LineReceiver, DEFAULT_DELIMITER, DEFAULT_MAX_LINE_LENGTH,
+    EmptyDelimiter, LineContext, LineError, LineProtocol, LineReceiver, DEFAULT_DELIMITER,
+    DEFAULT_MAX_LINE_LENGTH,
 };
 pub use self::netstring::{
     NetstringContext, NetstringError, NetstringProtocol, NetstringReceiver,

@@ -32,7 +32,7 @@ impl LineProtocol for Tester {
     type Factory = Log;
 
     fn connection_made(&mut self, cx: &mut LineContext<'_, '_, Self>) {
-        cx.set_delimiter(self.delimiter);
+        cx.set_delimiter(self.delimiter).expect("a delimiter");
         cx.set_max_length(self.max);
         cx.factory().made += 1;
     }
@@ -249,7 +249,7 @@ impl LineProtocol for Switcher {
     fn line_received(&mut self, cx: &mut LineContext<'_, '_, Self>, line: &[u8]) {
         cx.factory().received.push(line.to_vec());
         if line == b"semicolons" {
-            cx.set_delimiter(b";");
+            cx.set_delimiter(b";").expect("a delimiter");
         }
         cx.send_line(line);
     }
@@ -517,4 +517,20 @@ proptest! {
         prop_assert_eq!(&test.factory().borrow().received, &lines);
         prop_assert!(!test.is_lost());
     }
+}
+
+/// Issue 17, item 8: an empty delimiter would find a line at every byte and never move
+/// on. It is refused with a typed error, and the delimiter in force stays.
+#[test]
+fn an_empty_delimiter_is_refused_and_the_old_one_stays() {
+    let mut test = ProtocolTest::new(LineReceiver::new(Switcher), Shared::new(Log::default()));
+    let refused =
+        test.with_protocol(|receiver, cx| receiver.with_context(cx, |_, cx| cx.set_delimiter(b"")));
+    assert_eq!(refused, Some(Err(crate::basic::EmptyDelimiter)));
+    test.feed(b"a\r\nb\r\n");
+    assert_eq!(test.factory().borrow().received(), [&b"a"[..], b"b"]);
+    assert_eq!(
+        crate::basic::EmptyDelimiter.to_string(),
+        "a line delimiter cannot be empty"
+    );
 }
