@@ -401,7 +401,10 @@ fn idle_timeout_closes_a_client_that_stops_reading() {
 #[track_caller]
 fn refused(args: &[&str]) -> String {
     let mut command = Command::new(util::server_binary());
-    command.args(args);
+    // Names resolve in memory only: no lookup leaves the machine.
+    command
+        .args(args)
+        .env(protocol::TEST_HOSTS_VARIABLE, "localhost=127.0.0.1,::1");
     let output = run_bounded(command, util::PATIENCE);
     test_support::one_line_error(&output, "poetry-server", 2)
 }
@@ -423,7 +426,7 @@ fn bad_command_lines_exit_2_with_one_line() {
     refused(&["--no-such-option"]);
     refused(&["one.txt", "two.txt"]);
     refused(&["--reactors", "0"]);
-    refused(&["--iface", "no-such-host.invalid"]);
+    refused(&["--iface", "unknown.test"]);
     // Hostile, huge arguments are cut short in the one line.
     let long = "x".repeat(100_000);
     assert!(refused(&["--delay", &long]).len() < 200);

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use log::{debug, error};
-use reactor::{panic_message, DescriptorId, Reactor};
+use reactor::{panic_message, DelayedCall, DescriptorId, Reactor};
 use transport::{
     start_connect_tcp, start_connect_unix, Address, Connecting, Connection, DisconnectReason,
     Stream,
@@ -51,8 +51,13 @@ impl fmt::Display for Destination {
 /// How to connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectOptions {
-    /// Give up after this long (default 30 s, as Twisted); `None` waits for the
-    /// operating system's own limit.
+    /// The whole attempt must succeed within this long (default 30 s, as Twisted);
+    /// `None` waits for the resolver's and the operating system's own limits.
+    ///
+    /// As in Twisted, one timer is armed when the attempt starts, before the name is
+    /// resolved, and it covers the resolution and every address tried: when it fires,
+    /// the attempt fails with [`DisconnectReason::TimedOut`] and no later address is
+    /// tried. An address that refuses moves on to the next one at once.
     pub timeout: Option<Duration>,
     /// Connect from this local address.
     pub bind_address: Option<SocketAddr>,
@@ -86,6 +91,8 @@ struct State {
     phase: Phase,
     /// Bumped by every `connect`, so a stale step of an earlier attempt does nothing.
     attempt: u64,
+    /// The current attempt's timeout (Twisted's `timeoutID`).
+    timer: Option<DelayedCall>,
     /// This connector counts as a user of its factory (Twisted's `factoryStarted`).
     factory_started: bool,
     serial: u64,
@@ -186,6 +193,7 @@ impl<F: ClientFactory> Connector<F> {
                 options,
                 phase: Phase::Disconnected,
                 attempt: 0,
+                timer: None,
                 factory_started: false,
                 serial: NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             })),
@@ -243,6 +251,7 @@ impl<F: ClientFactory> Connector<F> {
         if start_factory {
             self.factory.start_use(reactor);
         }
+        self.arm_timeout(reactor, attempt);
         let connector = self.clone();
         reactor.call_soon(move |reactor| connector.begin(reactor, attempt));
         true
@@ -268,6 +277,7 @@ impl<F: ClientFactory> Connector<F> {
             state.phase = Phase::Disconnected;
             state.attempt += 1;
         }
+        self.disarm_timeout(reactor);
         match phase {
             Phase::Resolving(lookup) => resolver::cancel(lookup),
             Phase::Connecting(id) => {
@@ -296,6 +306,59 @@ impl<F: ClientFactory> Connector<F> {
                 self.stop_connecting(reactor);
             }
         }
+    }
+
+    /// Arms the attempt's one timeout, before anything of it runs.
+    fn arm_timeout(&self, reactor: &mut Reactor, attempt: u64) {
+        let Some(timeout) = self.state.borrow().options.timeout else {
+            return;
+        };
+        let connector = self.clone();
+        let timer = reactor.call_later(timeout, move |reactor| {
+            connector.time_out(reactor, attempt);
+        });
+        let replaced = self.state.borrow_mut().timer.replace(timer);
+        debug_assert!(replaced.is_none(), "one timer per attempt");
+    }
+
+    /// Cancels the attempt's timeout, if it has one.
+    fn disarm_timeout(&self, reactor: &mut Reactor) {
+        let timer = self.state.borrow_mut().timer.take();
+        if let Some(timer) = timer {
+            // Err: it already ran (this is its own failure) or was cancelled.
+            if timer.cancel(reactor).is_err() {
+                debug!("the connect timer had already run");
+            }
+        }
+    }
+
+    /// The attempt's timeout fired: whatever it is doing (starting, resolving,
+    /// connecting to one of the addresses) stops, and the factory hears `TimedOut`.
+    fn time_out(&self, reactor: &mut Reactor, attempt: u64) {
+        let phase = {
+            let mut state = self.state.borrow_mut();
+            if state.attempt != attempt {
+                return;
+            }
+            state.timer = None;
+            let phase = state.phase;
+            match phase {
+                Phase::Disconnected | Phase::Connected(_) => return,
+                Phase::Starting | Phase::Resolving(_) | Phase::Connecting(_) | Phase::Made => {}
+            }
+            // The attempt is over now: its pending steps find themselves stale.
+            state.phase = Phase::Disconnected;
+            state.attempt += 1;
+            phase
+        };
+        match phase {
+            Phase::Resolving(lookup) => resolver::cancel(lookup),
+            Phase::Connecting(id) => {
+                Connecting::cancel(reactor, id);
+            }
+            _ => {}
+        }
+        self.report_failure(reactor, ConnectError::Failed(DisconnectReason::TimedOut));
     }
 
     fn is_current(&self, attempt: u64) -> bool {
@@ -410,7 +473,6 @@ impl<F: ClientFactory> Connector<F> {
         addresses: Vec<SocketAddr>,
         next: usize,
     ) {
-        let timeout = self.state.borrow().options.timeout;
         let connector = self.clone();
         let on_done = Box::new(
             move |reactor: &mut Reactor, result: Result<Box<dyn Stream>, DisconnectReason>| {
@@ -432,7 +494,8 @@ impl<F: ClientFactory> Connector<F> {
                 }
             },
         );
-        match Connecting::start(reactor, stream, target, timeout, on_done) {
+        // No timeout of its own: the attempt's one timer covers every address.
+        match Connecting::start(reactor, stream, target, None, on_done) {
             Ok(id) => self.state.borrow_mut().phase = Phase::Connecting(id),
             Err(e) => self.fail_soon(reactor, attempt, ConnectError::Setup(e)),
         }
@@ -464,7 +527,7 @@ impl<F: ClientFactory> Connector<F> {
         let made = self.clone();
         let lost = self.clone();
         let handler = ProtocolHandler::new(protocol, self.factory.clone())
-            .on_made(Box::new(move |_, id| made.made(attempt, id)))
+            .on_made(Box::new(move |reactor, id| made.made(reactor, attempt, id)))
             .on_lost(Box::new(move |reactor, reason| lost.lost(reactor, reason)));
         if let Err(e) = Connection::start_boxed(reactor, stream, handler) {
             self.fail(reactor, ConnectError::Setup(e));
@@ -472,16 +535,20 @@ impl<F: ClientFactory> Connector<F> {
     }
 
     /// The connection is made and has its id; its protocol has not heard yet.
-    fn made(&self, attempt: u64, id: DescriptorId) {
-        let mut state = self.state.borrow_mut();
-        debug_assert_eq!(
-            state.attempt, attempt,
-            "nothing runs between build and made"
-        );
-        debug_assert_eq!(state.phase, Phase::Made);
-        if state.attempt == attempt && state.phase == Phase::Made {
+    fn made(&self, reactor: &mut Reactor, attempt: u64, id: DescriptorId) {
+        {
+            let mut state = self.state.borrow_mut();
+            debug_assert_eq!(
+                state.attempt, attempt,
+                "nothing runs between build and made"
+            );
+            debug_assert_eq!(state.phase, Phase::Made);
+            if state.attempt != attempt || state.phase != Phase::Made {
+                return;
+            }
             state.phase = Phase::Connected(id);
         }
+        self.disarm_timeout(reactor);
     }
 
     fn lost(&self, reactor: &mut Reactor, reason: &DisconnectReason) {
@@ -494,6 +561,7 @@ impl<F: ClientFactory> Connector<F> {
 
     fn fail(&self, reactor: &mut Reactor, reason: ConnectError) {
         self.state.borrow_mut().phase = Phase::Disconnected;
+        self.disarm_timeout(reactor);
         self.report_failure(reactor, reason);
     }
 

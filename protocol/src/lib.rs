@@ -21,6 +21,7 @@
 //! | [`ReconnectingClientFactory`] | `ReconnectingClientFactory` |
 //! | [`standard_io`] (over `transport::PipeStream`) | `stdio.StandardIO` |
 //! | [`ProcessProtocol`], [`spawn_process`] | `ProcessProtocol`, `spawnProcess` |
+//! | [`Resolver`], [`install_resolver`], [`SystemResolver`], [`MemoryResolver`] | `IResolverSimple`, `installResolver`, `ThreadedResolver` |
 //! | [`Context::set_timeout`], [`Protocol::timeout_connection`] | `TimeoutMixin` |
 //! | [`basic`] | `twisted.protocols.basic` |
 //! | [`testing`] | `StringTransport`, `task.Clock`, `iosim` |
@@ -104,8 +105,11 @@
 //! # What it does not do
 //!
 //! No event loop and no sockets of its own: the reactor and transport crates do that.
-//! Name resolution for connecting runs on a small pool of resolver threads that report
-//! back with `call_from_thread`; listening interfaces are resolved once, at listen time.
+//! Name resolution is pluggable per reactor thread ([`install_resolver`]): by default
+//! the system's resolver runs on a small pool of threads that report back with
+//! `call_from_thread`; tests install a [`MemoryResolver`] so no lookup leaves the
+//! machine. Listening interfaces are resolved once, at listen time, by the same
+//! resolver.
 
 pub mod basic;
 mod connector;
@@ -131,6 +135,10 @@ pub use crate::port::{listen_tcp, listen_unix, ListeningPort, TcpListenOptions};
 pub use crate::process::{spawn_process, ProcessProtocol};
 pub use crate::protocol::{with_protocol, Context, Protocol};
 pub use crate::reconnecting::ReconnectingClientFactory;
+pub use crate::resolver::{
+    install_resolver, installed_resolver, Answer, HostsError, MemoryResolver, Resolver,
+    SystemResolver, TEST_HOSTS_VARIABLE,
+};
 pub use crate::shared::Shared;
 pub use crate::stdio::standard_io;
 pub use transport::{Address, DisconnectReason, EofAction};

@@ -1,7 +1,7 @@
 //! Listening: [`listen_tcp`], [`listen_unix`] and the [`ListeningPort`] they return
 //! (Twisted's `IReactorTCP.listenTCP`, `IReactorUNIX.listenUNIX`, `IListeningPort`).
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
@@ -14,6 +14,7 @@ use transport::{
 use crate::error::ListenError;
 use crate::factory::Factory;
 use crate::handler::ProtocolHandler;
+use crate::resolver::installed_resolver;
 use crate::shared::Shared;
 
 /// How to listen on TCP.
@@ -85,8 +86,9 @@ fn interface_address(interface: &str, port: u16) -> Result<SocketAddr, ListenErr
         interface: interface.to_owned(),
         source,
     };
-    let mut addrs = (interface, port).to_socket_addrs().map_err(error)?;
-    let mut candidates: Vec<SocketAddr> = addrs.by_ref().collect();
+    let mut candidates = installed_resolver()
+        .resolve_now(interface, port)
+        .map_err(error)?;
     // Prefer IPv4, as clients given "localhost" try it too.
     candidates.sort_by_key(|a| a.is_ipv6());
     candidates.into_iter().next().ok_or_else(|| {
@@ -203,6 +205,9 @@ mod tests {
 
     #[test]
     fn interfaces_resolve_to_local_addresses() {
+        use crate::resolver::{install_resolver, MemoryResolver};
+        let hosts = MemoryResolver::parse("localhost=::1,127.0.0.1").unwrap();
+        install_resolver(hosts);
         assert_eq!(
             interface_address("127.0.0.1", 80).unwrap(),
             "127.0.0.1:80".parse().unwrap()
@@ -216,7 +221,7 @@ mod tests {
             .ip()
             .is_loopback());
         assert!(matches!(
-            interface_address("no such host.invalid", 0),
+            interface_address("unknown.test", 0),
             Err(ListenError::Interface { .. })
         ));
         for unbalanced in ["[::1", "::1]", "[127.0.0.1", "[]", ""] {

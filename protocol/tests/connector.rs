@@ -4,11 +4,18 @@
 
 mod util;
 
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
 use protocol::{
-    connect_tcp, listen_tcp, ClientFactory, ConnectError, ConnectOptions, Connector, Context,
-    DisconnectReason, Factory, Protocol, ReconnectingClientFactory, Shared, TcpListenOptions,
+    connect_tcp, install_resolver, listen_tcp, Answer, ClientFactory, ConnectError, ConnectOptions,
+    Connector, Context, DisconnectReason, Factory, MemoryResolver, Protocol,
+    ReconnectingClientFactory, Resolver, Shared, TcpListenOptions,
 };
-use reactor::Reactor;
+use reactor::{ManualClock, Reactor};
 use transport::Address;
 use util::{turn_a_while, turn_until};
 
@@ -334,4 +341,84 @@ fn a_panic_in_started_connecting_does_not_leave_the_connector_stuck() {
         connector.connect(&mut reactor),
         "the connector is free again"
     );
+}
+
+// ===== the connect timeout and name resolution (issue 17, "confirm or fix") =====
+
+/// A resolver that keeps every question and never answers.
+struct Hanging(Rc<RefCell<Vec<Answer>>>);
+
+impl Resolver for Hanging {
+    fn resolve(&self, _: &mut Reactor, _: &str, _: u16, answer: Answer) {
+        self.0.borrow_mut().push(answer);
+    }
+
+    fn resolve_now(&self, _: &str, _: u16) -> io::Result<Vec<SocketAddr>> {
+        Err(io::Error::new(io::ErrorKind::TimedOut, "hanging"))
+    }
+}
+
+#[test]
+fn the_connect_timeout_starts_before_name_resolution() {
+    let questions = Rc::new(RefCell::new(Vec::new()));
+    install_resolver(Hanging(questions.clone()));
+    let clock = ManualClock::new();
+    let mut reactor = Reactor::with_clock(clock.clone()).unwrap();
+    let client = Client::new(InMade::Nothing);
+    client.borrow_mut().policy.max_retries = Some(0);
+    let options = ConnectOptions {
+        timeout: Some(Duration::from_secs(5)),
+        ..ConnectOptions::default()
+    };
+    let connector = connect_tcp(&mut reactor, "slow.test", 80, &client, options);
+    turn_a_while(&mut reactor, 3);
+    assert_eq!(questions.borrow().len(), 1, "the name is being resolved");
+    assert!(connector.is_connecting());
+    clock.advance(Duration::from_millis(4999));
+    turn_a_while(&mut reactor, 3);
+    assert_eq!(events(&client), ["do_start", "started"]);
+    clock.advance(Duration::from_millis(1));
+    turn_until(&mut reactor, "the timeout", || {
+        client.borrow().has("do_stop")
+    });
+    assert_eq!(
+        events(&client),
+        [
+            "do_start",
+            "started",
+            "failed: connection timed out",
+            "do_stop"
+        ]
+    );
+    // A late answer finds no one waiting.
+    questions.borrow_mut().clear();
+    turn_a_while(&mut reactor, 3);
+    assert_eq!(client.borrow().events.len(), 4);
+    assert!(!connector.is_connecting());
+}
+
+#[test]
+fn a_refused_address_moves_on_to_the_next_one() {
+    let mut hosts = MemoryResolver::new();
+    // 127.0.0.2 is loopback too, but nothing listens there: it refuses.
+    hosts.insert(
+        "two.test",
+        ["127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap()],
+    );
+    install_resolver(hosts);
+    let mut reactor = Reactor::new().unwrap();
+    let (server, port) = holding_server(&mut reactor);
+    let client = Client::new(InMade::Nothing);
+    let connector = connect_tcp(
+        &mut reactor,
+        "two.test",
+        port,
+        &client,
+        ConnectOptions::default(),
+    );
+    turn_until(&mut reactor, "the connection", || server.borrow().open == 1);
+    assert!(connector.is_connected());
+    assert!(!client.borrow().has("failed"));
+    connector.disconnect(&mut reactor);
+    turn_until(&mut reactor, "the close", || server.borrow().open == 0);
 }

@@ -273,3 +273,44 @@ fn the_project_ships_its_own_poems() {
     );
     assert!(!crlf.ends_with(b"\n"), "crlf.txt ends without a newline");
 }
+
+/// No test leaves the loopback interface, DNS included (ARCHITECTURE.md, "Tests"):
+/// no test names a host of the `.invalid` domain or a real one, whose lookup would
+/// reach the machine's resolver. Tests resolve names with `protocol::MemoryResolver`
+/// (or `TWISTIER_TEST_HOSTS` for a binary).
+#[test]
+fn no_test_looks_up_a_name_off_the_machine() {
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z", "*.rs"])
+        .current_dir(root())
+        .output()
+        .expect("git ls-files runs");
+    assert!(listed.status.success(), "git ls-files failed");
+    let forbidden = [
+        [".inv", "alid\""].concat(),
+        ["example", ".com"].concat(),
+        ["example", ".org"].concat(),
+        ["google", ".com"].concat(),
+    ];
+    let mut offenders = Vec::new();
+    for path in listed.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        let path = String::from_utf8_lossy(path).into_owned();
+        // xtask's own tests search files for these strings; they look nothing up.
+        let is_test = path.contains("/tests/") || path.starts_with("fuzz/");
+        if !is_test || path.starts_with("xtask/") {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(root().join(&path)) else {
+            continue;
+        };
+        for name in &forbidden {
+            if text.contains(name.as_str()) {
+                offenders.push(format!("{path}: {name}"));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "tests must resolve names in memory (protocol::MemoryResolver): {offenders:?}"
+    );
+}

@@ -201,7 +201,11 @@ pub(crate) struct ClientRun {
 /// Runs `poetry-client ARGS` to completion (within [`PATIENCE`]).
 pub(crate) fn run_client<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> ClientRun {
     let mut command = Command::new(client_binary());
-    command.args(args).env("RUST_LOG", "warn");
+    // Names resolve in memory only: no lookup leaves the machine.
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env(protocol::TEST_HOSTS_VARIABLE, "localhost=127.0.0.1,::1");
     let output = test_support::run_bounded(command, PATIENCE);
     ClientRun {
         code: output.status.code(),

@@ -4,9 +4,28 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use protocol::{Answer, Resolver};
 use reactor::Reactor;
+
+/// A resolver that keeps every question and never answers (until the answers are
+/// dropped, which fails them): for "while the name is being resolved".
+pub(crate) struct Hanging(pub(crate) Rc<RefCell<Vec<Answer>>>);
+
+impl Resolver for Hanging {
+    fn resolve(&self, _: &mut Reactor, _: &str, _: u16, answer: Answer) {
+        self.0.borrow_mut().push(answer);
+    }
+
+    fn resolve_now(&self, _: &str, _: u16) -> io::Result<Vec<SocketAddr>> {
+        Err(io::Error::new(io::ErrorKind::TimedOut, "hanging"))
+    }
+}
 
 /// Longest a real-I/O test waits for anything: a watchdog, never a sleep.
 pub(crate) const WATCHDOG: Duration = Duration::from_secs(10);
