@@ -228,11 +228,6 @@ impl<F: ClientFactory> Connector<F> {
         )
     }
 
-    /// The factory it connects with.
-    pub fn factory(&self) -> &Shared<F> {
-        &self.factory
-    }
-
     /// Starts a new attempt (Twisted's `connect`), on the next turn of the reactor;
     /// a reconnecting factory calls it after a connection failed or was lost. Returns
     /// `false`, doing nothing, if an attempt is in progress or a connection is open.
@@ -372,15 +367,18 @@ impl<F: ClientFactory> Connector<F> {
         // The attempt is armed before user code runs (as Twisted's `connect`), so a
         // panicking `started_connecting` cannot leave it half begun.
         self.start_attempt(reactor, attempt);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.factory.borrow_mut().started_connecting(reactor, self)
-        }));
-        if let Err(payload) = outcome {
-            error!(
-                "started_connecting panicked: {}; the attempt goes on",
-                panic_message(payload.as_ref())
-            );
-        }
+        let connector = self.clone();
+        self.factory.call(reactor, move |factory, reactor| {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+                factory.started_connecting(reactor, &connector)
+            }));
+            if let Err(payload) = outcome {
+                error!(
+                    "started_connecting panicked: {}; the attempt goes on",
+                    panic_message(payload.as_ref())
+                );
+            }
+        });
     }
 
     /// Begins resolving (TCP) or connecting (Unix). A failure found at once is
@@ -504,8 +502,14 @@ impl<F: ClientFactory> Connector<F> {
     fn connected(&self, reactor: &mut Reactor, attempt: u64, stream: Box<dyn Stream>) {
         self.state.borrow_mut().phase = Phase::Made;
         let peer = stream.peer_address().unwrap_or(Address::Unix(None));
-        let built = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.factory.borrow_mut().build_client_protocol(self, &peer)
+        // Nothing of user code is on the stack here (a connect completes from the
+        // reactor's dispatch), so the factory is free.
+        let built = panic::catch_unwind(AssertUnwindSafe(|| match self.factory.try_borrow_mut() {
+            Some(mut factory) => factory.build_client_protocol(self, &peer),
+            None => {
+                debug_assert!(false, "the factory is borrowed across reactor turns");
+                None
+            }
         }));
         if !self.is_current(attempt) {
             return; // stopped from build_client_protocol: the stream closes as it drops
@@ -553,9 +557,11 @@ impl<F: ClientFactory> Connector<F> {
 
     fn lost(&self, reactor: &mut Reactor, reason: &DisconnectReason) {
         self.state.borrow_mut().phase = Phase::Disconnected;
-        self.factory
-            .borrow_mut()
-            .client_connection_lost(reactor, self, reason);
+        let connector = self.clone();
+        let reason = crate::testing::clone_reason(reason);
+        self.factory.call(reactor, move |factory, reactor| {
+            factory.client_connection_lost(reactor, &connector, &reason);
+        });
         self.release_if_idle(reactor);
     }
 
@@ -572,9 +578,10 @@ impl<F: ClientFactory> Connector<F> {
             "connect to {} failed: {reason}",
             self.state.borrow().destination
         );
-        self.factory
-            .borrow_mut()
-            .client_connection_failed(reactor, self, &reason);
+        let connector = self.clone();
+        self.factory.call(reactor, move |factory, reactor| {
+            factory.client_connection_failed(reactor, &connector, &reason);
+        });
         self.release_if_idle(reactor);
     }
 

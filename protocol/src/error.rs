@@ -42,16 +42,9 @@ impl fmt::Display for ConnectError {
     }
 }
 
-impl Error for ConnectError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            ConnectError::Lookup { source, .. } => Some(source),
-            ConnectError::Failed(reason) => Some(reason),
-            ConnectError::Setup(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// The cause is part of the message (`Display`), so `source()` is `None`: an error
+/// chain printed whole says it once.
+impl Error for ConnectError {}
 
 /// Why a port could not listen.
 #[derive(Debug)]
@@ -79,14 +72,8 @@ impl fmt::Display for ListenError {
     }
 }
 
-impl Error for ListenError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            ListenError::Interface { source, .. } => Some(source),
-            ListenError::Transport(e) => Some(e),
-        }
-    }
-}
+/// The cause is part of the message (`Display`), so `source()` is `None`.
+impl Error for ListenError {}
 
 impl From<TransportError> for ListenError {
     fn from(e: TransportError) -> Self {

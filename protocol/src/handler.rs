@@ -37,8 +37,10 @@ impl<P: Protocol> std::fmt::Debug for ProtocolHandler<P> {
 }
 
 impl<P: Protocol> ProtocolHandler<P> {
-    /// Puts `protocol`, built by `factory`, on a connection.
-    pub fn new(protocol: P, factory: Shared<P::Factory>) -> Self {
+    /// Puts `protocol`, built by `factory`, on a connection. Crate-private: a
+    /// connection started any other way than by a port, a connector or the testing
+    /// helpers would bypass the factory's use count.
+    pub(crate) fn new(protocol: P, factory: Shared<P::Factory>) -> Self {
         ProtocolHandler {
             protocol,
             factory,
@@ -64,7 +66,7 @@ impl<P: Protocol> ProtocolHandler<P> {
     }
 
     /// Calls `f` with the protocol and a context over `transport`.
-    pub fn with_context<R>(
+    pub(crate) fn with_context<R>(
         &mut self,
         transport: &mut Transport<'_>,
         f: impl FnOnce(&mut P, &mut Context<'_, P>) -> R,

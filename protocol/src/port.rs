@@ -179,8 +179,14 @@ fn start_port<F: Factory>(
 /// start a connection with it.
 fn accept_with<F: Factory>(factory: Shared<F>) -> OnAccept {
     Box::new(move |reactor, stream, peer| {
-        let built = panic::catch_unwind(AssertUnwindSafe(|| {
-            factory.borrow_mut().build_protocol(&peer)
+        // Nothing of user code is on the stack here (accepting is the reactor's
+        // dispatch), so the factory is free.
+        let built = panic::catch_unwind(AssertUnwindSafe(|| match factory.try_borrow_mut() {
+            Some(mut factory) => factory.build_protocol(&peer),
+            None => {
+                debug_assert!(false, "the factory is borrowed across reactor turns");
+                None
+            }
         }));
         match built {
             Ok(Some(protocol)) => {

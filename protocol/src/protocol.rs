@@ -174,23 +174,16 @@ impl<'a, P: Protocol> Context<'a, P> {
 
     /// The factory that built this protocol (Twisted's `self.factory`), borrowed for
     /// as long as the guard lives. The guard does not borrow the context, so
-    /// `cx.factory().finished(cx.reactor())` works.
+    /// `cx.factory().finished(cx.reactor())` works, even when `finished` stops the
+    /// factory's last port: the framework never borrows the factory over a guard (a
+    /// `do_stop` or `do_start` that comes due meanwhile runs on the next turn).
     ///
     /// # Panics
     ///
-    /// If the factory is already borrowed: do not hold two guards at once.
+    /// If this code already holds a guard of the same factory (two `cx.factory()`
+    /// guards alive at once, as with a `RefCell`).
     pub fn factory(&self) -> RefMut<'a, P::Factory> {
         self.factory.borrow_mut()
-    }
-
-    /// The shared factory handle itself.
-    pub fn shared_factory(&self) -> &'a Shared<P::Factory> {
-        self.factory
-    }
-
-    /// The connection's transport.
-    pub fn transport(&mut self) -> &mut Transport<'a> {
-        &mut self.transport
     }
 
     /// Calls `f` with this protocol and a fresh context after `delay`, if the

@@ -12,6 +12,8 @@ struct Inner<F> {
     factory: RefCell<F>,
     /// Ports and connectors currently using the factory (Twisted's `numPorts`).
     users: Cell<usize>,
+    /// Calls into the factory put off to a later turn because it was busy.
+    deferred: Cell<usize>,
 }
 
 /// A factory, shared by everything that uses it: the ports that listen with it, the
@@ -21,9 +23,11 @@ struct Inner<F> {
 /// Protocols reach it with [`Context::factory`](crate::Context::factory); the program
 /// that made it reads it after the reactor stops with [`borrow`](Self::borrow).
 ///
-/// The factory is borrowed only for the length of one call into it, and the framework
-/// never calls a protocol or factory from inside another such call, so the borrows do
-/// not overlap unless user code holds one guard while asking for another.
+/// The framework borrows the factory only for the length of one call into it, and
+/// never over a borrow of user code: a call it must make while the factory is borrowed
+/// (a `do_stop` because a protocol holding `cx.factory()` stopped the last port, a
+/// connector's news) runs on the reactor's next turn instead, in order. So the only
+/// overlapping borrows are two guards user code holds at once, as with a `RefCell`.
 ///
 /// # Examples
 ///
@@ -74,6 +78,7 @@ impl<F> Shared<F> {
             inner: Rc::new(Inner {
                 factory: RefCell::new(factory),
                 users: Cell::new(0),
+                deferred: Cell::new(0),
             }),
         }
     }
@@ -96,6 +101,11 @@ impl<F> Shared<F> {
         self.inner.factory.borrow_mut()
     }
 
+    /// The factory, if nothing borrows it now.
+    pub(crate) fn try_borrow_mut(&self) -> Option<RefMut<'_, F>> {
+        self.inner.factory.try_borrow_mut().ok()
+    }
+
     /// How many ports and connectors use the factory now.
     pub fn users(&self) -> usize {
         self.inner.users.get()
@@ -113,7 +123,7 @@ impl<F: Factory> Shared<F> {
         let users = self.inner.users.get();
         self.inner.users.set(users + 1);
         if users == 0 {
-            self.borrow_mut().do_start(reactor);
+            self.call(reactor, |factory, reactor| factory.do_start(reactor));
         }
     }
 
@@ -125,7 +135,43 @@ impl<F: Factory> Shared<F> {
         }
         self.inner.users.set(users - 1);
         if users == 1 {
-            self.borrow_mut().do_stop(reactor);
+            self.call(reactor, |factory, reactor| factory.do_stop(reactor));
+        }
+    }
+
+    /// Tells the factory something (`do_start`, `do_stop`, a connector's news): now if
+    /// it is free, else on the reactor's next turn. It is busy when user code that
+    /// holds a guard (`cx.factory()`, `borrow_mut`) made the call that led here, e.g.
+    /// `cx.factory().port.take().map(|p| p.stop_listening(cx.reactor()))`; the
+    /// framework never borrows it over such a guard. Calls put off keep their order,
+    /// and one put off makes the later ones wait behind it.
+    pub(crate) fn call(
+        &self,
+        reactor: &mut Reactor,
+        f: impl FnOnce(&mut F, &mut Reactor) + 'static,
+    ) {
+        if self.inner.deferred.get() == 0 {
+            if let Ok(mut factory) = self.inner.factory.try_borrow_mut() {
+                return f(&mut factory, reactor);
+            }
+        }
+        self.inner.deferred.set(self.inner.deferred.get() + 1);
+        let shared = self.clone();
+        reactor.call_soon(move |reactor| shared.run_deferred(reactor, f));
+    }
+
+    fn run_deferred(&self, reactor: &mut Reactor, f: impl FnOnce(&mut F, &mut Reactor) + 'static) {
+        match self.inner.factory.try_borrow_mut() {
+            Ok(mut factory) => {
+                self.inner.deferred.set(self.inner.deferred.get() - 1);
+                f(&mut factory, reactor);
+            }
+            Err(_) => {
+                // Only a guard held across reactor turns (outside any callback) can
+                // be alive here; wait for the next turn again, in order.
+                let shared = self.clone();
+                reactor.call_soon(move |reactor| shared.run_deferred(reactor, f));
+            }
         }
     }
 }

@@ -77,7 +77,7 @@ fn start<P: Protocol>(
 }
 
 /// A copy of a reason for the record (`io::Error` is not `Clone`: kind and text kept).
-fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
+pub(crate) fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
     let copy = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
     match reason {
         DisconnectReason::Done => DisconnectReason::Done,
@@ -90,7 +90,7 @@ fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
         }
         DisconnectReason::Panicked(msg) => DisconnectReason::Panicked(msg.clone()),
         DisconnectReason::Io(e) => DisconnectReason::Io(copy(e)),
-        _ => DisconnectReason::Shutdown,
+        DisconnectReason::Shutdown => DisconnectReason::Shutdown,
     }
 }
 

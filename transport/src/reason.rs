@@ -12,8 +12,10 @@ use reactor::LostReason;
 /// Only [`Done`](DisconnectReason::Done) means the stream ended cleanly; a protocol
 /// that must know "everything arrived" (the poetry client) checks
 /// [`is_clean`](DisconnectReason::is_clean).
+///
+/// Not `#[non_exhaustive]`: the crates of this workspace match it exhaustively, so a
+/// new variant is handled everywhere the compiler points, never by a wildcard.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum DisconnectReason {
     /// A clean close: the peer's end of file, or our `lose_connection` completing
     /// (Twisted's `ConnectionDone`).
@@ -69,7 +71,6 @@ impl From<LostReason> for DisconnectReason {
             LostReason::Error(e) => DisconnectReason::from_io(e),
             LostReason::Panicked(msg) => DisconnectReason::Panicked(msg),
             LostReason::Shutdown => DisconnectReason::Shutdown,
-            _ => DisconnectReason::Shutdown,
         }
     }
 }

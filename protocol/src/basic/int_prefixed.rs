@@ -439,11 +439,6 @@ impl<P: LengthPrefix, S: IntStringProtocol<P>> DerefMut for IntStringContext<'_,
 }
 
 impl<'b, P: LengthPrefix, S: IntStringProtocol<P>> IntStringContext<'_, 'b, P, S> {
-    /// The protocol context itself.
-    pub fn context(&mut self) -> &mut Context<'b, IntNStringReceiver<P, S>> {
-        self.cx
-    }
-
     /// Writes `string` behind its length prefix, in one write (Twisted's
     /// `sendString`).
     ///

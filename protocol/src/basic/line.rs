@@ -538,11 +538,6 @@ impl<L: LineProtocol> DerefMut for LineContext<'_, '_, L> {
 }
 
 impl<'b, L: LineProtocol> LineContext<'_, 'b, L> {
-    /// The protocol context itself (what `*cx` also gives).
-    pub fn context(&mut self) -> &mut Context<'b, LineReceiver<L>> {
-        self.cx
-    }
-
     /// Writes `line` followed by the delimiter, in one write (Twisted's `sendLine`).
     /// The line should not contain the delimiter: the peer would read two lines.
     #[doc(alias = "sendLine")]

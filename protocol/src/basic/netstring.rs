@@ -414,11 +414,6 @@ impl<S: NetstringProtocol> DerefMut for NetstringContext<'_, '_, S> {
 }
 
 impl<'b, S: NetstringProtocol> NetstringContext<'_, 'b, S> {
-    /// The protocol context itself.
-    pub fn context(&mut self) -> &mut Context<'b, NetstringReceiver<S>> {
-        self.cx
-    }
-
     /// Writes `string` as a netstring, in one write (Twisted's `sendString`).
     #[doc(alias = "sendString")]
     pub fn send_string(&mut self, string: &[u8]) {

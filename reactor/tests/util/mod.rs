@@ -122,7 +122,6 @@ pub(crate) fn describe(reason: &LostReason) -> String {
         LostReason::Error(e) => format!("error {e}"),
         LostReason::Panicked(msg) => format!("panicked {msg}"),
         LostReason::Shutdown => "shutdown".to_owned(),
-        other => format!("other {other}"),
     }
 }
 
