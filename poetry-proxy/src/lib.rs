@@ -1,7 +1,9 @@
 //! The caching poetry proxy of the Twisted Introduction, Parts 14 and 19: a server
 //! that hands each client the poem of another poetry server, fetched once and then
-//! served from its cache. Written only against the public APIs of `protocol` and
-//! `deferred`: a worked example of a protocol crate built on the workspace.
+//! served from its cache. Written only against the public APIs of `protocol`,
+//! `deferred` and the reusable poetry client (`poetry_client::get_poetry`, which
+//! downloads each poem from upstream): a worked example of a protocol crate built on
+//! the workspace.
 //!
 //! Each client that connects gets the poem and a clean close, like from any poetry
 //! server. The [`ProxyService`] answers with a [`Deferred`](deferred::Deferred): an
@@ -16,7 +18,7 @@
 //! |---|---|
 //! | [`ProxyProtocol`], [`ProxyFactory`] | `PoetryProxyProtocol`, `PoetryProxyFactory` |
 //! | [`ProxyService`], [`ProxyService::get_poem`] | `ProxyService`, `ProxyService.get_poem` |
-//! | [`get_poetry`], [`FetchProtocol`], [`FetchFactory`] | client 4.0's `get_poetry`, `PoetryClientProtocol`, `PoetryClientFactory` |
+//! | `poetry_client::get_poetry_with` | client 4.0's `get_poetry` (the upstream download) |
 //! | `deferred::succeed`, `deferred::maybe_deferred` | `succeed`, `maybeDeferred` (Part 14) |
 //! | `Deferred::with_canceller`, `cancel` | `Deferred(canceller)`, `cancel` (Part 19) |
 //! | [`ProxyEvent`] | the tutorial's `print` lines |
@@ -29,7 +31,7 @@
 //! * a failed or cut download is never cached, and its clients get a reset, never a
 //!   short poem with a clean close that looks whole (the original caches whatever
 //!   arrived before the connection broke);
-//! * the poem, hence the cache, is bounded ([`FetchOptions::max_poem_bytes`]), as are
+//! * the poem, hence the cache, is bounded ([`GetOptions::max_poem_bytes`]), as are
 //!   the connections and their idle time;
 //! * one client leaving does not cancel a download others still wait for.
 //!
@@ -86,14 +88,26 @@
 //! No sockets or event loop of its own: it names neither the `reactor` nor the
 //! `transport` crate, and reaches them only through `protocol`'s re-exports.
 
-mod fetch;
 mod server;
 mod service;
 mod upstream;
 
-pub use crate::fetch::{
-    get_poetry, FetchError, FetchFactory, FetchOptions, FetchProtocol, Poem, DEFAULT_MAX_POEM_BYTES,
-};
+pub use poetry_client::GetOptions;
+
+/// A poem, shared (by the cache and every client it is sent to) without copying.
+pub type Poem = std::rc::Rc<[u8]>;
+
+/// The largest poem the proxy downloads (and caches) by default: 16 MiB.
+pub const DEFAULT_MAX_POEM_BYTES: u64 = 16 << 20;
+
+/// How the proxy downloads from upstream by default: [`DEFAULT_MAX_POEM_BYTES`] and
+/// the client's connect timeout.
+pub fn default_get_options() -> GetOptions {
+    GetOptions {
+        max_poem_bytes: DEFAULT_MAX_POEM_BYTES,
+        ..GetOptions::default()
+    }
+}
 pub use crate::server::{serve, ProxyFactory, ProxyOptions, ProxyProtocol};
 pub use crate::service::{ProxyEvent, ProxyService, ProxyStats, UpstreamError};
 pub use crate::upstream::{Upstream, UpstreamParseError};

@@ -13,8 +13,8 @@ use protocol::{
     Protocol, Shared, TcpListenOptions,
 };
 
-use crate::fetch::{FetchOptions, Poem};
 use crate::service::ProxyService;
+use crate::{default_get_options, GetOptions, Poem};
 
 /// How the proxy serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct ProxyOptions {
     /// long (`None`: never). Waiting for the upstream is not the client's idleness.
     pub idle_timeout: Option<Duration>,
     /// How the upstream download goes (the poem's size bound is the cache's).
-    pub fetch: FetchOptions,
+    pub fetch: GetOptions,
 }
 
 impl Default for ProxyOptions {
@@ -39,7 +39,7 @@ impl Default for ProxyOptions {
             interface: "127.0.0.1".to_owned(),
             max_connections: 4096,
             idle_timeout: Some(Duration::from_secs(120)),
-            fetch: FetchOptions::default(),
+            fetch: default_get_options(),
         }
     }
 }

@@ -11,8 +11,10 @@ use log::warn;
 use protocol::reactor::{DescriptorId, LocalHandle, Reactor};
 use protocol::with_protocol;
 
-use crate::fetch::{get_poetry, FetchOptions, Poem};
+use poetry_client::{get_poetry_with, PoemAddress};
+
 use crate::server::ProxyProtocol;
+use crate::{GetOptions, Poem};
 
 /// What the service tells its owner (the binary prints each, in the tutorial's
 /// words).
@@ -85,12 +87,12 @@ struct Download {
 ///
 /// Better than the original: concurrent first requests share one download; a failed
 /// or cut download is never cached (its clients get a reset); the poem is bounded by
-/// [`FetchOptions::max_poem_bytes`]; and the download is cancelled only when the
+/// [`GetOptions::max_poem_bytes`]; and the download is cancelled only when the
 /// *last* client waiting for it has gone (Part 19, for shared downloads).
 pub struct ProxyService {
     host: String,
     port: u16,
-    options: FetchOptions,
+    options: GetOptions,
     cache: Option<Poem>,
     download: Option<Download>,
     next_key: u64,
@@ -113,7 +115,7 @@ impl fmt::Debug for ProxyService {
 impl ProxyService {
     /// A service for the poem at `host:port`, downloaded as `options` say, on
     /// `reactor`'s thread.
-    pub fn new(reactor: &Reactor, host: &str, port: u16, options: FetchOptions) -> Self {
+    pub fn new(reactor: &Reactor, host: &str, port: u16, options: GetOptions) -> Self {
         ProxyService {
             host: host.to_owned(),
             port,
@@ -175,7 +177,12 @@ impl ProxyService {
         if this.download.is_none() {
             this.event(ProxyEvent::Fetching);
             this.stats.downloads += 1;
-            let fetch = get_poetry(reactor, &this.host, this.port, this.options);
+            let address = PoemAddress {
+                host: this.host.clone(),
+                port: this.port,
+            };
+            let fetch = get_poetry_with(reactor, &address, this.options)
+                .add_callback(|poem: Vec<u8>| Ok::<Poem, Failure>(Poem::from(poem)));
             let weak = Rc::downgrade(service);
             let upstream = fetch.add_both(move |result: Result<Poem, Failure>| {
                 if let Some(service) = weak.upgrade() {

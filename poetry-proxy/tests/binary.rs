@@ -143,8 +143,11 @@ fn our_client_through_twisted_proxy_in_front_of_our_server() {
     // The Twisted proxy's stdout is read on a thread while our reactor serves.
     let twisted = Running::start(command);
     for round in 0..2 {
-        let options = poetry_proxy::FetchOptions::default();
-        let mut poem = poetry_proxy::get_poetry(&mut reactor, "127.0.0.1", twisted.port, options);
+        let address = poetry_client::PoemAddress {
+            host: "127.0.0.1".to_owned(),
+            port: twisted.port,
+        };
+        let mut poem = poetry_client::get_poetry(&mut reactor, &address);
         let mut turns = 0;
         let result = loop {
             if let Some(result) = poem.take_result() {

@@ -6,7 +6,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use poetry_proxy::{serve, FetchOptions, ProxyEvent, ProxyFactory, ProxyOptions};
+use poetry_proxy::{
+    default_get_options, serve, GetOptions, ProxyEvent, ProxyFactory, ProxyOptions,
+};
 use protocol::prelude::*;
 use protocol::reactor::DescriptorId;
 use protocol::{with_protocol, ListeningPort};
@@ -125,7 +127,7 @@ struct World {
 }
 
 impl World {
-    fn new(mode: Mode, fetch: FetchOptions) -> World {
+    fn new(mode: Mode, fetch: GetOptions) -> World {
         World::with_options(
             mode,
             ProxyOptions {
@@ -216,7 +218,7 @@ impl World {
 
 #[test]
 fn the_second_client_is_served_from_the_cache() {
-    let mut world = World::new(Mode::Whole, FetchOptions::default());
+    let mut world = World::new(Mode::Whole, default_get_options());
     world.client();
     world.until("the first poem", |w| w.finished() == 1);
     world.client();
@@ -234,7 +236,7 @@ fn the_second_client_is_served_from_the_cache() {
 
 #[test]
 fn concurrent_first_requests_share_one_download() {
-    let mut world = World::new(Mode::Hold(5), FetchOptions::default());
+    let mut world = World::new(Mode::Hold(5), default_get_options());
     for _ in 0..3 {
         world.client();
     }
@@ -255,7 +257,7 @@ fn concurrent_first_requests_share_one_download() {
 #[test]
 fn an_upstream_that_resets_mid_poem_is_never_cached_and_its_clients_are_reset() {
     let unhandled = deferred::catch_unhandled();
-    let mut world = World::new(Mode::ResetAfter(10), FetchOptions::default());
+    let mut world = World::new(Mode::ResetAfter(10), default_get_options());
     world.client();
     world.client();
     world.until("both clients ended", |w| w.finished() == 2);
@@ -284,7 +286,7 @@ fn an_upstream_that_resets_mid_poem_is_never_cached_and_its_clients_are_reset() 
 #[test]
 fn the_download_is_cancelled_when_the_last_waiting_client_leaves() {
     let unhandled = deferred::catch_unhandled();
-    let mut world = World::new(Mode::Hold(5), FetchOptions::default());
+    let mut world = World::new(Mode::Hold(5), default_get_options());
     let first = world.client();
     let second = world.client();
     world.until("two clients waiting", |w| w.waiting() == 2);
@@ -322,18 +324,18 @@ fn the_download_is_cancelled_when_the_last_waiting_client_leaves() {
 
 #[test]
 fn a_poem_over_the_bound_is_neither_relayed_nor_cached() {
-    let fetch = FetchOptions {
+    let fetch = GetOptions {
         max_poem_bytes: 10,
-        ..FetchOptions::default()
+        ..default_get_options()
     };
     let mut world = World::new(Mode::Whole, fetch);
     world.client();
     world.until("the client ended", |w| w.finished() == 1);
     assert_eq!(world.readers.borrow().done, [(Vec::new(), false)]);
     assert!(world.proxy.borrow().service().borrow().cached().is_none());
-    let fetch = FetchOptions {
+    let fetch = GetOptions {
         max_poem_bytes: POEM.len() as u64,
-        ..FetchOptions::default()
+        ..default_get_options()
     };
     let mut world = World::new(Mode::Whole, fetch);
     world.client();

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 
 use deferred::Failure;
-use poetry_proxy::{get_poetry, FetchOptions, Upstream};
+use poetry_client::{get_poetry, parse_address, PoemAddress};
 use poetry_transform::{transform, ClientOptions};
 use protocol::reactor::{LocalHandle, Reactor};
 
@@ -48,7 +48,7 @@ impl Progress {
 /// The tutorial's `try_to_cummingsify` and `got_poem` for one poem.
 fn try_to_cummingsify(
     reactor: &mut Reactor,
-    xform: &Upstream,
+    xform: &PoemAddress,
     poem: Vec<u8>,
     progress: Rc<Progress>,
 ) {
@@ -76,7 +76,7 @@ fn try_to_cummingsify(
 fn main() -> ExitCode {
     let mut addresses = Vec::new();
     for arg in std::env::args().skip(1) {
-        match arg.parse::<Upstream>() {
+        match parse_address(&arg) {
             Ok(address) => addresses.push(address),
             Err(e) => {
                 eprintln!("transformed_poetry: {e}");
@@ -104,13 +104,7 @@ fn main() -> ExitCode {
     for address in &addresses {
         let (got, failed) = (progress.clone(), progress.clone());
         let (local, xform) = (reactor.local_handle(), xform.clone());
-        let d = get_poetry(
-            &mut reactor,
-            &address.host,
-            address.port,
-            FetchOptions::default(),
-        )
-        .add_callbacks(
+        let d = get_poetry(&mut reactor, address).add_callbacks(
             move |poem| {
                 let start =
                     move |r: &mut Reactor| try_to_cummingsify(r, &xform, poem.to_vec(), got);

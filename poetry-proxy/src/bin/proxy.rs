@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use poetry_cli::{one_line, parse_positive_seconds, parse_seconds};
-use poetry_proxy::{serve, FetchOptions, ProxyOptions, Upstream};
+use poetry_proxy::{serve, GetOptions, ProxyOptions, Upstream};
 use protocol::reactor::Reactor;
 
 /// Proxies the poem of the poetry server at UPSTREAM: the first client's request
@@ -51,7 +51,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         interface: args.iface,
         max_connections: args.max_connections as usize,
         idle_timeout: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
-        fetch: FetchOptions {
+        fetch: GetOptions {
             max_poem_bytes: args.max_poem_bytes,
             connect_timeout: Some(args.connect_timeout),
         },
