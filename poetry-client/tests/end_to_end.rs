@@ -149,6 +149,37 @@ fn a_reset_before_any_byte_is_a_refusal_not_an_empty_poem() {
 }
 
 #[test]
+fn the_real_server_at_its_cap_is_a_refusal_not_an_empty_poem() {
+    // README: a server at --max-connections resets the connections it refuses. Two
+    // downloads from one server that takes one client at a time: one poem arrives
+    // whole, the other download is reported refused (or, if the reset beat the
+    // connect, failed to connect), never as an empty poem.
+    let poem = poem_bytes("lighthouse.txt");
+    let options = poetry_server::ServerOptions {
+        max_connections: 1,
+        ..slow(100, Duration::from_millis(10))
+    };
+    let server = ServerThread::start(&poem, options);
+    let run = run_client(&[server.address(), server.address()]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_same_bytes(&run.stdout, &poem, "the one poem served");
+    assert!(
+        run.stderr
+            .contains("Got 1 of 2 poems (1 failed or incomplete)"),
+        "{}",
+        run.stderr
+    );
+    let refused = format!("REFUSED by {}", server.address());
+    let failed = format!("Failed to connect to: {}", server.address());
+    assert!(
+        run.stderr.contains(&refused) || run.stderr.contains(&failed),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(": 0 bytes"), "{}", run.stderr);
+}
+
+#[test]
 fn a_clean_close_after_no_bytes_is_an_empty_poem() {
     // The other side of the refusal: a server that closes cleanly without a byte has
     // sent a whole, empty poem (here a hand-written one; the real server serving an
