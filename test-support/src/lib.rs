@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`peers`] | the missing-peer rule: Twisted or `nc` missing fails under `CI=true`, else a loud, counted skip |
 //! | [`build`] | the workspace root, and `cargo build --example` for tests that run an example |
-//! | [`poems`] | the project's own poems (`poems/`) |
+//! | [`mod@poems`] | the project's own poems (`poems/`) |
 //! | [`bytes`] | deterministic pseudo-random bytes (xorshift) and a byte comparison that does not print megabytes |
 //! | [`net`] | resets (`SO_LINGER` 0, through socket2), dead ports, the `on port N` of a start line |
 //! | [`process`] | [`PATIENCE`], child processes killed on drop, bounded runs, the one-line refusal of bad arguments |
