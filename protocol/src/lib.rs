@@ -22,6 +22,7 @@
 //! | [`standard_io`] (over `transport::PipeStream`) | `stdio.StandardIO` |
 //! | [`ProcessProtocol`], [`spawn_process`] | `ProcessProtocol`, `spawnProcess` |
 //! | [`Resolver`], [`install_resolver`], [`SystemResolver`], [`MemoryResolver`] | `IResolverSimple`, `installResolver`, `ThreadedResolver` |
+//! | [`DatagramProtocol`], [`listen_udp`], [`UdpListeningPort`] | `DatagramProtocol`, `listenUDP` |
 //! | [`Context::set_timeout`], [`Protocol::timeout_connection`] | `TimeoutMixin` |
 //! | [`basic`] | `twisted.protocols.basic` |
 //! | [`testing`] | `StringTransport`, `task.Clock`, `iosim` |
@@ -126,6 +127,7 @@ mod shared;
 mod stdio;
 pub mod testing;
 mod timeout;
+mod udp;
 
 pub use crate::connector::{connect_tcp, connect_unix, ConnectOptions, Connector, Destination};
 pub use crate::error::{ConnectError, ListenError};
@@ -141,6 +143,7 @@ pub use crate::resolver::{
 };
 pub use crate::shared::Shared;
 pub use crate::stdio::standard_io;
+pub use crate::udp::{listen_udp, DatagramProtocol, UdpListeningPort};
 pub use transport::{Address, DisconnectReason, EofAction};
 
 /// The event loop underneath, re-exported whole so a protocol crate depends on

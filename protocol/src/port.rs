@@ -73,7 +73,7 @@ impl ListeningPort {
 
 /// Resolves an interface name to a local socket address (blocking: done once, before
 /// the reactor runs).
-fn interface_address(interface: &str, port: u16) -> Result<SocketAddr, ListenError> {
+pub(crate) fn interface_address(interface: &str, port: u16) -> Result<SocketAddr, ListenError> {
     // Brackets only as a pair: `[::1]` is `::1`, `[::1` is not an address.
     let bare = interface
         .strip_prefix('[')

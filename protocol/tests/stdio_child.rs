@@ -36,6 +36,10 @@ mod stdio_lines;
 #[path = "../examples/sort_poem.rs"]
 mod sort_poem;
 
+#[allow(unreachable_pub)] // as above
+#[path = "../examples/qotd.rs"]
+mod qotd;
+
 /// The environment variable that tells this binary it is the child.
 const ROLE: &str = "STDIO_CHILD_ROLE";
 /// Longest any child may take.
@@ -47,6 +51,7 @@ fn main() {
             Some("lines") => stdio_lines::main(),
             Some("sort") => sort_poem::main(),
             Some("tally") => tally_on_stdio(),
+            Some("qotd") => qotd::main(),
             _ => Err("unknown role".into()),
         };
         if let Err(e) = ran {
@@ -55,7 +60,7 @@ fn main() {
         }
         return;
     }
-    let tests: [(&str, fn()); 7] = [
+    let tests: [(&str, fn()); 8] = [
         ("two_lines_through_pipes", two_lines_through_pipes),
         ("input_ends_before_output", input_ends_before_output),
         ("regular_files_in_and_out", regular_files_in_and_out),
@@ -71,6 +76,10 @@ fn main() {
         (
             "one_protocol_over_every_stream",
             one_protocol_over_every_stream,
+        ),
+        (
+            "qotd_answers_nc_over_tcp_and_udp",
+            qotd_answers_nc_over_tcp_and_udp,
         ),
     ];
     println!("running {} tests", tests.len());
@@ -452,6 +461,49 @@ fn one_protocol_over_every_stream() {
             "{name}: {} bytes differ from the {} expected",
             out.len(),
             expected.len()
+        );
+    }
+}
+
+fn qotd_answers_nc_over_tcp_and_udp() {
+    let mut command = child();
+    command.env(ROLE, "qotd").arg("0");
+    let mut guard = Guard(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(guard.0.stdout.take().unwrap());
+    let mut banner = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut banner).unwrap();
+    let port = banner
+        .trim_end()
+        .trim_end_matches('.')
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no port in {banner:?}"));
+    let poem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../poems/haiku.txt"))
+        .unwrap();
+    let ask = |args: &[&str], input: &[u8]| {
+        let mut nc = Command::new("nc");
+        nc.args(args).arg("127.0.0.1").arg(port.to_string());
+        let (status, out) = run_with_input(nc, input);
+        assert!(
+            status.success(),
+            "nc {args:?}: {status} (nc must be installed)"
+        );
+        String::from_utf8(out).unwrap()
+    };
+    for quote in [ask(&[], b""), ask(&["-u", "-w1"], b"\n")] {
+        let line = quote
+            .strip_suffix("\r\n")
+            .unwrap_or_else(|| panic!("{quote:?}"));
+        assert!(
+            poem.lines().any(|l| l == line),
+            "{quote:?} is not a line of the poem"
         );
     }
 }

@@ -18,6 +18,7 @@
 //! | [`Connecting`], [`start_connect_tcp`] | the connecting half of `tcp.Client` |
 //! | [`MemoryStream`] | what `StringTransport` fakes, done with the real transport |
 //! | [`PipeStream`], [`start_stdio`], [`Address::Pipe`] | `stdio.StandardIO`, `process.ProcessReader` / `ProcessWriter`, `PipeAddress` |
+//! | [`UdpPort`], [`DatagramHandler`], [`DatagramTransport`] | `udp.Port`, `DatagramProtocol`, `IUDPTransport` |
 //! | [`spawn_process`], [`ProcessHandler`], [`ProcessTransport`], [`ProcessStatus`] | `spawnProcess`, `IProcessProtocol`, `IProcessTransport`, `ProcessDone` / `ProcessTerminated` |
 //!
 //! # Edge-triggered, level-served
@@ -95,6 +96,7 @@ mod reason;
 mod socket;
 mod stdio;
 mod stream;
+mod udp;
 mod write_buffer;
 
 pub use crate::address::Address;
@@ -118,3 +120,7 @@ pub use crate::socket::{
 };
 pub use crate::stdio::{start_stdio, PipeStream};
 pub use crate::stream::Stream;
+pub use crate::udp::{
+    DatagramHandler, DatagramTransport, UdpCounters, UdpOptions, UdpPort, MAX_BYTES_PER_TURN,
+    MAX_DATAGRAM, MAX_DATAGRAMS_PER_TURN,
+};
