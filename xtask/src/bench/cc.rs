@@ -171,10 +171,11 @@ pub(crate) fn warm(path: &Path) -> Result<bool, RunFailure> {
 }
 
 /// Drops `path` from the page cache (`dd iflag=nocache`, which asks the kernel with
-/// `posix_fadvise(DONTNEED)`) and checks that at most 1% of it is left; pages still
-/// held (by a socket buffer a moment ago) get a few more tries within a second.
+/// `posix_fadvise(DONTNEED)`) after syncing it, and checks that at most 1% of it is
+/// left; pages still held (by a socket buffer a moment ago) get more tries within
+/// three seconds.
 pub(crate) fn cool(path: &Path) -> Result<(), RunFailure> {
-    let deadline = Instant::now() + Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         match drop_cache(path) {
             Err(e) if Instant::now() < deadline && e.0.starts_with("the page cache") => {
@@ -186,6 +187,10 @@ pub(crate) fn cool(path: &Path) -> Result<(), RunFailure> {
 }
 
 fn drop_cache(path: &Path) -> Result<(), RunFailure> {
+    // Dirty pages (a poem written a moment ago) cannot be dropped: write them first.
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| RunFailure(format!("cannot sync {}: {e}", path.display())))?;
     let status = Command::new("dd")
         .arg(format!("if={}", path.display()))
         .args(["iflag=nocache", "count=0", "status=none"])
