@@ -73,7 +73,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, table: &mut Table) -> Vec<String> {
         Err(_) => false,
     };
     notes.push(if warm_checked {
-        "Page cache: before every warm run the poem was read through and `fincore` showed all of it resident; before every cold run `dd iflag=nocache` dropped it and `fincore` showed at most 1% left.".into()
+        "Page cache: before every warm run the poem was read through and `fincore` showed all of it resident; before every cold run `dd iflag=nocache` dropped it (asked from every CPU) and `fincore` showed at most 1% (or 512 KiB, what a probe connection's socket can pin) left.".into()
     } else {
         "Page cache: no `fincore` here, so warmth was not verified and the cold row was not run.".into()
     });
