@@ -56,7 +56,10 @@ impl Descriptor for StdinReader {
                         "end of file after {} reads, {} bytes",
                         self.reads, self.total
                     );
-                    reactor.remove_descriptor(id);
+                    // We are the descriptor being dispatched: removing ourselves cannot
+                    // fail, and we are dropped when this method returns.
+                    let removed = reactor.remove_descriptor(id);
+                    debug_assert!(removed.is_ok());
                     reactor.stop();
                     return Ok(IoStatus::WouldBlock);
                 }

@@ -54,12 +54,17 @@ impl DelayedCall {
     }
 
     /// Postpones the call by `by` from its current scheduled time (Twisted's `delay`).
+    /// A zero delay changes nothing, not even the call's place among calls due at the
+    /// same time.
     ///
     /// # Errors
     ///
     /// As [`cancel`](Self::cancel), if the call is no longer pending.
     pub fn delay(self, reactor: &mut Reactor, by: Duration) -> Result<(), TimerError> {
         let current = reactor.timers.deadline(self.key)?;
+        if by.is_zero() {
+            return Ok(());
+        }
         let deadline = current.saturating_add(crate::clock::duration_to_nanos(by));
         reactor.timers.reschedule(self.key, deadline)
     }

@@ -124,7 +124,7 @@ impl fmt::Display for LostReason {
 /// ```
 /// use std::io::{self, Read};
 /// use mio::net::UnixStream;
-/// use reactor::{Descriptor, DescriptorId, IoStatus, LostReason, Reactor};
+/// use reactor::{Descriptor, DescriptorId, IoStatus, LostReason, Reactor, Removed};
 ///
 /// /// Counts the bytes that arrive on a socket, and stops the reactor at end of file.
 /// struct Counter { stream: UnixStream, total: usize }
@@ -136,7 +136,13 @@ impl fmt::Display for LostReason {
 ///         let mut buf = [0u8; 4096];
 ///         loop {
 ///             match self.stream.read(&mut buf) {
-///                 Ok(0) => { reactor.remove_descriptor(id); reactor.stop(); return Ok(IoStatus::WouldBlock); }
+///                 Ok(0) => {
+///                     // Removing itself while dispatched: dropped when this returns.
+///                     let removed = reactor.remove_descriptor(id);
+///                     assert!(matches!(removed, Ok(Removed::WhileDispatched)));
+///                     reactor.stop();
+///                     return Ok(IoStatus::WouldBlock);
+///                 }
 ///                 Ok(n) => self.total += n,
 ///                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(IoStatus::WouldBlock),
 ///                 Err(e) => return Err(e),

@@ -81,7 +81,7 @@ pub use crate::descriptor::{Descriptor, DescriptorId, IoStatus, LostReason};
 pub use crate::error::{ReactorError, TimerError};
 pub use crate::handle::ReactorHandle;
 pub use crate::local::LocalHandle;
-pub use crate::reactor::{panic_message, Reactor};
+pub use crate::reactor::{panic_message, Reactor, Removed};
 
 /// A call the reactor will make once, with itself.
 pub(crate) type Callback = Box<dyn FnOnce(&mut Reactor)>;

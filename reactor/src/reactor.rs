@@ -1,5 +1,6 @@
 //! The [`Reactor`]: the loop that waits for readiness and time, and dispatches.
 
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::io;
 use std::mem;
@@ -30,9 +31,10 @@ enum SlotState {
     /// Free; the index of the next free slot (or `u32::MAX`).
     Vacant(u32),
     Present(Box<dyn Descriptor>),
-    /// Out of its slot while one of its methods runs.
-    Lifted,
-    /// Removed while lifted: dropped when its method returns.
+    /// Out of its slot while one of its methods runs; its concrete type, so that
+    /// [`Reactor::deliver`] can check it.
+    Lifted(TypeId),
+    /// Removed while lifted: dropped when its method returns (after its deliveries).
     LiftedRemoved,
 }
 
@@ -53,7 +55,7 @@ impl Slot {
     /// Whether the descriptor `id` names is here (in its slot or being dispatched).
     fn holds(&self, id: DescriptorId) -> bool {
         self.generation == id.generation
-            && matches!(self.state, SlotState::Present(_) | SlotState::Lifted)
+            && matches!(self.state, SlotState::Present(_) | SlotState::Lifted(_))
     }
 }
 
@@ -104,6 +106,38 @@ pub struct Reactor {
     signals: Option<signal_hook_mio::v1_0::Signals>,
     /// Calls queued through `LocalHandle`s, moved into `soon` each soon step.
     local: Rc<LocalQueue>,
+    /// Calls for descriptors being dispatched, by slot index (see [`Reactor::deliver`]).
+    deliveries: Vec<(u32, Delivery)>,
+}
+
+/// A call queued for a lifted descriptor.
+type Delivery = Box<dyn FnOnce(&mut dyn Descriptor, &mut Reactor)>;
+
+/// What [`Reactor::remove_descriptor`] did with the descriptor.
+pub enum Removed {
+    /// It was idle in its slot: here it is, its source deregistered from the poller.
+    Descriptor(Box<dyn Descriptor>),
+    /// One of its methods is running: it is dropped as soon as that method returns.
+    WhileDispatched,
+}
+
+impl Removed {
+    /// The descriptor, if it was handed back.
+    pub fn into_descriptor(self) -> Option<Box<dyn Descriptor>> {
+        match self {
+            Removed::Descriptor(descriptor) => Some(descriptor),
+            Removed::WhileDispatched => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Removed::Descriptor(d) => write!(f, "Removed::Descriptor({})", d.log_prefix()),
+            Removed::WhileDispatched => f.write_str("Removed::WhileDispatched"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Reactor {
@@ -162,6 +196,7 @@ impl Reactor {
             thread_sender,
             signals: None,
             local: Rc::default(),
+            deliveries: Vec::new(),
         })
     }
 
@@ -397,19 +432,27 @@ impl Reactor {
     }
 
     /// Removes a descriptor at once: it receives no further events, even later in the
-    /// current batch, and `id` becomes stale. Returns it, without calling its
-    /// `connection_lost`; or `None` if `id` is stale, or if the descriptor is the one
-    /// being dispatched right now (it removed itself), in which case it is dropped as
-    /// soon as its method returns.
-    pub fn remove_descriptor(&mut self, id: DescriptorId) -> Option<Box<dyn Descriptor>> {
+    /// current batch, and `id` becomes stale. Its `connection_lost` is not called: the
+    /// remover decides what to tell it.
+    ///
+    /// A descriptor idle in its slot is handed back ([`Removed::Descriptor`]). One
+    /// whose method is running right now (it removed itself, or code it called did)
+    /// cannot be: it is dropped as soon as that method returns, after any
+    /// [`deliver`](Self::deliver) calls queued for it ([`Removed::WhileDispatched`]).
+    /// Either way it is out of the reactor when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::UnknownDescriptor`] if `id` is stale.
+    pub fn remove_descriptor(&mut self, id: DescriptorId) -> Result<Removed, ReactorError> {
         self.take(id, true)
     }
 
     /// Removes a descriptor from its slot; deregisters its source only if asked (a
     /// descriptor about to be dropped need not be: closing its source removes it from
     /// the poller).
-    fn take(&mut self, id: DescriptorId, deregister: bool) -> Option<Box<dyn Descriptor>> {
-        let slot = self.slot_mut(id).ok()?;
+    fn take(&mut self, id: DescriptorId, deregister: bool) -> Result<Removed, ReactorError> {
+        let slot = self.slot_mut(id)?;
         slot.generation = slot.generation.wrapping_add(1);
         slot.reading = false;
         slot.writing = false;
@@ -423,11 +466,11 @@ impl Reactor {
                 }
                 self.free_slot(id.index);
                 trace!("removed descriptor {id}");
-                Some(descriptor)
+                Ok(Removed::Descriptor(descriptor))
             }
             _ => {
                 trace!("descriptor {id} removed while dispatched");
-                None
+                Ok(Removed::WhileDispatched)
             }
         }
     }
@@ -481,7 +524,10 @@ impl Reactor {
     pub fn remove_all(&mut self) -> Vec<Box<dyn Descriptor>> {
         self.live_ids()
             .into_iter()
-            .filter_map(|id| self.remove_descriptor(id))
+            .filter_map(|id| match self.remove_descriptor(id) {
+                Ok(Removed::Descriptor(descriptor)) => Some(descriptor),
+                Ok(Removed::WhileDispatched) | Err(_) => None,
+            })
             .collect()
     }
 
@@ -499,7 +545,7 @@ impl Reactor {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| matches!(s.state, SlotState::Present(_) | SlotState::Lifted))
+            .filter(|(_, s)| matches!(s.state, SlotState::Present(_) | SlotState::Lifted(_)))
             .map(|(index, s)| DescriptorId {
                 index: index as u32,
                 generation: s.generation,
@@ -526,7 +572,7 @@ impl Reactor {
     /// The descriptor is lifted out of its slot while `f` runs (so `f` may use the
     /// reactor freely, and may remove the descriptor). Returns `None`, without calling
     /// `f`, if `id` is stale, the descriptor is not a `D`, or it is being dispatched
-    /// right now.
+    /// right now (use [`deliver`](Self::deliver) to reach it then).
     ///
     /// # Panics
     ///
@@ -538,14 +584,11 @@ impl Reactor {
     ) -> Option<R> {
         let slot = self.slot_mut(id).ok()?;
         match &slot.state {
-            SlotState::Present(d) if (d.as_ref() as &dyn std::any::Any).is::<D>() => {}
+            SlotState::Present(d) if (d.as_ref() as &dyn Any).is::<D>() => {}
             _ => return None,
         }
-        let SlotState::Present(mut descriptor) = mem::replace(&mut slot.state, SlotState::Lifted)
-        else {
-            unreachable!()
-        };
-        let concrete = (descriptor.as_mut() as &mut dyn std::any::Any)
+        let mut descriptor = self.lift(id);
+        let concrete = (descriptor.as_mut() as &mut dyn Any)
             .downcast_mut::<D>()
             .expect("type checked above");
         // If `f` panics, the descriptor still goes back to its slot before the panic
@@ -558,11 +601,68 @@ impl Reactor {
         }
     }
 
-    /// Returns a lifted descriptor to its slot, or drops it if it was removed meanwhile.
-    fn put_back(&mut self, id: DescriptorId, descriptor: Box<dyn Descriptor>) {
+    /// Calls `f` with the descriptor `id`, as its concrete type `D`: at once if it is
+    /// idle in its slot (as [`with_descriptor`](Self::with_descriptor)), or, if one of
+    /// its methods is running right now, as soon as that method returns, before
+    /// anything else happens to it, and even if that method removed it (`f` then sees
+    /// it just before it is dropped). Deliveries queued during one dispatch run in
+    /// the order they were made.
+    ///
+    /// This is how code called *from* a descriptor's callback reaches that same
+    /// descriptor (a listener told to stop by the connection it just accepted).
+    /// Returns whether `f` was run or queued: `false` if `id` is stale or the
+    /// descriptor is not a `D`. A panic in a queued `f` is caught and logged.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics while run at once; the descriptor is put back first.
+    pub fn deliver<D: Descriptor>(
+        &mut self,
+        id: DescriptorId,
+        f: impl FnOnce(&mut D, &mut Reactor) + 'static,
+    ) -> bool {
+        let Ok(slot) = self.slot_mut(id) else {
+            return false;
+        };
+        match slot.state {
+            SlotState::Lifted(type_id) if type_id == TypeId::of::<D>() => {
+                self.deliveries.push((
+                    id.index,
+                    Box::new(move |descriptor, reactor| {
+                        if let Some(d) = (descriptor as &mut dyn Any).downcast_mut::<D>() {
+                            f(d, reactor);
+                        }
+                    }),
+                ));
+                true
+            }
+            SlotState::Present(_) => self.with_descriptor::<D, _>(id, f).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Lifts a present descriptor out of its slot for one of its methods (or `f`).
+    fn lift(&mut self, id: DescriptorId) -> Box<dyn Descriptor> {
+        let slot = &mut self.slots[id.index as usize];
+        let type_id = match &slot.state {
+            SlotState::Present(d) => (d.as_ref() as &dyn Any).type_id(),
+            _ => unreachable!("lift of a descriptor that is not present"),
+        };
+        let SlotState::Present(descriptor) =
+            mem::replace(&mut slot.state, SlotState::Lifted(type_id))
+        else {
+            unreachable!("checked above")
+        };
+        descriptor
+    }
+
+    /// Returns a lifted descriptor to its slot, or drops it if it was removed
+    /// meanwhile; deliveries queued for it while it was lifted run first.
+    fn put_back(&mut self, id: DescriptorId, mut descriptor: Box<dyn Descriptor>) {
+        self.run_deliveries(id.index, descriptor.as_mut());
         let slot = &mut self.slots[id.index as usize];
         match slot.state {
-            SlotState::Lifted => slot.state = SlotState::Present(descriptor),
+            SlotState::Lifted(_) => slot.state = SlotState::Present(descriptor),
             SlotState::LiftedRemoved => {
                 // Dropped right here: closing its source removes it from the poller.
                 drop(descriptor);
@@ -572,9 +672,24 @@ impl Reactor {
         }
     }
 
+    /// Runs the deliveries queued for the lifted descriptor in slot `index`, including
+    /// those its deliveries queue.
+    fn run_deliveries(&mut self, index: u32, descriptor: &mut dyn Descriptor) {
+        while let Some(at) = self.deliveries.iter().position(|(i, _)| *i == index) {
+            let (_, f) = self.deliveries.remove(at);
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(descriptor, self))) {
+                error!(
+                    "delivery to {} panicked: {}",
+                    descriptor.log_prefix(),
+                    panic_message(payload.as_ref())
+                );
+            }
+        }
+    }
+
     /// Removes the descriptor and tells it why through `connection_lost`.
     fn lose(&mut self, id: DescriptorId, reason: LostReason) {
-        let Some(mut descriptor) = self.take(id, false) else {
+        let Ok(Removed::Descriptor(mut descriptor)) = self.take(id, false) else {
             return;
         };
         debug!("{} {id} lost: {reason}", descriptor.log_prefix());
@@ -928,11 +1043,7 @@ impl Reactor {
     }
 
     fn dispatch(&mut self, id: DescriptorId, dir: Direction) {
-        let slot = &mut self.slots[id.index as usize];
-        let SlotState::Present(mut descriptor) = mem::replace(&mut slot.state, SlotState::Lifted)
-        else {
-            unreachable!("dispatch of a descriptor that is not present")
-        };
+        let mut descriptor = self.lift(id);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| match dir {
             Direction::Read => descriptor.do_read(self, id),
             Direction::Write => descriptor.do_write(self, id),
@@ -987,6 +1098,7 @@ impl Reactor {
         while let Some(f) = self.timers.pop_due(now, limit) {
             self.run_callback(f, "delayed call");
         }
+        self.timers.end_step();
     }
 
     fn run_thread_calls(&mut self) {

@@ -33,6 +33,10 @@ struct Slot {
     /// While pending: the sequence number of the call's live heap entry. While free:
     /// `FREE_BIT | next free slot`, which no heap entry can match.
     seq: u64,
+    /// The sequence number the call got when it was scheduled, kept through `reset`
+    /// and `delay`: a call scheduled during a timer step waits for the next step, a
+    /// call merely moved does not.
+    born: u64,
     deadline: u64,
     callback: Option<Callback>,
 }
@@ -55,6 +59,10 @@ pub(crate) struct TimerQueue {
     free_head: u32,
     live: usize,
     next_seq: u64,
+    /// Due entries of calls scheduled during the current step, set aside by
+    /// [`pop_due`](TimerQueue::pop_due) so they hold nothing back; put back by
+    /// [`end_step`](TimerQueue::end_step).
+    held: Vec<Entry>,
 }
 
 impl std::fmt::Debug for TimerQueue {
@@ -74,6 +82,7 @@ impl TimerQueue {
             free_head: NO_FREE,
             live: 0,
             next_seq: 1,
+            held: Vec::new(),
         }
     }
 
@@ -100,6 +109,7 @@ impl TimerQueue {
             let slot = &mut self.slots[index as usize];
             self.free_head = (slot.seq & !FREE_BIT) as u32;
             slot.seq = seq;
+            slot.born = seq;
             slot.deadline = deadline;
             slot.callback = Some(callback);
             index
@@ -108,6 +118,7 @@ impl TimerQueue {
             self.slots.push(Slot {
                 generation: 0,
                 seq,
+                born: seq,
                 deadline,
                 callback: Some(callback),
                 last_outcome: None,
@@ -211,23 +222,38 @@ impl TimerQueue {
         self.heap.peek().map(|e| e.deadline)
     }
 
-    /// Removes and returns the earliest call if it is due at `now` and was scheduled
-    /// with a sequence number below `seq_limit` (calls scheduled while the due calls run
-    /// wait for the next turn, as in Twisted).
+    /// Removes and returns the earliest call due at `now` that was scheduled with a
+    /// sequence number below `seq_limit`: calls scheduled while the due calls run wait
+    /// for the next step, as in Twisted, and hold back no other due call (they are set
+    /// aside until [`end_step`](Self::end_step)). A call scheduled before the step and
+    /// moved during it (`reset`, `delay`) still runs in it if it is due.
     pub(crate) fn pop_due(&mut self, now: u64, seq_limit: u64) -> Option<Callback> {
-        self.drop_stale_top();
-        let top = *self.heap.peek()?;
-        if top.deadline > now || top.seq >= seq_limit {
-            return None;
+        loop {
+            self.drop_stale_top();
+            let top = *self.heap.peek()?;
+            if top.deadline > now {
+                return None;
+            }
+            self.heap.pop();
+            if self.slots[top.slot as usize].born >= seq_limit {
+                self.held.push(top);
+                continue;
+            }
+            return self.release(top.slot, Outcome::Called);
         }
-        self.heap.pop();
-        self.release(top.slot, Outcome::Called)
+    }
+
+    /// Ends a timer step: the entries [`pop_due`](Self::pop_due) set aside go back.
+    pub(crate) fn end_step(&mut self) {
+        for entry in self.held.drain(..) {
+            self.heap.push(entry);
+        }
     }
 
     /// Rebuilds the heap without stale entries once they outnumber live ones, so the
     /// memory of cancelled calls is given back and stale entries cost O(1) amortised.
     fn compact_if_mostly_stale(&mut self) {
-        let stale = self.heap.len() - self.live;
+        let stale = (self.heap.len() + self.held.len()).saturating_sub(self.live);
         if stale > 64 && stale > self.live {
             let slots = &self.slots;
             self.heap.retain(|e| slots[e.slot as usize].seq == e.seq);
@@ -312,6 +338,7 @@ mod tests {
         let limit = q.next_seq();
         q.insert(0, noop());
         assert!(q.pop_due(0, limit).is_none());
+        q.end_step();
         assert!(q.pop_due(0, q.next_seq()).is_some());
     }
 }

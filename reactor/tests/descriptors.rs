@@ -8,7 +8,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
-use reactor::{Descriptor, DescriptorId, IoStatus, LostReason, Reactor, ReactorError};
+use reactor::{Descriptor, DescriptorId, IoStatus, LostReason, Reactor, ReactorError, Removed};
 use util::{
     drain, id_cell, manual_reactor, read_one_byte, send, slot_of, socket_pair, turn, turn_until,
     Log, Probe,
@@ -26,7 +26,10 @@ fn a_descriptor_removes_itself_from_its_own_do_read() {
             drain(stream)?;
             // The descriptor is being dispatched: it is not handed back, but dropped
             // as soon as this method returns.
-            assert!(reactor.remove_descriptor(id).is_none());
+            assert!(matches!(
+                reactor.remove_descriptor(id),
+                Ok(Removed::WhileDispatched)
+            ));
             assert!(!reactor.contains(id));
             Ok(IoStatus::Ready) // ignored: the descriptor is gone
         })
@@ -70,6 +73,8 @@ fn a_descriptor_adds_then_removes_another_from_its_callbacks() {
                 None => {
                     let b = reactor
                         .remove_descriptor(b_id2.get().unwrap())
+                        .ok()
+                        .and_then(Removed::into_descriptor)
                         .expect("b is handed back");
                     assert_eq!(b.log_prefix(), "b");
                 }
@@ -109,7 +114,7 @@ fn a_removal_takes_effect_for_the_rest_of_the_batch() {
         move |stream: &mut _, reactor: &mut Reactor, _| {
             let removed = reactor.remove_descriptor(other.get().unwrap());
             assert!(
-                removed.is_some(),
+                matches!(removed, Ok(Removed::Descriptor(_))),
                 "the other one is present, not dispatched"
             );
             drain(stream)
@@ -154,7 +159,10 @@ fn a_reused_slot_never_receives_its_former_occupants_events() {
         Probe::new(name, stream, &log).on_read(move |s, reactor, _| {
             drain(s)?;
             let other = other.get().unwrap();
-            reactor.remove_descriptor(other).expect("other is present");
+            assert!(matches!(
+                reactor.remove_descriptor(other),
+                Ok(Removed::Descriptor(_))
+            ));
             let c = Probe::new("c", c_stream.take().unwrap(), &log2).read_in(reactor);
             assert_eq!(
                 slot_of(c),
@@ -204,7 +212,10 @@ fn stale_ids_are_refused_everywhere() {
     let id = reactor
         .insert(Box::new(Probe::new("a", stream, &log)))
         .unwrap();
-    assert!(reactor.remove_descriptor(id).is_some());
+    assert!(matches!(
+        reactor.remove_descriptor(id),
+        Ok(Removed::Descriptor(_))
+    ));
 
     assert!(!reactor.contains(id));
     assert!(!reactor.is_reading(id));
@@ -220,7 +231,10 @@ fn stale_ids_are_refused_everywhere() {
             other => panic!("expected UnknownDescriptor, got {other:?}"),
         }
     }
-    assert!(reactor.remove_descriptor(id).is_none());
+    assert!(matches!(
+        reactor.remove_descriptor(id),
+        Err(ReactorError::UnknownDescriptor(_))
+    ));
     assert!(reactor.with_descriptor(id, |_: &mut Probe, _| ()).is_none());
     let message = ReactorError::UnknownDescriptor(id).to_string();
     assert!(message.contains(&id.to_string()), "{message}");
@@ -234,7 +248,11 @@ fn remove_descriptor_hands_back_the_box_which_can_be_inserted_again() {
     let id = Probe::new("a", stream, &log).read_in(&mut reactor);
     assert!(reactor.is_reading(id));
 
-    let boxed = reactor.remove_descriptor(id).expect("handed back");
+    let boxed = reactor
+        .remove_descriptor(id)
+        .ok()
+        .and_then(Removed::into_descriptor)
+        .expect("handed back");
     assert_eq!(boxed.log_prefix(), "a");
     assert_eq!(reactor.descriptor_count(), 0);
     send(&peer, b"while out");
@@ -310,7 +328,10 @@ fn with_descriptor_lends_the_concrete_type_and_refuses_others() {
 
     // Removing the lent descriptor from inside f drops it when f returns.
     reactor.with_descriptor(id, |_: &mut Probe, r| {
-        assert!(r.remove_descriptor(id).is_none());
+        assert!(matches!(
+            r.remove_descriptor(id),
+            Ok(Removed::WhileDispatched)
+        ));
         assert!(log.take().is_empty(), "not dropped while lent");
     });
     assert_eq!(log.take(), ["a-renamed dropped"]);
@@ -681,7 +702,7 @@ fn set_ready_serves_an_interested_descriptor_on_the_next_turn() {
     turn(&mut reactor);
     assert_eq!(log.take(), ["a read"]);
 
-    reactor.remove_descriptor(id);
+    assert!(reactor.remove_descriptor(id).is_ok());
     assert!(matches!(
         reactor.set_ready(id, true, true),
         Err(ReactorError::UnknownDescriptor(_))
@@ -738,7 +759,10 @@ fn the_table_shrinks_after_a_crowd_leaves_and_stale_ids_stay_stale() {
     assert_eq!(reactor.slot_count(), 4000);
     // Keep a few low ones; the crowd above them leaves.
     for id in &ids[10..] {
-        assert!(reactor.remove_descriptor(*id).is_some());
+        assert!(matches!(
+            reactor.remove_descriptor(*id),
+            Ok(Removed::Descriptor(_))
+        ));
     }
     turn(&mut reactor);
     assert_eq!(reactor.descriptor_count(), 10);

@@ -337,3 +337,43 @@ fn many_timers(n: u64) {
 fn a_million_timers_half_cancelled() {
     many_timers(1_000_000);
 }
+
+#[test]
+fn delaying_a_due_call_during_the_timer_step_holds_back_no_other_due_call() {
+    let (clock, mut reactor) = manual_reactor();
+    let log = Log::new();
+    let b = log_later(&mut reactor, secs(2), &log, "B");
+    let a_log = log.clone();
+    reactor.call_later(secs(1), move |r| {
+        a_log.push("A".to_owned());
+        b.delay(r, Duration::ZERO).unwrap();
+    });
+    log_later(&mut reactor, secs(3), &log, "C");
+    clock.advance(secs(10));
+    turn(&mut reactor);
+    assert_eq!(log.take(), ["A", "B", "C"]);
+}
+
+#[test]
+fn a_due_call_moved_earlier_during_the_timer_step_still_runs_in_it() {
+    let (clock, mut reactor) = manual_reactor();
+    let log = Log::new();
+    let b = log_later(&mut reactor, secs(20), &log, "B");
+    let a_log = log.clone();
+    reactor.call_later(secs(1), move |r| {
+        a_log.push("A".to_owned());
+        // Due at 10 s, after C: it runs in this step, but C is not held back.
+        b.reset(r, Duration::ZERO).unwrap();
+    });
+    log_later(&mut reactor, secs(3), &log, "C");
+    let new_log = log.clone();
+    reactor.call_later(secs(4), move |r| {
+        let log = new_log.clone();
+        r.call_later(Duration::ZERO, move |_| log.push("new".to_owned()));
+    });
+    clock.advance(secs(10));
+    turn(&mut reactor);
+    assert_eq!(log.take(), ["A", "C", "B"], "a call new in this step waits");
+    turn(&mut reactor);
+    assert_eq!(log.take(), ["new"]);
+}

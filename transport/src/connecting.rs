@@ -7,7 +7,7 @@ use std::time::Duration;
 use log::trace;
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
-use reactor::{DelayedCall, Descriptor, DescriptorId, IoStatus, LostReason, Reactor};
+use reactor::{DelayedCall, Descriptor, DescriptorId, IoStatus, LostReason, Reactor, Removed};
 
 use crate::address::Address;
 use crate::error::TransportError;
@@ -122,7 +122,12 @@ impl Connecting {
         if let Some(timer) = self.timer.take() {
             let _ = timer.cancel(reactor);
         }
-        reactor.remove_descriptor(id);
+        if reactor.contains(id) {
+            // Lifted (dispatched, or lent by the timer or `cancel`): dropped when the
+            // current call returns. (From `connection_lost` the id is already stale.)
+            let removed = reactor.remove_descriptor(id);
+            debug_assert!(matches!(removed, Ok(Removed::WhileDispatched)));
+        }
         let result = match outcome {
             Ok(()) => {
                 let mut stream = self

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use log::{debug, warn};
 use mio::net::{TcpListener, UnixListener};
-use reactor::{Descriptor, DescriptorId, IoStatus, LostReason, Reactor};
+use reactor::{Descriptor, DescriptorId, IoStatus, LostReason, Reactor, Removed};
 
 use crate::address::Address;
 use crate::error::TransportError;
@@ -110,28 +110,48 @@ impl Listener {
         Ok((id, address))
     }
 
-    /// Stops listening: the socket is closed and the close hook runs; connections
-    /// already accepted go on. Returns whether `id` was a listener of this reactor.
+    /// Stops listening: the socket is closed and the close hook runs, exactly once;
+    /// connections already accepted go on. Returns whether `id` was a listener of this
+    /// reactor.
+    ///
+    /// It works from anywhere, including from inside the listener's own accept
+    /// callback (a connection it just accepted stopping its port): the listener is out
+    /// of the reactor at once, accepts nothing more, and its close hook runs as soon
+    /// as the accept callback returns.
+    #[doc(alias = "stopListening")]
     pub fn stop(reactor: &mut Reactor, id: DescriptorId) -> bool {
-        let Some(mut descriptor) = reactor.remove_descriptor(id) else {
-            return false;
-        };
-        let on_close = (descriptor.as_mut() as &mut dyn std::any::Any)
-            .downcast_mut::<Listener>()
-            .and_then(|listener| listener.on_close.take());
-        if let Some(on_close) = on_close {
-            on_close(reactor);
+        let found = reactor.deliver::<Listener>(id, move |listener, reactor| {
+            listener.close(reactor, id);
+        });
+        if found && reactor.contains(id) {
+            // Being dispatched: the close is queued for when the accept callback
+            // returns, but the listener leaves the reactor now, so the accept loop on
+            // the stack stops and a later `set_on_close` is refused.
+            let removed = reactor.remove_descriptor(id);
+            debug_assert!(matches!(removed, Ok(Removed::WhileDispatched)));
         }
-        true
+        found
     }
 
     /// Sets what to do when the listener stops: by [`stop`](Self::stop), an error, or
-    /// the reactor shutting down (a port tells its factory it is no longer used).
-    /// Returns whether `id` is a listener.
+    /// the reactor shutting down (a port tells its factory it is no longer used). It
+    /// replaces any earlier hook. Works from inside the accept callback too. Returns
+    /// whether `id` is a listener still listening.
     pub fn set_on_close(reactor: &mut Reactor, id: DescriptorId, on_close: OnClose) -> bool {
-        reactor
-            .with_descriptor::<Listener, _>(id, |listener, _| listener.on_close = Some(on_close))
-            .is_some()
+        reactor.deliver::<Listener>(id, move |listener, _| listener.on_close = Some(on_close))
+    }
+
+    /// Leaves the reactor (if still in it) and runs the close hook.
+    fn close(&mut self, reactor: &mut Reactor, id: DescriptorId) {
+        if reactor.contains(id) {
+            // Lent to us by `deliver`: dropped when this returns.
+            let removed = reactor.remove_descriptor(id);
+            debug_assert!(matches!(removed, Ok(Removed::WhileDispatched)));
+        }
+        debug!("listener {} stopped", self.address);
+        if let Some(on_close) = self.on_close.take() {
+            on_close(reactor);
+        }
     }
 
     /// The address it listens on.
@@ -172,7 +192,15 @@ impl Descriptor for Listener {
     fn do_read(&mut self, reactor: &mut Reactor, id: DescriptorId) -> io::Result<IoStatus> {
         for _ in 0..MAX_ACCEPTS_PER_TURN {
             match self.acceptor.accept_stream() {
-                Ok((stream, peer)) => (self.on_accept)(reactor, stream, peer),
+                Ok((stream, peer)) => {
+                    (self.on_accept)(reactor, stream, peer);
+                    if !reactor.is_reading(id) {
+                        // Stopped, or paused, by the callback: accept nothing more
+                        // now (Twisted's accept loop checks `disconnecting` the same
+                        // way). Readiness is kept for a paused listener.
+                        return Ok(IoStatus::Ready);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(IoStatus::WouldBlock),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_resource_exhaustion(&e) => {

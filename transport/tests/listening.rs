@@ -1,0 +1,133 @@
+//! Listeners: stopping one from anywhere, including from inside its own accept
+//! callback, and Unix listening sockets and their files.
+
+mod util;
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::TcpStream;
+use std::rc::Rc;
+
+use reactor::{DescriptorId, Reactor};
+use transport::{bind_tcp, ListenOptions, Listener};
+
+/// A listener on `127.0.0.1` whose accept callback runs `on_first` on the first
+/// connection it accepts, and counts every connection it accepts.
+struct Counted {
+    id: DescriptorId,
+    address: std::net::SocketAddr,
+    accepted: Rc<Cell<usize>>,
+    closed: Rc<Cell<usize>>,
+}
+
+fn counted_listener(
+    reactor: &mut Reactor,
+    on_first: impl FnOnce(&mut Reactor, DescriptorId) + 'static,
+) -> Counted {
+    let listener = bind_tcp("127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Rc::new(Cell::new(0));
+    let closed = Rc::new(Cell::new(0));
+    let own_id: Rc<Cell<Option<DescriptorId>>> = Rc::new(Cell::new(None));
+    let on_first = RefCell::new(Some(on_first));
+    let (count, me) = (accepted.clone(), own_id.clone());
+    let (id, _) = Listener::start(
+        reactor,
+        listener,
+        Box::new(move |reactor, _stream, _peer| {
+            count.set(count.get() + 1);
+            if let Some(f) = on_first.borrow_mut().take() {
+                f(
+                    reactor,
+                    me.get().expect("listener id set before any accept"),
+                );
+            }
+        }),
+    )
+    .unwrap();
+    own_id.set(Some(id));
+    let closes = closed.clone();
+    assert!(Listener::set_on_close(
+        reactor,
+        id,
+        Box::new(move |_| closes.set(closes.get() + 1)),
+    ));
+    Counted {
+        id,
+        address,
+        accepted,
+        closed,
+    }
+}
+
+/// Connects `n` clients, which wait in the listener's accept queue.
+fn queued_clients(address: std::net::SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| TcpStream::connect(address).unwrap())
+        .collect()
+}
+
+#[test]
+fn listener_stopped_from_its_own_accept_callback_stops() {
+    let mut reactor = Reactor::new().unwrap();
+    let stopped = Rc::new(Cell::new(None));
+    let answer = stopped.clone();
+    let listening = counted_listener(&mut reactor, move |reactor, id| {
+        answer.set(Some(Listener::stop(reactor, id)));
+    });
+    let _clients = queued_clients(listening.address, 3);
+    util::turn_until(&mut reactor, |_| listening.accepted.get() > 0);
+    for _ in 0..5 {
+        reactor.iterate(Some(std::time::Duration::ZERO)).unwrap();
+    }
+    assert_eq!(stopped.get(), Some(true), "stop answers the truth");
+    assert_eq!(listening.accepted.get(), 1, "no accept after stop");
+    assert_eq!(listening.closed.get(), 1, "the close hook ran once");
+    assert!(!reactor.contains(listening.id));
+    assert!(
+        !Listener::stop(&mut reactor, listening.id),
+        "already stopped"
+    );
+    let refused = TcpStream::connect(listening.address).unwrap_err();
+    assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn close_hook_set_inside_the_accept_callback_runs_when_stopped_there() {
+    let mut reactor = Reactor::new().unwrap();
+    let hook_ran = Rc::new(Cell::new(0));
+    let answers = Rc::new(Cell::new(None));
+    let (ran, answer) = (hook_ran.clone(), answers.clone());
+    let listening = counted_listener(&mut reactor, move |reactor, id| {
+        let set = Listener::set_on_close(reactor, id, Box::new(move |_| ran.set(ran.get() + 1)));
+        let stopped = Listener::stop(reactor, id);
+        let set_after_stop = Listener::set_on_close(reactor, id, Box::new(|_| {}));
+        answer.set(Some((set, stopped, set_after_stop)));
+    });
+    let _clients = queued_clients(listening.address, 2);
+    util::turn_until(&mut reactor, |_| listening.accepted.get() > 0);
+    reactor.iterate(Some(std::time::Duration::ZERO)).unwrap();
+    assert_eq!(answers.get(), Some((true, true, false)));
+    assert_eq!(hook_ran.get(), 1, "the hook set in the callback ran");
+    assert_eq!(listening.closed.get(), 0, "it replaced the first hook");
+    assert_eq!(listening.accepted.get(), 1);
+}
+
+#[test]
+fn close_hook_set_inside_the_accept_callback_runs_when_stopped_later() {
+    let mut reactor = Reactor::new().unwrap();
+    let hook_ran = Rc::new(Cell::new(0));
+    let ran = hook_ran.clone();
+    let listening = counted_listener(&mut reactor, move |reactor, id| {
+        assert!(Listener::set_on_close(
+            reactor,
+            id,
+            Box::new(move |_| ran.set(ran.get() + 1)),
+        ));
+    });
+    let _clients = queued_clients(listening.address, 1);
+    util::turn_until(&mut reactor, |_| listening.accepted.get() > 0);
+    assert!(Listener::stop(&mut reactor, listening.id));
+    assert_eq!(hook_ran.get(), 1);
+    assert_eq!(listening.closed.get(), 0);
+}
