@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use log::{debug, error, trace};
 use reactor::{
-    panic_message, DelayedCall, Descriptor, DescriptorId, IoStatus, LostReason, Reactor,
+    panic_message, DelayedCall, Descriptor, DescriptorId, IoStatus, LostReason, Reactor, Removed,
 };
 
 use crate::address::Address;
@@ -67,10 +67,13 @@ enum WriteHalf {
     Shut,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Producer {
-    streaming: bool,
-    paused: bool,
+/// The registered producer: the handler, in one of Twisted's two roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Producer {
+    /// `IPushProducer`: writes on its own, paused and resumed at the water marks.
+    Push { paused: bool },
+    /// `IPullProducer`: writes when asked, once per drained buffer.
+    Pull,
 }
 
 /// The connection's state below the handler: the stream, its buffer and its flags.
@@ -124,7 +127,13 @@ impl std::fmt::Debug for Transport<'_> {
 impl Transport<'_> {
     /// Writes `data`: never blocks and never reorders. The socket is tried at once;
     /// whatever it does not take is buffered and flushed when it becomes writable.
-    /// Ignored once the connection (or its writing half) is closed.
+    ///
+    /// Refused once the connection is closed or closing by abort, or its writing half
+    /// is shut down (after [`lose_write_connection`](Self::lose_write_connection) has
+    /// completed): the bytes are dropped and counted in
+    /// [`bytes_refused`](Self::bytes_refused), and a write after the writing half was
+    /// shut (a protocol bug, since the handler was told with `write_connection_lost`)
+    /// is logged as a warning, once per connection.
     pub fn write(&mut self, data: &[u8]) {
         self.write_sequence(&[data]);
     }
@@ -134,10 +143,11 @@ impl Transport<'_> {
     #[doc(alias = "writeSequence")]
     pub fn write_sequence(&mut self, data: &[&[u8]]) {
         let core = &mut *self.core;
+        let total: usize = data.iter().map(|d| d.len()).sum();
         if core.refuses_writes() {
+            core.refuse(total);
             return;
         }
-        let total: usize = data.iter().map(|d| d.len()).sum();
         if total == 0 {
             return;
         }
@@ -153,6 +163,7 @@ impl Transport<'_> {
             core.bytes_sent += skip as u64;
         }
         if skip == total {
+            self.ask_producer_again();
             return;
         }
         // The socket took less than everything: it would block.
@@ -251,6 +262,9 @@ impl Transport<'_> {
             let sent = unsafe { libc::sendfile(socket, file.as_raw_fd(), &mut off, len) };
             if sent >= 0 {
                 core.bytes_sent += sent as u64;
+                if sent > 0 {
+                    self.ask_producer_again();
+                }
                 return Ok(sent as usize);
             }
             let e = io::Error::last_os_error();
@@ -353,6 +367,22 @@ impl Transport<'_> {
         Some(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
     }
 
+    /// Bytes written after writes were refused (see [`write`](Self::write)): dropped,
+    /// never sent.
+    pub fn bytes_refused(&self) -> u64 {
+        self.core.settings.as_ref().map_or(0, |s| s.bytes_refused)
+    }
+
+    /// A pull producer that wrote is asked again once the socket has taken it (as
+    /// Twisted's `write` calls `startWriting`); one that writes nothing is not.
+    fn ask_producer_again(&mut self) {
+        if self.core.producer == Some(Producer::Pull) {
+            if let Some(id) = self.core.id {
+                let _ = self.reactor.add_writer(id);
+            }
+        }
+    }
+
     /// The reactor the connection lives on: schedule calls, stop it.
     pub fn reactor(&mut self) -> &mut Reactor {
         self.reactor
@@ -420,9 +450,10 @@ impl Transport<'_> {
     /// more whenever the buffer drains).
     #[doc(alias = "registerProducer")]
     pub fn register_producer(&mut self, streaming: bool) {
-        self.core.producer = Some(Producer {
-            streaming,
-            paused: false,
+        self.core.producer = Some(if streaming {
+            Producer::Push { paused: false }
+        } else {
+            Producer::Pull
         });
         if !streaming {
             if let Some(id) = self.core.id {
@@ -519,6 +550,8 @@ struct Settings {
     max_buffer: Option<usize>,
     close_timeout: Option<Duration>,
     close_timer: Option<DelayedCall>,
+    /// Bytes of writes refused (see `Transport::write`).
+    bytes_refused: u64,
 }
 
 impl Default for Settings {
@@ -529,6 +562,7 @@ impl Default for Settings {
             max_buffer: None,
             close_timeout: None,
             close_timer: None,
+            bytes_refused: 0,
         }
     }
 }
@@ -556,6 +590,21 @@ impl Core {
                 }
                 _ => break,
             }
+        }
+    }
+
+    /// Counts a refused write of `len` bytes; the first one after our writing half
+    /// was shut, while the connection is otherwise alive, is a protocol bug: warned.
+    fn refuse(&mut self, len: usize) {
+        let bug = self.write_half == WriteHalf::Shut && self.state != State::Closed;
+        let settings = self.settings_mut();
+        let first = settings.bytes_refused == 0;
+        settings.bytes_refused += len as u64;
+        if bug && first {
+            log::warn!(
+                "connection {:?}: write of {len} bytes after its writing half was shut down; refused",
+                self.id
+            );
         }
     }
 
@@ -752,14 +801,10 @@ impl<H: Handler> Connection<H> {
                 return self.finish(reactor, DisconnectReason::Aborted);
             }
             match self.core.producer {
-                Some(Producer {
-                    streaming: true,
-                    paused: false,
-                }) if self.core.out.len() > self.core.high_water() => {
-                    self.core.producer = Some(Producer {
-                        streaming: true,
-                        paused: true,
-                    });
+                Some(Producer::Push { paused: false })
+                    if self.core.out.len() > self.core.high_water() =>
+                {
+                    self.core.producer = Some(Producer::Push { paused: true });
                     if let Err(msg) = self.call(reactor, |h, t| h.pause_producing(t)) {
                         return self.finish(reactor, DisconnectReason::Panicked(msg));
                     }
@@ -770,7 +815,9 @@ impl<H: Handler> Connection<H> {
         if !self.core.out.is_empty() {
             return self.arm_close_timer(reactor);
         }
-        if self.core.write_half == WriteHalf::ShutdownRequested {
+        // The grace period covers a buffer waiting to drain, nothing else.
+        self.cancel_close_timer(reactor);
+        if self.core.write_half == WriteHalf::ShutdownRequested && self.core.producer.is_none() {
             self.core.write_half = WriteHalf::Shut;
             if let Err(e) = self.core.stream.shutdown_write() {
                 return self.finish(reactor, DisconnectReason::from_io(e));
@@ -787,6 +834,19 @@ impl<H: Handler> Connection<H> {
         }
         if self.core.state == State::Closing && self.core.producer.is_none() {
             self.finish(reactor, DisconnectReason::Done);
+        }
+    }
+
+    fn cancel_close_timer(&mut self, reactor: &mut Reactor) {
+        if let Some(timer) = self
+            .core
+            .settings
+            .as_mut()
+            .and_then(|s| s.close_timer.take())
+        {
+            // Pending: the timer clears this field before it acts.
+            let cancelled = timer.cancel(reactor);
+            debug_assert!(cancelled.is_ok(), "close timer: {cancelled:?}");
         }
     }
 
@@ -814,14 +874,7 @@ impl<H: Handler> Connection<H> {
             return;
         }
         self.core.state = State::Closed;
-        if let Some(timer) = self
-            .core
-            .settings
-            .as_mut()
-            .and_then(|s| s.close_timer.take())
-        {
-            let _ = timer.cancel(reactor);
-        }
+        self.cancel_close_timer(reactor);
         if matches!(
             reason,
             DisconnectReason::Aborted
@@ -836,11 +889,12 @@ impl<H: Handler> Connection<H> {
         }
         self.core.out.clear();
         self.core.producer = None;
-        if let Some(id) = self.core.id {
+        if let Some(id) = self.core.id.filter(|id| reactor.contains(*id)) {
             // We are lifted (dispatch or with_descriptor): dropped, and so closed, as
-            // soon as the current call returns. From the reactor's own
-            // connection_lost the id is already stale and this does nothing.
-            reactor.remove_descriptor(id);
+            // soon as the current call returns. (From the reactor's own
+            // connection_lost the id is already stale.)
+            let removed = reactor.remove_descriptor(id);
+            debug_assert!(matches!(removed, Ok(Removed::WhileDispatched)));
         }
         debug!(
             "connection {:?} to {} lost: {reason}",
@@ -949,38 +1003,32 @@ impl<H: Handler> Descriptor for Connection<H> {
                 return Ok(IoStatus::WouldBlock);
             }
         };
-        if let Some(Producer {
-            streaming: true,
-            paused: true,
-        }) = self.core.producer
-        {
+        if let Some(Producer::Push { paused: true }) = self.core.producer {
             if self.core.out.len() <= self.core.low_water() {
-                self.core.producer = Some(Producer {
-                    streaming: true,
-                    paused: false,
-                });
+                self.core.producer = Some(Producer::Push { paused: false });
                 self.invoke(reactor, |h, t| h.resume_producing(t));
             }
         }
         if would_block {
             return Ok(IoStatus::WouldBlock);
         }
+        let mut idle = false;
         for _ in 0..MAX_PULLS_PER_TURN {
-            let pulling = matches!(
-                self.core.producer,
-                Some(Producer {
-                    streaming: false,
-                    ..
-                })
-            );
-            if !pulling
+            if self.core.producer != Some(Producer::Pull)
                 || !self.core.out.is_empty()
                 || self.core.write_blocked
                 || self.core.state == State::Closed
             {
                 break;
             }
+            let sent = self.core.bytes_sent;
             self.invoke(reactor, |h, t| h.resume_producing(t));
+            if self.core.bytes_sent == sent && self.core.out.is_empty() {
+                // Nothing to write now: asked again only once it writes (Twisted
+                // stops writing the same way), so an idle producer costs nothing.
+                idle = true;
+                break;
+            }
         }
         if self.core.state == State::Closed {
             return Ok(IoStatus::WouldBlock);
@@ -990,14 +1038,7 @@ impl<H: Handler> Descriptor for Connection<H> {
             self.settle(reactor);
             return Ok(IoStatus::WouldBlock);
         }
-        let pulling = matches!(
-            self.core.producer,
-            Some(Producer {
-                streaming: false,
-                ..
-            })
-        );
-        if !pulling {
+        if idle || self.core.producer != Some(Producer::Pull) {
             let _ = reactor.remove_writer(id);
         }
         self.settle(reactor);

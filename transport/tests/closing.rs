@@ -279,3 +279,69 @@ fn peer_reset_mid_stream_is_lost_not_done() {
     assert_eq!(lost.len(), 1);
     assert_eq!(lost[0].0, Ended::Lost, "{}", lost[0].1);
 }
+
+/// A pull producer that writes `chunks`, one per `resume_producing`, then
+/// unregisters; it asks for the half-close (and whatever `made` adds) first thing.
+struct Chunks {
+    chunks: Vec<&'static [u8]>,
+    refused: std::rc::Rc<std::cell::Cell<Option<u64>>>,
+    lost: std::rc::Rc<std::cell::RefCell<Vec<Ended>>>,
+}
+
+impl Handler for Chunks {
+    fn connection_made(&mut self, t: &mut Transport<'_>) {
+        self.chunks.reverse();
+        t.register_producer(false);
+        t.lose_write_connection();
+    }
+
+    fn data_received(&mut self, _: &mut Transport<'_>, _: &[u8]) {}
+
+    fn resume_producing(&mut self, t: &mut Transport<'_>) {
+        if let Some(chunk) = self.chunks.pop() {
+            t.write(chunk);
+        }
+        if self.chunks.is_empty() {
+            t.unregister_producer();
+        }
+    }
+
+    fn write_connection_lost(&mut self, t: &mut Transport<'_>) {
+        t.write(b"too late");
+        self.refused.set(Some(t.bytes_refused()));
+    }
+
+    fn connection_lost(&mut self, _: &mut Transport<'_>, reason: &DisconnectReason) {
+        self.lost.borrow_mut().push(ended(reason));
+    }
+}
+
+#[test]
+fn lose_write_connection_waits_for_a_registered_producer() {
+    for (kind, ours, mut peer) in util::pairs() {
+        let refused = std::rc::Rc::new(std::cell::Cell::new(None));
+        let lost = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let producer = Chunks {
+            chunks: vec![b"one ", b"two ", b"three"],
+            refused: refused.clone(),
+            lost: lost.clone(),
+        };
+        let mut reactor = Reactor::new().unwrap();
+        Connection::start_boxed(&mut reactor, ours, producer).unwrap();
+        util::turn_until(&mut reactor, |_| refused.get().is_some());
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        assert_eq!(
+            got, b"one two three",
+            "{kind}: every chunk, then end of file"
+        );
+        assert_eq!(
+            refused.get(),
+            Some(b"too late".len() as u64),
+            "{kind}: a write after the half-close is counted as refused"
+        );
+        drop(peer);
+        util::turn_until(&mut reactor, |_| !lost.borrow().is_empty());
+        assert_eq!(*lost.borrow(), [Ended::Done], "{kind}");
+    }
+}

@@ -132,3 +132,87 @@ fn tcp_options_apply_to_tcp_only() {
         }
     }
 }
+
+/// A pull producer that never has anything to write; counts how often it is asked.
+struct Idle {
+    asked: Rc<std::cell::Cell<usize>>,
+}
+
+impl transport::Handler for Idle {
+    fn connection_made(&mut self, t: &mut transport::Transport<'_>) {
+        t.register_producer(false);
+    }
+    fn data_received(&mut self, _: &mut transport::Transport<'_>, _: &[u8]) {}
+    fn resume_producing(&mut self, _: &mut transport::Transport<'_>) {
+        self.asked.set(self.asked.get() + 1);
+    }
+    fn connection_lost(
+        &mut self,
+        _: &mut transport::Transport<'_>,
+        _: &transport::DisconnectReason,
+    ) {
+    }
+}
+
+#[test]
+fn pull_producer_with_nothing_to_write_does_not_spin() {
+    let (ours, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let asked = Rc::new(std::cell::Cell::new(0));
+    let mut reactor = Reactor::new().unwrap();
+    let idle = Idle {
+        asked: asked.clone(),
+    };
+    Connection::start(&mut reactor, mio::net::UnixStream::from_std(ours), idle).unwrap();
+    for _ in 0..10 {
+        reactor.iterate(Some(Duration::from_millis(1))).unwrap();
+    }
+    assert!(asked.get() <= 2, "asked {} times in 10 turns", asked.get());
+    assert!(
+        !reactor.has_pending_work(),
+        "the loop would not sleep: it has work queued for the next turn"
+    );
+}
+
+#[test]
+fn close_grace_period_ends_when_the_buffer_drains() {
+    use std::io::Read;
+    let clock = ManualClock::new();
+    let mut reactor = Reactor::with_clock(clock.clone()).unwrap();
+    let (ours, mut peer) = transport::MemoryStream::pair(4);
+    let (probe, record) = Probe::new();
+    let probe = probe.on_made(|t| {
+        t.set_close_timeout(Some(Duration::from_secs(1)));
+        t.register_producer(true);
+        t.write(b"more than four bytes");
+        t.lose_connection();
+    });
+    let id = Connection::start(&mut reactor, ours, probe).unwrap();
+    let buffered = |r: &mut Reactor| {
+        Connection::<Probe>::with_handler(r, id, |_, t| t.buffered()).expect("still open")
+    };
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        if buffered(&mut reactor) == 0 {
+            break;
+        }
+        let mut buf = [0u8; 16];
+        let n = peer.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+        reactor.set_ready(id, false, true).unwrap();
+        reactor.iterate(Some(Duration::ZERO)).unwrap();
+    }
+    assert_eq!(buffered(&mut reactor), 0, "the buffer drained");
+    clock.advance(Duration::from_secs(5));
+    reactor.iterate(Some(Duration::ZERO)).unwrap();
+    assert!(
+        !record.borrow().is_lost(),
+        "aborted after the buffer drained"
+    );
+    Connection::<Probe>::with_handler(&mut reactor, id, |_, t| t.unregister_producer());
+    assert_eq!(record.borrow().only_reason(), Ended::Done);
+    let mut rest = Vec::new();
+    let _ = peer.read_to_end(&mut rest);
+    got.extend_from_slice(&rest);
+    assert_eq!(got, b"more than four bytes");
+}
