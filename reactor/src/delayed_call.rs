@@ -10,7 +10,9 @@ use crate::Reactor;
 ///
 /// The handle is a small copyable id; every operation takes the reactor that owns the
 /// call. Once the call has run or been cancelled the handle is inert: `active` answers
-/// `false` and the other operations return a [`TimerError`].
+/// `false` and the other operations return a [`TimerError`]; it never reaches a later
+/// call (generations do not wrap), nor a call of another reactor
+/// ([`TimerError::WrongReactor`]).
 ///
 /// # Examples
 ///
@@ -29,6 +31,7 @@ use crate::Reactor;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DelayedCall {
+    pub(crate) reactor: u32,
     pub(crate) key: TimerKey,
 }
 
@@ -40,7 +43,8 @@ impl DelayedCall {
     /// [`TimerError::AlreadyCalled`] or [`TimerError::AlreadyCancelled`] (or
     /// [`TimerError::Expired`] for a call long gone), as Twisted raises.
     pub fn cancel(self, reactor: &mut Reactor) -> Result<(), TimerError> {
-        reactor.timers.cancel(self.key)
+        let key = reactor.own_timer(self)?;
+        reactor.timers.cancel(key)
     }
 
     /// Reschedules the call to run `delay` from now (Twisted's `reset`).
@@ -49,8 +53,9 @@ impl DelayedCall {
     ///
     /// As [`cancel`](Self::cancel), if the call is no longer pending.
     pub fn reset(self, reactor: &mut Reactor, delay: Duration) -> Result<(), TimerError> {
+        let key = reactor.own_timer(self)?;
         let deadline = reactor.deadline_after(delay);
-        reactor.timers.reschedule(self.key, deadline)
+        reactor.timers.reschedule(key, deadline)
     }
 
     /// Postpones the call by `by` from its current scheduled time (Twisted's `delay`).
@@ -61,17 +66,20 @@ impl DelayedCall {
     ///
     /// As [`cancel`](Self::cancel), if the call is no longer pending.
     pub fn delay(self, reactor: &mut Reactor, by: Duration) -> Result<(), TimerError> {
-        let current = reactor.timers.deadline(self.key)?;
+        let key = reactor.own_timer(self)?;
+        let current = reactor.timers.deadline(key)?;
         if by.is_zero() {
             return Ok(());
         }
         let deadline = current.saturating_add(crate::clock::duration_to_nanos(by));
-        reactor.timers.reschedule(self.key, deadline)
+        reactor.timers.reschedule(key, deadline)
     }
 
     /// Whether the call is still pending (Twisted's `active`).
     pub fn active(self, reactor: &mut Reactor) -> bool {
-        reactor.timers.is_active(self.key)
+        reactor
+            .own_timer(self)
+            .is_ok_and(|key| reactor.timers.is_active(key))
     }
 
     /// When the call is scheduled to run, on the reactor's clock (Twisted's `getTime`).
@@ -80,6 +88,7 @@ impl DelayedCall {
     ///
     /// As [`cancel`](Self::cancel), if the call is no longer pending.
     pub fn get_time(self, reactor: &mut Reactor) -> Result<Duration, TimerError> {
-        reactor.timers.deadline(self.key).map(Duration::from_nanos)
+        let key = reactor.own_timer(self)?;
+        reactor.timers.deadline(key).map(Duration::from_nanos)
     }
 }

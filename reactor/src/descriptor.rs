@@ -8,14 +8,18 @@ use mio::event::Source;
 
 use crate::Reactor;
 
-/// Names a descriptor registered with a [`Reactor`]: a slot index and the generation of
-/// the registration that filled it.
+/// Names a descriptor registered with a [`Reactor`]: the reactor, a slot index and the
+/// generation of the registration that filled it.
 ///
 /// Ids are small and `Copy`; hold one instead of a pointer to the descriptor. Once the
 /// descriptor is removed its id is *stale*: the slot may be reused, but with a new
 /// generation, so a stale id never reaches the new occupant (nor receives its events).
+/// Generations never wrap: a slot whose generation is used up is retired, so a stale
+/// id stays stale for the life of the process. An id used on another reactor than
+/// the one that issued it is refused ([`ReactorError::WrongReactor`](crate::ReactorError::WrongReactor)).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DescriptorId {
+    pub(crate) reactor: u32,
     pub(crate) index: u32,
     pub(crate) generation: u32,
 }
@@ -26,8 +30,10 @@ impl DescriptorId {
         mio::Token(((self.generation as usize) << 32) | self.index as usize)
     }
 
-    pub(crate) fn from_token(token: mio::Token) -> Self {
+    /// The id a token of reactor `reactor`'s poller stands for.
+    pub(crate) fn from_token(token: mio::Token, reactor: u32) -> Self {
         DescriptorId {
+            reactor,
             index: (token.0 & 0xffff_ffff) as u32,
             generation: (token.0 >> 32) as u32,
         }
@@ -213,10 +219,11 @@ mod tests {
     #[test]
     fn token_round_trips_index_and_generation() {
         let id = DescriptorId {
+            reactor: 3,
             index: 7,
             generation: 0xdead_beef,
         };
-        assert_eq!(DescriptorId::from_token(id.token()), id);
+        assert_eq!(DescriptorId::from_token(id.token(), 3), id);
         assert_eq!(format!("{id}"), "#7.3735928559");
     }
 }

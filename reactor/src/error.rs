@@ -18,6 +18,8 @@ pub enum ReactorError {
     NotRestartable,
     /// The descriptor id is stale: that descriptor was removed (or never existed).
     UnknownDescriptor(DescriptorId),
+    /// The descriptor id was issued by another reactor.
+    WrongReactor(DescriptorId),
     /// The reactor this handle points at has been dropped.
     Closed,
     /// The operating system refused a poll, registration or signal operation.
@@ -32,6 +34,9 @@ impl fmt::Display for ReactorError {
                 f.write_str("reactor has shut down and cannot be restarted")
             }
             ReactorError::UnknownDescriptor(id) => write!(f, "no descriptor {id} in this reactor"),
+            ReactorError::WrongReactor(id) => {
+                write!(f, "descriptor {id} belongs to another reactor")
+            }
             ReactorError::Closed => f.write_str("reactor is gone"),
             ReactorError::Io(e) => write!(f, "reactor i/o error: {e}"),
         }
@@ -64,6 +69,8 @@ pub enum TimerError {
     /// The call finished so long ago that the reactor no longer remembers whether it
     /// ran or was cancelled (its slot was reused by a later call).
     Expired,
+    /// The call was scheduled on another reactor.
+    WrongReactor,
 }
 
 impl fmt::Display for TimerError {
@@ -72,6 +79,7 @@ impl fmt::Display for TimerError {
             TimerError::AlreadyCalled => "delayed call has already been called",
             TimerError::AlreadyCancelled => "delayed call has already been cancelled",
             TimerError::Expired => "delayed call has already been called or cancelled",
+            TimerError::WrongReactor => "delayed call belongs to another reactor",
         })
     }
 }

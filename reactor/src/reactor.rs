@@ -16,10 +16,10 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use crate::clock::{duration_to_nanos, Clock, SystemClock};
 use crate::delayed_call::DelayedCall;
 use crate::descriptor::{Descriptor, DescriptorId, IoStatus, LostReason};
-use crate::error::ReactorError;
+use crate::error::{ReactorError, TimerError};
 use crate::handle::{ReactorHandle, ThreadCall};
 use crate::local::{LocalHandle, LocalQueue};
-use crate::timers::TimerQueue;
+use crate::timers::{TimerKey, TimerQueue};
 use crate::Callback;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -36,6 +36,8 @@ enum SlotState {
     Lifted(TypeId),
     /// Removed while lifted: dropped when its method returns (after its deliveries).
     LiftedRemoved,
+    /// Its generations are used up: never used again, so no stale id can match.
+    Retired,
 }
 
 struct Slot {
@@ -80,6 +82,8 @@ enum RunState {
 /// `&mut Reactor`, so anything the reactor can do, a callback can do, including
 /// stopping it. See the crate documentation for the full picture and examples.
 pub struct Reactor {
+    /// This reactor's number in the process: every id it issues carries it.
+    identity: u32,
     poll: Poll,
     events: Events,
     slots: Vec<Slot>,
@@ -175,6 +179,7 @@ impl Reactor {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
         let (thread_sender, thread_calls) = mpsc::channel();
         Ok(Reactor {
+            identity: next_identity()?,
             poll,
             events: Events::with_capacity(EVENTS_CAPACITY),
             slots: Vec::new(),
@@ -276,6 +281,7 @@ impl Reactor {
         };
         let slot = &mut self.slots[index as usize];
         let id = DescriptorId {
+            reactor: self.identity,
             index,
             generation: slot.generation,
         };
@@ -302,6 +308,9 @@ impl Reactor {
     }
 
     fn slot_mut(&mut self, id: DescriptorId) -> Result<&mut Slot, ReactorError> {
+        if id.reactor != self.identity {
+            return Err(ReactorError::WrongReactor(id));
+        }
         self.slots
             .get_mut(id.index as usize)
             .filter(|slot| slot.holds(id))
@@ -417,6 +426,9 @@ impl Reactor {
     }
 
     fn live_slot(&self, id: DescriptorId) -> Option<&Slot> {
+        if id.reactor != self.identity {
+            return None;
+        }
         self.slots.get(id.index as usize).filter(|s| s.holds(id))
     }
 
@@ -453,7 +465,8 @@ impl Reactor {
     /// the poller).
     fn take(&mut self, id: DescriptorId, deregister: bool) -> Result<Removed, ReactorError> {
         let slot = self.slot_mut(id)?;
-        slot.generation = slot.generation.wrapping_add(1);
+        // Live generations are below u32::MAX (see `free_slot`): no wrap.
+        slot.generation += 1;
         slot.reading = false;
         slot.writing = false;
         let registered = mem::replace(&mut slot.registered, false);
@@ -547,6 +560,7 @@ impl Reactor {
             .enumerate()
             .filter(|(_, s)| matches!(s.state, SlotState::Present(_) | SlotState::Lifted(_)))
             .map(|(index, s)| DescriptorId {
+                reactor: self.identity,
                 index: index as u32,
                 generation: s.generation,
             })
@@ -559,10 +573,18 @@ impl Reactor {
         }
     }
 
+    /// Puts an emptied slot on the free list, or retires it once its generations are
+    /// used up: a stale id can then never match a later occupant, however long the
+    /// process runs.
     fn free_slot(&mut self, index: u32) {
         let slot = &mut self.slots[index as usize];
-        slot.state = SlotState::Vacant(self.free_head);
         slot.queued = false;
+        if slot.generation == u32::MAX {
+            debug!("reactor: slot {index} retired, its generations used up");
+            slot.state = SlotState::Retired;
+            return;
+        }
+        slot.state = SlotState::Vacant(self.free_head);
         self.free_head = index;
     }
 
@@ -719,6 +741,15 @@ impl Reactor {
         self.clock.now()
     }
 
+    /// The key of `call` in this reactor's timer queue, if it is this reactor's.
+    pub(crate) fn own_timer(&self, call: DelayedCall) -> Result<TimerKey, TimerError> {
+        if call.reactor == self.identity {
+            Ok(call.key)
+        } else {
+            Err(TimerError::WrongReactor)
+        }
+    }
+
     pub(crate) fn deadline_after(&self, delay: Duration) -> u64 {
         duration_to_nanos(self.clock.now()).saturating_add(duration_to_nanos(delay))
     }
@@ -734,6 +765,7 @@ impl Reactor {
     ) -> DelayedCall {
         let deadline = self.deadline_after(delay);
         DelayedCall {
+            reactor: self.identity,
             key: self.timers.insert(deadline, Box::new(f)),
         }
     }
@@ -929,7 +961,10 @@ impl Reactor {
                 match event.token() {
                     WAKER_TOKEN => {}
                     SIGNAL_TOKEN => self.read_signals(),
-                    token => self.on_event(DescriptorId::from_token(token), event),
+                    token => {
+                        let id = DescriptorId::from_token(token, self.identity);
+                        self.on_event(id, event);
+                    }
                 }
             }
         }
@@ -1122,6 +1157,14 @@ impl Reactor {
     }
 }
 
+/// Numbers reactors: ids carry the number of the reactor that issued them.
+fn next_identity() -> Result<u32, ReactorError> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+        .map_err(|_| io::Error::other("more than 2^32 reactors created").into())
+}
+
 /// Descriptors a reactor must have held before it compacts its slot table.
 const COMPACT_MIN_PEAK: usize = 1024;
 
@@ -1144,5 +1187,51 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing(mio::net::UnixStream);
+
+    impl Descriptor for Nothing {
+        fn source(&mut self) -> &mut dyn mio::event::Source {
+            &mut self.0
+        }
+        fn connection_lost(&mut self, _: &mut Reactor, _: DescriptorId, _: LostReason) {}
+    }
+
+    fn nothing() -> Box<dyn Descriptor> {
+        let (a, _b) = mio::net::UnixStream::pair().unwrap();
+        Box::new(Nothing(a))
+    }
+
+    #[test]
+    fn a_slot_whose_generations_are_used_up_is_retired_not_reused() {
+        let mut reactor = Reactor::new().unwrap();
+        // Injected: the first slot starts two generations before the end.
+        reactor.fresh_generation = u32::MAX - 2;
+        let first = reactor.insert(nothing()).unwrap();
+        assert_eq!(first.generation, u32::MAX - 2);
+        assert!(reactor.remove_descriptor(first).is_ok());
+        let second = reactor.insert(nothing()).unwrap();
+        assert_eq!((second.index, second.generation), (first.index, u32::MAX - 1));
+        assert!(reactor.remove_descriptor(second).is_ok());
+        let third = reactor.insert(nothing()).unwrap();
+        assert_ne!(third.index, first.index, "the used-up slot is retired");
+        assert!(matches!(reactor.slots[0].state, SlotState::Retired));
+        // No stale id of the retired slot matches, whatever its generation: a wrap
+        // back to 0 included.
+        for generation in [u32::MAX - 2, u32::MAX - 1, u32::MAX, 0, 1] {
+            let stale = DescriptorId { generation, ..first };
+            assert!(!reactor.contains(stale));
+            assert!(matches!(
+                reactor.remove_descriptor(stale),
+                Err(ReactorError::UnknownDescriptor(_))
+            ));
+        }
+        assert!(reactor.contains(third));
     }
 }

@@ -146,7 +146,7 @@ impl TimerQueue {
         if slot.generation == key.generation && slot.callback.is_some() {
             return Ok(slot);
         }
-        let outcome = if slot.generation == key.generation.wrapping_add(1) {
+        let outcome = if key.generation.checked_add(1) == Some(slot.generation) {
             slot.last_outcome
         } else {
             None
@@ -166,13 +166,21 @@ impl TimerQueue {
         self.live_slot(key).map(|s| s.deadline)
     }
 
+    /// Frees the slot of a call that ran or was cancelled. Its generation moves on,
+    /// so the call's key goes stale; a slot whose generation is used up is retired
+    /// (never reused) instead, so no stale key can match a later call.
     fn release(&mut self, index: u32, outcome: Outcome) -> Option<Callback> {
         let slot = &mut self.slots[index as usize];
         let callback = slot.callback.take();
-        slot.seq = FREE_BIT | u64::from(self.free_head);
-        slot.generation = slot.generation.wrapping_add(1);
+        debug_assert!(slot.generation < u32::MAX, "a retired slot held a call");
+        slot.generation += 1;
         slot.last_outcome = Some(outcome);
-        self.free_head = index;
+        if slot.generation == u32::MAX {
+            slot.seq = FREE_BIT | u64::from(NO_FREE);
+        } else {
+            slot.seq = FREE_BIT | u64::from(self.free_head);
+            self.free_head = index;
+        }
         self.live -= 1;
         callback
     }
@@ -330,6 +338,28 @@ mod tests {
         assert_eq!(q.deadline(a), Ok(3));
         assert!(q.pop_due(3, u64::MAX).is_some());
         assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn a_timer_slot_whose_generations_are_used_up_is_retired() {
+        let mut q = TimerQueue::new();
+        let first = q.insert(1, noop());
+        // Injected: this slot has served 2^32 - 2 calls already.
+        q.slots[first.slot as usize].generation = u32::MAX - 1;
+        let last = TimerKey {
+            generation: u32::MAX - 1,
+            ..first
+        };
+        q.cancel(last).unwrap();
+        let next = q.insert(2, noop());
+        assert_ne!(next.slot, last.slot, "the used-up slot is retired");
+        assert_eq!(q.cancel(last), Err(TimerError::AlreadyCancelled));
+        for generation in [0, 1, u32::MAX] {
+            let stale = TimerKey { generation, ..last };
+            assert!(!q.is_active(stale));
+            assert!(q.cancel(stale).is_err());
+        }
+        assert!(q.is_active(next));
     }
 
     #[test]

@@ -205,6 +205,40 @@ fn a_reused_slot_never_receives_its_former_occupants_events() {
 }
 
 #[test]
+fn an_id_from_another_reactor_is_refused() {
+    let (_clock, mut ours) = manual_reactor();
+    let (_clock2, mut theirs) = manual_reactor();
+    let log = Log::new();
+    let (stream, _peer) = socket_pair();
+    let (their_stream, _their_peer) = socket_pair();
+    let id = ours.insert(Box::new(Probe::new("a", stream, &log))).unwrap();
+    // Same slot and generation in the other reactor: only the reactor differs.
+    let theirs_id = theirs
+        .insert(Box::new(Probe::new("b", their_stream, &log)))
+        .unwrap();
+    assert_ne!(id, theirs_id);
+    assert!(!theirs.contains(id));
+    assert!(theirs
+        .with_descriptor(id, |_: &mut Probe, _| ())
+        .is_none());
+    for result in [
+        theirs.add_reader(id),
+        theirs.set_ready(id, true, true),
+        theirs.remove_descriptor(id).map(|_| ()),
+    ] {
+        match result {
+            Err(ReactorError::WrongReactor(foreign)) => assert_eq!(foreign, id),
+            other => panic!("expected WrongReactor, got {other:?}"),
+        }
+    }
+    assert!(!theirs.is_reading(theirs_id), "theirs untouched");
+    assert!(ours.contains(id) && theirs.contains(theirs_id));
+    assert!(ReactorError::WrongReactor(id)
+        .to_string()
+        .contains("another reactor"));
+}
+
+#[test]
 fn stale_ids_are_refused_everywhere() {
     let (_clock, mut reactor) = manual_reactor();
     let log = Log::new();

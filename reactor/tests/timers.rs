@@ -377,3 +377,33 @@ fn a_due_call_moved_earlier_during_the_timer_step_still_runs_in_it() {
     turn(&mut reactor);
     assert_eq!(log.take(), ["new"]);
 }
+
+#[test]
+fn a_delayed_call_is_refused_by_another_reactor() {
+    let (clock, mut ours) = manual_reactor();
+    let (_, mut theirs) = manual_reactor();
+    let log = Log::new();
+    // Same slot and generation in both reactors: only the reactor tells them apart.
+    let our_call = log_later(&mut ours, secs(1), &log, "ours");
+    let their_call = log_later(&mut theirs, secs(1), &log, "theirs");
+    assert_eq!(our_call.cancel(&mut theirs), Err(TimerError::WrongReactor));
+    assert_eq!(
+        our_call.reset(&mut theirs, secs(5)),
+        Err(TimerError::WrongReactor)
+    );
+    assert_eq!(
+        our_call.delay(&mut theirs, secs(5)),
+        Err(TimerError::WrongReactor)
+    );
+    assert_eq!(our_call.get_time(&mut theirs), Err(TimerError::WrongReactor));
+    assert!(!our_call.active(&mut theirs));
+    assert!(their_call.active(&mut theirs));
+    assert!(our_call.active(&mut ours));
+    clock.advance(secs(1));
+    turn(&mut ours);
+    assert_eq!(log.take(), ["ours"]);
+    assert_eq!(
+        TimerError::WrongReactor.to_string(),
+        "delayed call belongs to another reactor"
+    );
+}
