@@ -14,7 +14,7 @@ fn main() -> Result<(), ReactorError> {
     reactor.call_later(Duration::from_millis(500), |r| {
         println!(
             "Hello from the reactor, {:.3}s after it started.",
-            r.seconds()
+            r.now().as_secs_f64()
         );
         r.stop();
     });

@@ -8,8 +8,8 @@
 //! | here | Twisted |
 //! |---|---|
 //! | [`Reactor::run`], [`Reactor::stop`], [`Reactor::call_when_running`], [`Reactor::add_shutdown_trigger`] | `IReactorCore` |
-//! | [`Reactor::call_later`] → [`DelayedCall`], [`Reactor::seconds`] | `IReactorTime.callLater`, `IDelayedCall`, `seconds` |
-//! | [`Reactor::insert`], [`add_reader`](Reactor::add_reader), [`add_writer`](Reactor::add_writer), [`remove_reader`](Reactor::remove_reader), [`remove_writer`](Reactor::remove_writer), [`remove_all`](Reactor::remove_all) | `IReactorFDSet` |
+//! | [`Reactor::call_later`] → [`DelayedCall`], [`Reactor::now`] | `IReactorTime.callLater`, `IDelayedCall`, `seconds` |
+//! | [`Reactor::insert`], [`add_reader`](Reactor::add_reader), [`add_writer`](Reactor::add_writer), [`remove_reader`](Reactor::remove_reader), [`remove_writer`](Reactor::remove_writer), [`remove_descriptor`](Reactor::remove_descriptor), [`disconnect_all`](Reactor::disconnect_all) | `IReactorFDSet`, `disconnectAll` |
 //! | [`Descriptor`]: `do_read`, `do_write`, `connection_lost` | `IReadDescriptor`, `IWriteDescriptor`, `IFileDescriptor` |
 //! | [`ReactorHandle::call_from_thread`] | `IReactorThreads.callFromThread` |
 //! | [`LocalHandle::call_soon`] (same thread, no `&mut Reactor`, no system call) | `callLater(0, f)` from anywhere on the reactor's thread |
@@ -57,7 +57,7 @@
 //!
 //! let mut reactor = Reactor::new()?;
 //! reactor.call_later(Duration::from_millis(10), |r| {
-//!     println!("Hello from the reactor, {:.3}s in", r.seconds());
+//!     println!("Hello from the reactor, {:.3}s in", r.now().as_secs_f64());
 //!     r.stop();
 //! });
 //! reactor.run()?;

@@ -54,6 +54,20 @@ struct Slot {
 }
 
 impl Slot {
+    /// A slot in `state`, with no interest or readiness yet.
+    fn new(generation: u32, state: SlotState) -> Slot {
+        Slot {
+            generation,
+            state,
+            reading: false,
+            writing: false,
+            read_ready: false,
+            write_ready: false,
+            queued: false,
+            registered: false,
+        }
+    }
+
     /// Whether the descriptor `id` names is here (in its slot or being dispatched).
     fn holds(&self, id: DescriptorId) -> bool {
         self.generation == id.generation
@@ -259,26 +273,22 @@ impl Reactor {
         &mut self,
         descriptor: Box<dyn Descriptor>,
     ) -> Result<DescriptorId, ReactorError> {
-        let index = if self.free_head != u32::MAX {
-            self.free_head
-        } else {
-            let index = u32::try_from(self.slots.len())
-                .ok()
-                .filter(|i| *i < u32::MAX - 2)
-                .ok_or_else(|| io::Error::other("too many descriptors"))?;
-            self.slots.push(Slot {
-                generation: self.fresh_generation,
-                state: SlotState::Vacant(u32::MAX),
-                reading: false,
-                writing: false,
-                read_ready: false,
-                write_ready: false,
-                queued: false,
-                registered: false,
-            });
-            self.free_head = index;
-            index
-        };
+        self.insert_with(|_| descriptor)
+    }
+
+    /// As [`insert`](Self::insert), for a descriptor that needs its own id: `make`
+    /// receives the id the descriptor will have and builds it (the vacant-entry
+    /// pattern), so the descriptor knows its id before any of its methods runs.
+    ///
+    /// # Errors
+    ///
+    /// [`ReactorError::Io`] if the reactor already holds 2^32 - 3 descriptors; `make`
+    /// is not called.
+    pub fn insert_with(
+        &mut self,
+        make: impl FnOnce(DescriptorId) -> Box<dyn Descriptor>,
+    ) -> Result<DescriptorId, ReactorError> {
+        let index = self.vacant_slot()?;
         let slot = &mut self.slots[index as usize];
         let id = DescriptorId {
             reactor: self.identity,
@@ -289,13 +299,7 @@ impl Reactor {
             unreachable!("free list points at an occupied slot");
         };
         self.free_head = next;
-        slot.state = SlotState::Present(descriptor);
-        slot.reading = false;
-        slot.writing = false;
-        slot.read_ready = false;
-        slot.write_ready = false;
-        slot.queued = false;
-        slot.registered = false;
+        *slot = Slot::new(slot.generation, SlotState::Present(make(id)));
         self.descriptor_count += 1;
         self.peak_descriptors = self.peak_descriptors.max(self.descriptor_count);
         // Registered with the poller just before the next poll, not now: a descriptor
@@ -305,6 +309,22 @@ impl Reactor {
         self.unregistered.push(id);
         trace!("inserted descriptor {id}");
         Ok(id)
+    }
+
+    /// The index of a vacant slot: the head of the free list, or a new slot.
+    fn vacant_slot(&mut self) -> Result<u32, ReactorError> {
+        if self.free_head != u32::MAX {
+            return Ok(self.free_head);
+        }
+        let index = u32::try_from(self.slots.len())
+            .ok()
+            .filter(|i| *i < u32::MAX - 2)
+            .ok_or_else(|| io::Error::other("too many descriptors"))?;
+        debug_assert!(self.fresh_generation < u32::MAX);
+        let slot = Slot::new(self.fresh_generation, SlotState::Vacant(u32::MAX));
+        self.slots.push(slot);
+        self.free_head = index;
+        Ok(index)
     }
 
     fn slot_mut(&mut self, id: DescriptorId) -> Result<&mut Slot, ReactorError> {
@@ -434,7 +454,8 @@ impl Reactor {
 
     /// Slots in the descriptor table, in use or free: it shrinks again after most
     /// descriptors are gone.
-    pub fn slot_count(&self) -> usize {
+    #[cfg(test)]
+    fn slot_count(&self) -> usize {
         self.slots.len()
     }
 
@@ -501,53 +522,32 @@ impl Reactor {
             let SlotState::Present(descriptor) = &mut slot.state else {
                 continue;
             };
-            match self.poll.registry().register(
-                descriptor.source(),
-                id.token(),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            let registry = self.poll.registry();
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            let source = descriptor.source();
+            let registered = match registry.register(source, id.token(), interest) {
+                // Handed over by a descriptor that was registered and dropped (a
+                // finished connect handing its socket to the connection): the
+                // registration is moved to this descriptor's token.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    registry.reregister(source, id.token(), interest)
+                }
+                other => other,
+            };
+            match registered {
                 Ok(()) => slot.registered = true,
                 Err(e) => self.lose(id, LostReason::Error(e)),
             }
         }
     }
 
-    /// Deregisters a source from the reactor's poller without touching any
-    /// descriptor: for a descriptor that hands its source over to another (a finished
-    /// connect attempt handing its socket to the connection). Call it, then give the
-    /// old descriptor a source that is not registered (or remove it first).
-    ///
-    /// # Errors
-    ///
-    /// [`ReactorError::Io`] if the poller refuses.
-    pub fn deregister_source(
-        &mut self,
-        source: &mut dyn mio::event::Source,
-    ) -> Result<(), ReactorError> {
-        match self.poll.registry().deregister(source) {
-            // Never registered: descriptors are registered lazily, before a poll.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => Ok(other?),
-        }
-    }
-
-    /// Removes every descriptor and hands them back, without calling `connection_lost`
-    /// (Twisted's `removeAll`). Descriptors being dispatched at this moment are
-    /// dropped when their method returns.
-    pub fn remove_all(&mut self) -> Vec<Box<dyn Descriptor>> {
-        self.live_ids()
-            .into_iter()
-            .filter_map(|id| match self.remove_descriptor(id) {
-                Ok(Removed::Descriptor(descriptor)) => Some(descriptor),
-                Ok(Removed::WhileDispatched) | Err(_) => None,
-            })
-            .collect()
-    }
-
     /// Removes every descriptor and calls `connection_lost` on each with
-    /// [`LostReason::Shutdown`]: what the reactor does as it shuts down. A descriptor
-    /// that calls this from inside its own callback is removed too, but, being lifted,
-    /// is not told: it knows.
+    /// [`LostReason::Shutdown`]: what the reactor does as it shuts down (Twisted's
+    /// `disconnectAll`; its `removeAll` hands them back untold instead: take one back
+    /// with [`remove_descriptor`](Self::remove_descriptor)). A descriptor that calls
+    /// this from inside its own callback is removed too, but, being lifted, is not
+    /// told: it knows.
+    #[doc(alias = "disconnectAll", alias = "removeAll")]
     pub fn disconnect_all(&mut self) {
         for id in self.live_ids() {
             self.lose(id, LostReason::Shutdown);
@@ -731,12 +731,9 @@ impl Reactor {
 // ===== impl IReactorTime =====
 
 impl Reactor {
-    /// The time on the reactor's clock (Twisted's `seconds()`), in seconds.
-    pub fn seconds(&self) -> f64 {
-        self.clock.now().as_secs_f64()
-    }
-
-    /// The time on the reactor's clock, since the clock's epoch.
+    /// The time on the reactor's clock, since the clock's epoch (Twisted's
+    /// `seconds()`; `now().as_secs_f64()` is the same number).
+    #[doc(alias = "seconds")]
     pub fn now(&self) -> Duration {
         self.clock.now()
     }
@@ -788,8 +785,10 @@ impl Reactor {
     }
 
     /// Whether the next turn has work that does not wait for I/O: `call_soon` calls,
-    /// remembered readiness, or `call_later` calls already due. Test pumps use it to
-    /// tell when a reactor on a manual clock has settled.
+    /// remembered readiness, or `call_later` calls already due. The protocol crate's
+    /// test pumps use it to tell when a reactor on a manual clock has settled; not
+    /// part of the reactor's API.
+    #[doc(hidden)]
     pub fn has_pending_work(&mut self) -> bool {
         if !self.soon.is_empty() || !self.ready_queue.is_empty() || self.local.has_calls() {
             return true;
@@ -975,7 +974,56 @@ impl Reactor {
         self.run_thread_calls();
         self.run_soon_calls();
         self.compact_if_emptied();
+        #[cfg(debug_assertions)]
+        self.check_invariants();
         Ok(())
+    }
+
+    /// Checks, in debug builds after every turn, the invariants of the slot table and
+    /// the queues that the code relies on.
+    #[cfg(debug_assertions)]
+    fn check_invariants(&self) {
+        let mut present = 0;
+        let mut vacant = 0;
+        for (index, slot) in self.slots.iter().enumerate() {
+            match slot.state {
+                SlotState::Present(_) => present += 1,
+                SlotState::Vacant(_) => vacant += 1,
+                SlotState::Retired => assert_eq!(slot.generation, u32::MAX, "slot {index}"),
+                SlotState::Lifted(_) | SlotState::LiftedRemoved => {
+                    panic!("slot {index} still lifted between turns")
+                }
+            }
+            if !matches!(slot.state, SlotState::Present(_)) {
+                assert!(!slot.queued && !slot.reading && !slot.writing, "slot {index}");
+            }
+            if !matches!(slot.state, SlotState::Retired) {
+                assert!(slot.generation < u32::MAX, "slot {index}: generation used up");
+            }
+        }
+        assert_eq!(present, self.descriptor_count, "descriptor count");
+        // The free list holds every vacant slot once, and nothing else.
+        let (mut next, mut on_list) = (self.free_head, 0);
+        while next != u32::MAX {
+            let SlotState::Vacant(after) = self.slots[next as usize].state else {
+                panic!("free list reaches occupied slot {next}");
+            };
+            on_list += 1;
+            assert!(on_list <= vacant, "free list loops");
+            next = after;
+        }
+        assert_eq!(on_list, vacant, "vacant slots off the free list");
+        // A queued slot is in the ready queue under its current id, once; the queue
+        // may also hold stale ids (removed since), which are skipped.
+        for (index, slot) in self.slots.iter().enumerate() {
+            let entries = self
+                .ready_queue
+                .iter()
+                .filter(|id| id.index as usize == index && slot.holds(**id))
+                .count();
+            assert_eq!(entries, usize::from(slot.queued), "slot {index} in the ready queue");
+        }
+        assert!(self.deliveries.is_empty(), "deliveries outlived their dispatch");
     }
 
     /// After most descriptors are gone (a quarter of a peak of at least
@@ -1178,8 +1226,10 @@ fn release_free_memory() {
 }
 
 /// The text of a panic payload (`&str` or `String`), or a placeholder for other
-/// types: what the reactor logs when it catches a panic, for layers above that catch
-/// their own.
+/// types: what the reactor logs when it catches a panic. The layers above use it for
+/// the panics they catch themselves, so every layer words them alike; not part of
+/// the reactor's API.
+#[doc(hidden)]
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
@@ -1194,18 +1244,74 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 mod tests {
     use super::*;
 
-    struct Nothing(mio::net::UnixStream);
+    /// A descriptor whose source the poller never hears of.
+    struct Nothing;
+
+    impl mio::event::Source for Nothing {
+        fn register(&mut self, _: &mio::Registry, _: Token, _: Interest) -> io::Result<()> {
+            Ok(())
+        }
+        fn reregister(&mut self, _: &mio::Registry, _: Token, _: Interest) -> io::Result<()> {
+            Ok(())
+        }
+        fn deregister(&mut self, _: &mio::Registry) -> io::Result<()> {
+            Ok(())
+        }
+    }
 
     impl Descriptor for Nothing {
         fn source(&mut self) -> &mut dyn mio::event::Source {
-            &mut self.0
+            self
         }
         fn connection_lost(&mut self, _: &mut Reactor, _: DescriptorId, _: LostReason) {}
     }
 
     fn nothing() -> Box<dyn Descriptor> {
-        let (a, _b) = mio::net::UnixStream::pair().unwrap();
-        Box::new(Nothing(a))
+        Box::new(Nothing)
+    }
+
+    fn turn(reactor: &mut Reactor) {
+        reactor.iterate(Some(Duration::ZERO)).unwrap();
+    }
+
+    #[test]
+    fn the_table_shrinks_after_a_crowd_leaves_and_stale_ids_stay_stale() {
+        let mut reactor = Reactor::with_clock(crate::ManualClock::new()).unwrap();
+        let ids: Vec<_> = (0..4000)
+            .map(|_| reactor.insert(nothing()).unwrap())
+            .collect();
+        turn(&mut reactor);
+        assert_eq!(reactor.slot_count(), 4000);
+        // Keep a few low ones; the crowd above them leaves.
+        for id in &ids[10..] {
+            assert!(matches!(
+                reactor.remove_descriptor(*id),
+                Ok(Removed::Descriptor(_))
+            ));
+        }
+        turn(&mut reactor);
+        assert_eq!(reactor.descriptor_count(), 10);
+        assert_eq!(
+            reactor.slot_count(),
+            10,
+            "trailing free slots are given back"
+        );
+        // New descriptors reuse the table; none answers to an id of the crowd.
+        let fresh: Vec<_> = (0..4000)
+            .map(|_| reactor.insert(nothing()).unwrap())
+            .collect();
+        for old in &ids[10..] {
+            assert!(
+                !reactor.contains(*old),
+                "stale id {old} reached a new descriptor"
+            );
+        }
+        for id in &fresh {
+            assert!(reactor.contains(*id));
+        }
+        for id in &ids[..10] {
+            assert!(reactor.contains(*id), "the ones that stayed keep their ids");
+        }
     }
 
     #[test]

@@ -662,27 +662,6 @@ fn disconnect_all_tells_each_descriptor_once_even_if_one_panics() {
     assert!(log.take().is_empty());
 }
 
-#[test]
-fn remove_all_hands_everything_back_untold() {
-    let (_clock, mut reactor) = manual_reactor();
-    let log = Log::new();
-    let mut peers = Vec::new();
-    for name in ["a", "b"] {
-        let (stream, peer) = socket_pair();
-        peers.push(peer);
-        Probe::new(name, stream, &log).read_in(&mut reactor);
-    }
-    let mut removed: Vec<String> = reactor
-        .remove_all()
-        .iter()
-        .map(|d| d.log_prefix().to_owned())
-        .collect();
-    removed.sort();
-    assert_eq!(removed, ["a", "b"]);
-    assert_eq!(reactor.descriptor_count(), 0);
-    assert_eq!(log.take(), ["a dropped", "b dropped"]);
-}
-
 // ===== interest changes from inside the callbacks =====
 
 #[test]
@@ -741,84 +720,4 @@ fn set_ready_serves_an_interested_descriptor_on_the_next_turn() {
         reactor.set_ready(id, true, true),
         Err(ReactorError::UnknownDescriptor(_))
     ));
-}
-
-/// A descriptor with a source the poller never hears of, for table-size tests.
-struct Quiet(NoSource);
-
-struct NoSource;
-
-impl reactor::mio::event::Source for NoSource {
-    fn register(
-        &mut self,
-        _: &reactor::mio::Registry,
-        _: reactor::mio::Token,
-        _: reactor::mio::Interest,
-    ) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn reregister(
-        &mut self,
-        _: &reactor::mio::Registry,
-        _: reactor::mio::Token,
-        _: reactor::mio::Interest,
-    ) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn deregister(&mut self, _: &reactor::mio::Registry) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl reactor::Descriptor for Quiet {
-    fn source(&mut self) -> &mut dyn reactor::mio::event::Source {
-        &mut self.0
-    }
-    fn connection_lost(
-        &mut self,
-        _: &mut Reactor,
-        _: reactor::DescriptorId,
-        _: reactor::LostReason,
-    ) {
-    }
-}
-
-#[test]
-fn the_table_shrinks_after_a_crowd_leaves_and_stale_ids_stay_stale() {
-    let (_clock, mut reactor) = manual_reactor();
-    let ids: Vec<_> = (0..4000)
-        .map(|_| reactor.insert(Box::new(Quiet(NoSource))).unwrap())
-        .collect();
-    turn(&mut reactor);
-    assert_eq!(reactor.slot_count(), 4000);
-    // Keep a few low ones; the crowd above them leaves.
-    for id in &ids[10..] {
-        assert!(matches!(
-            reactor.remove_descriptor(*id),
-            Ok(Removed::Descriptor(_))
-        ));
-    }
-    turn(&mut reactor);
-    assert_eq!(reactor.descriptor_count(), 10);
-    assert_eq!(
-        reactor.slot_count(),
-        10,
-        "trailing free slots are given back"
-    );
-    // New descriptors reuse the table; none answers to an id of the crowd.
-    let fresh: Vec<_> = (0..4000)
-        .map(|_| reactor.insert(Box::new(Quiet(NoSource))).unwrap())
-        .collect();
-    for old in &ids[10..] {
-        assert!(
-            !reactor.contains(*old),
-            "stale id {old} reached a new descriptor"
-        );
-    }
-    for id in &fresh {
-        assert!(reactor.contains(*id));
-    }
-    for id in &ids[..10] {
-        assert!(reactor.contains(*id), "the ones that stayed keep their ids");
-    }
 }

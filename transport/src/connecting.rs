@@ -120,7 +120,9 @@ impl Connecting {
             return;
         };
         if let Some(timer) = self.timer.take() {
-            let _ = timer.cancel(reactor);
+            // Pending: the timer clears `self.timer` before it acts.
+            let cancelled = timer.cancel(reactor);
+            debug_assert!(cancelled.is_ok(), "connect timer: {cancelled:?}");
         }
         if reactor.contains(id) {
             // Lifted (dispatched, or lent by the timer or `cancel`): dropped when the
@@ -129,16 +131,12 @@ impl Connecting {
             debug_assert!(matches!(removed, Ok(Removed::WhileDispatched)));
         }
         let result = match outcome {
-            Ok(()) => {
-                let mut stream = self
-                    .stream
-                    .take()
-                    .expect("stream present until handed over");
-                match reactor.deregister_source(stream.as_mut()) {
-                    Ok(()) => Ok(stream),
-                    Err(e) => Err(DisconnectReason::Io(io::Error::other(e))),
-                }
-            }
+            // Handed over still registered with the poller: the reactor moves the
+            // registration to the connection's id when it registers that.
+            Ok(()) => Ok(self
+                .stream
+                .take()
+                .expect("stream present until handed over")),
             Err(reason) => Err(reason),
         };
         trace!(

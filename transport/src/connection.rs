@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use log::{debug, error, trace};
 use reactor::{
-    panic_message, DelayedCall, Descriptor, DescriptorId, IoStatus, LostReason, Reactor, Removed,
+    panic_message, DelayedCall, Descriptor, DescriptorId, IoStatus, LostReason, Reactor,
+    ReactorError, Removed,
 };
 
 use crate::address::Address;
@@ -79,7 +80,9 @@ enum Producer {
 /// The connection's state below the handler: the stream, its buffer and its flags.
 struct Core {
     stream: Box<dyn Stream>,
-    id: Option<DescriptorId>,
+    /// Its id in the reactor, where it stays until `finish` (which marks it `Closed`
+    /// first): while not `Closed`, the reactor holds it under this id.
+    id: DescriptorId,
     /// This end's address, read from the socket the first time it is asked for.
     host: std::cell::OnceCell<Box<Address>>,
     peer: Address,
@@ -184,9 +187,7 @@ impl Transport<'_> {
             }
         }
         if was_empty {
-            if let Some(id) = core.id {
-                let _ = self.reactor.add_writer(id);
-            }
+            core.interest(self.reactor, Reactor::add_writer);
         }
     }
 
@@ -198,9 +199,7 @@ impl Transport<'_> {
     pub fn lose_connection(&mut self) {
         if self.core.state == State::Open {
             self.core.state = State::Closing;
-            if let Some(id) = self.core.id {
-                let _ = self.reactor.remove_reader(id);
-            }
+            self.core.interest(self.reactor, Reactor::remove_reader);
         }
     }
 
@@ -272,9 +271,7 @@ impl Transport<'_> {
                 io::ErrorKind::Interrupted => continue,
                 io::ErrorKind::WouldBlock => {
                     core.write_blocked = true;
-                    if let Some(id) = core.id {
-                        let _ = self.reactor.add_writer(id);
-                    }
+                    core.interest(self.reactor, Reactor::add_writer);
                     return Err(e);
                 }
                 _ if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
@@ -377,9 +374,7 @@ impl Transport<'_> {
     /// Twisted's `write` calls `startWriting`); one that writes nothing is not.
     fn ask_producer_again(&mut self) {
         if self.core.producer == Some(Producer::Pull) {
-            if let Some(id) = self.core.id {
-                let _ = self.reactor.add_writer(id);
-            }
+            self.core.interest(self.reactor, Reactor::add_writer);
         }
     }
 
@@ -388,9 +383,8 @@ impl Transport<'_> {
         self.reactor
     }
 
-    /// The connection's id in the reactor (`None` only for a connection that was never
-    /// started).
-    pub fn id(&self) -> Option<DescriptorId> {
+    /// The connection's id in the reactor: it has it from before `connection_made`.
+    pub fn id(&self) -> DescriptorId {
         self.core.id
     }
 }
@@ -429,9 +423,7 @@ impl Transport<'_> {
     #[doc(alias = "stopReading")]
     pub fn pause_reading(&mut self) {
         self.core.reading_paused = true;
-        if let Some(id) = self.core.id {
-            let _ = self.reactor.remove_reader(id);
-        }
+        self.core.interest(self.reactor, Reactor::remove_reader);
     }
 
     /// Starts reading again after [`pause_reading`](Self::pause_reading).
@@ -439,9 +431,7 @@ impl Transport<'_> {
     pub fn resume_reading(&mut self) {
         self.core.reading_paused = false;
         if self.core.state == State::Open && !self.core.read_closed {
-            if let Some(id) = self.core.id {
-                let _ = self.reactor.add_reader(id);
-            }
+            self.core.interest(self.reactor, Reactor::add_reader);
         }
     }
 
@@ -456,9 +446,7 @@ impl Transport<'_> {
             Producer::Pull
         });
         if !streaming {
-            if let Some(id) = self.core.id {
-                let _ = self.reactor.add_writer(id);
-            }
+            self.core.interest(self.reactor, Reactor::add_writer);
         }
     }
 
@@ -568,6 +556,28 @@ impl Default for Settings {
 }
 
 impl Core {
+    /// The state of a connection just made, as `id` in its reactor.
+    fn new(id: DescriptorId, stream: Box<dyn Stream>, peer: Address) -> Core {
+        Core {
+            stream,
+            id,
+            host: std::cell::OnceCell::new(),
+            peer,
+            out: WriteBuffer::default(),
+            settings: None,
+            state: State::Open,
+            write_half: WriteHalf::Open,
+            read_closed: false,
+            reading_paused: false,
+            abort_requested: false,
+            failure: None,
+            producer: None,
+            bytes_received: 0,
+            bytes_sent: 0,
+            write_blocked: false,
+        }
+    }
+
     /// Whether writes are refused now: the connection is closed or failing, or its
     /// writing half is shut. A writing half that is only closing
     /// (`ShutdownRequested`) still takes writes: they go out before the shutdown, as
@@ -605,6 +615,20 @@ impl Core {
                 "connection {:?}: write of {len} bytes after its writing half was shut down; refused",
                 self.id
             );
+        }
+    }
+
+    /// Changes the connection's interest with the reactor, unless it is closed. The
+    /// reactor cannot refuse: a connection not `Closed` is in the reactor under its id
+    /// (see `Core::id`).
+    fn interest(
+        &self,
+        reactor: &mut Reactor,
+        change: fn(&mut Reactor, DescriptorId) -> Result<(), ReactorError>,
+    ) {
+        if self.state != State::Closed {
+            let changed = change(reactor, self.id);
+            debug_assert!(changed.is_ok(), "connection {}: {changed:?}", self.id);
         }
     }
 
@@ -698,31 +722,14 @@ impl<H: Handler> Connection<H> {
         peer: Address,
         handler: H,
     ) -> Result<DescriptorId, TransportError> {
-        let connection = Connection {
-            core: Core {
-                stream,
-                id: None,
-                host: std::cell::OnceCell::new(),
-                peer,
-                out: WriteBuffer::default(),
-                settings: None,
-                state: State::Open,
-                write_half: WriteHalf::Open,
-                read_closed: false,
-                reading_paused: false,
-                abort_requested: false,
-                failure: None,
-                producer: None,
-                bytes_received: 0,
-                bytes_sent: 0,
-                write_blocked: false,
-            },
-            handler,
-        };
-        let id = reactor.insert(Box::new(connection))?;
+        let id = reactor.insert_with(|id| {
+            Box::new(Connection {
+                core: Core::new(id, stream, peer),
+                handler,
+            })
+        })?;
         reactor.add_reader(id)?;
         reactor.with_descriptor::<Self, _>(id, |conn, reactor| {
-            conn.core.id = Some(id);
             trace!("connection {id} made with {}", conn.core.peer);
             conn.invoke(reactor, |h, t| h.connection_made(t));
         });
@@ -851,7 +858,7 @@ impl<H: Handler> Connection<H> {
     }
 
     fn arm_close_timer(&mut self, reactor: &mut Reactor) {
-        let (Some(settings), Some(id), State::Closing) =
+        let (Some(settings), id, State::Closing) =
             (self.core.settings.as_mut(), self.core.id, self.core.state)
         else {
             return;
@@ -882,14 +889,17 @@ impl<H: Handler> Connection<H> {
                 | DisconnectReason::BufferOverflow { .. }
                 | DisconnectReason::Panicked(_)
         ) {
-            let _ = self.core.stream.set_reset_on_close();
+            if let Err(e) = self.core.stream.set_reset_on_close() {
+                debug!("connection {}: cannot set a reset on close: {e}", self.core.id);
+            }
         }
         if matches!(reason, DisconnectReason::Shutdown) {
             self.core.write_out_at_shutdown();
         }
         self.core.out.clear();
         self.core.producer = None;
-        if let Some(id) = self.core.id.filter(|id| reactor.contains(*id)) {
+        let id = self.core.id;
+        if reactor.contains(id) {
             // We are lifted (dispatch or with_descriptor): dropped, and so closed, as
             // soon as the current call returns. (From the reactor's own
             // connection_lost the id is already stale.)
@@ -910,9 +920,7 @@ impl<H: Handler> Connection<H> {
 
     fn on_eof(&mut self, reactor: &mut Reactor) {
         self.core.read_closed = true;
-        if let Some(id) = self.core.id {
-            let _ = reactor.remove_reader(id);
-        }
+        self.core.interest(reactor, Reactor::remove_reader);
         if self.core.write_half == WriteHalf::Shut {
             return self.finish(reactor, DisconnectReason::Done);
         }
@@ -991,7 +999,7 @@ impl<H: Handler> Descriptor for Connection<H> {
         Ok(status)
     }
 
-    fn do_write(&mut self, reactor: &mut Reactor, id: DescriptorId) -> io::Result<IoStatus> {
+    fn do_write(&mut self, reactor: &mut Reactor, _id: DescriptorId) -> io::Result<IoStatus> {
         if self.core.state == State::Closed {
             return Ok(IoStatus::WouldBlock);
         }
@@ -1039,7 +1047,7 @@ impl<H: Handler> Descriptor for Connection<H> {
             return Ok(IoStatus::WouldBlock);
         }
         if idle || self.core.producer != Some(Producer::Pull) {
-            let _ = reactor.remove_writer(id);
+            self.core.interest(reactor, Reactor::remove_writer);
         }
         self.settle(reactor);
         // The socket has not said it would block: keep the readiness.

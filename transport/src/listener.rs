@@ -71,6 +71,9 @@ pub struct Listener {
     address: Address,
     backing_off: bool,
     on_close: Option<OnClose>,
+    /// For a Unix listener: its socket file (device, inode), removed when it stops
+    /// if it is still the same file.
+    socket_file: Option<(u64, u64)>,
 }
 
 /// What a listener does when it stops listening, however that happens.
@@ -104,6 +107,7 @@ impl Listener {
             address: address.clone(),
             backing_off: false,
             on_close: None,
+            socket_file: socket_file_of(&address),
         };
         let id = reactor.insert(Box::new(listener))?;
         reactor.add_reader(id)?;
@@ -141,6 +145,20 @@ impl Listener {
         reactor.deliver::<Listener>(id, move |listener, _| listener.on_close = Some(on_close))
     }
 
+    /// Removes a Unix listener's socket file, as Twisted's `unix.Port` does when it
+    /// stops, unless another file has taken its place.
+    fn remove_socket_file(&mut self) {
+        let (Some(file), Address::Unix(Some(path))) = (self.socket_file.take(), &self.address)
+        else {
+            return;
+        };
+        if socket_file_of(&self.address) == Some(file) {
+            if let Err(e) = std::fs::remove_file(path) {
+                warn!("listener {}: cannot remove its socket file: {e}", self.address);
+            }
+        }
+    }
+
     /// Leaves the reactor (if still in it) and runs the close hook.
     fn close(&mut self, reactor: &mut Reactor, id: DescriptorId) {
         if reactor.contains(id) {
@@ -149,6 +167,7 @@ impl Listener {
             debug_assert!(matches!(removed, Ok(Removed::WhileDispatched)));
         }
         debug!("listener {} stopped", self.address);
+        self.remove_socket_file();
         if let Some(on_close) = self.on_close.take() {
             on_close(reactor);
         }
@@ -167,14 +186,28 @@ impl Listener {
             );
         }
         self.backing_off = true;
-        let _ = reactor.remove_reader(id);
+        // Being dispatched, so in the reactor: it cannot refuse.
+        let paused = reactor.remove_reader(id);
+        debug_assert!(paused.is_ok(), "listener {id}: {paused:?}");
         reactor.call_later(ACCEPT_BACKOFF, move |reactor| {
             reactor.with_descriptor::<Listener, _>(id, |listener, reactor| {
                 listener.backing_off = false;
-                let _ = reactor.add_reader(id);
+                // Lent by with_descriptor, so in the reactor: it cannot refuse.
+                let resumed = reactor.add_reader(id);
+                debug_assert!(resumed.is_ok(), "listener {id}: {resumed:?}");
             });
         });
     }
+}
+
+/// The (device, inode) of the socket file a Unix address names.
+fn socket_file_of(address: &Address) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let Address::Unix(Some(path)) = address else {
+        return None;
+    };
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    Some((meta.dev(), meta.ino()))
 }
 
 fn is_resource_exhaustion(e: &io::Error) -> bool {
@@ -216,6 +249,7 @@ impl Descriptor for Listener {
 
     fn connection_lost(&mut self, reactor: &mut Reactor, _: DescriptorId, reason: LostReason) {
         debug!("listener {} closed: {reason}", self.address);
+        self.remove_socket_file();
         if let Some(on_close) = self.on_close.take() {
             on_close(reactor);
         }

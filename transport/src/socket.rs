@@ -94,14 +94,22 @@ pub fn bind_tcp(
 
 /// A non-blocking Unix-domain listening socket at `path`.
 ///
+/// A socket file already at `path` that no one accepts on (left by a listener that
+/// did not stop cleanly) is removed first; one a live listener accepts on is left
+/// alone and refused. (A [`Listener`](crate::Listener) removes its socket file when it
+/// stops.)
+///
 /// # Errors
 ///
-/// [`TransportError::Bind`] if the path cannot be bound (exists, no permission).
+/// [`TransportError::Bind`] if the path cannot be bound: a live listener accepts on it
+/// (`AddrInUse`, "a listener is already accepting on this path"), something other
+/// than a socket is there, no permission.
 pub fn bind_unix(path: &Path, backlog: i32) -> Result<UnixListener, TransportError> {
     let bind_error = |source| TransportError::Bind {
         address: Address::Unix(Some(path.to_path_buf())),
         source,
     };
+    clear_stale_socket(path).map_err(bind_error)?;
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(TransportError::Socket)?;
     socket
         .set_nonblocking(true)
@@ -112,6 +120,38 @@ pub fn bind_unix(path: &Path, backlog: i32) -> Result<UnixListener, TransportErr
     socket.listen(backlog).map_err(bind_error)?;
     let std_listener: std::os::unix::net::UnixListener = socket.into();
     Ok(UnixListener::from_std(std_listener))
+}
+
+/// Removes the socket file at `path` if no one accepts on it; refuses (`AddrInUse`) if
+/// someone does. Anything else (nothing there, not a socket) is left to `bind`.
+fn clear_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if !is_socket {
+        return Ok(());
+    }
+    // Non-blocking, so a live listener with a full backlog answers at once too.
+    let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    probe.set_nonblocking(true)?;
+    match probe.connect(&SockAddr::unix(path)?) {
+        Ok(()) => Err(in_use()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(in_use()),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            log::debug!("removing stale socket file {}", path.display());
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+fn in_use() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "a listener is already accepting on this path",
+    )
 }
 
 /// Starts a non-blocking TCP connect to `address`, optionally from `bind`; it

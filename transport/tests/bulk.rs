@@ -372,7 +372,7 @@ impl PushWriter {
 
 impl Handler for PushWriter {
     fn connection_made(&mut self, t: &mut Transport<'_>) {
-        self.id = t.id();
+        self.id = Some(t.id());
         t.register_producer(true);
         self.schedule_tick(t.reactor());
     }

@@ -170,7 +170,7 @@ fn peer_eof_with_keep_writing_lets_us_write_after_it() {
         let (probe, record) = Probe::new();
         let probe = probe.on_eof(|t| {
             // Answer later, from outside any callback of this connection.
-            let id = t.id().unwrap();
+            let id = t.id();
             t.reactor().call_soon(move |reactor| {
                 Connection::<Probe>::with_handler(reactor, id, |_, t| {
                     assert!(t.is_open(), "half-closed, not closed");

@@ -131,3 +131,65 @@ fn close_hook_set_inside_the_accept_callback_runs_when_stopped_later() {
     assert_eq!(hook_ran.get(), 1);
     assert_eq!(listening.closed.get(), 0);
 }
+
+// ===== Unix listening sockets and their files =====
+
+fn unix_listener(reactor: &mut Reactor, path: &std::path::Path) -> DescriptorId {
+    let listener = transport::bind_unix(path, 16).expect("bind unix");
+    let (id, _) = Listener::start(reactor, listener, Box::new(|_, _, _| {})).unwrap();
+    id
+}
+
+#[test]
+fn unix_listener_removes_its_socket_file_when_it_stops() {
+    let path = util::TempSocketPath::new("stop");
+    let mut reactor = Reactor::new().unwrap();
+    let id = unix_listener(&mut reactor, &path.0);
+    assert!(path.0.exists());
+    assert!(Listener::stop(&mut reactor, id));
+    assert!(!path.0.exists(), "the socket file is gone");
+
+    // At shutdown too.
+    let id = unix_listener(&mut reactor, &path.0);
+    reactor.call_soon(|r| r.stop());
+    reactor.run().unwrap();
+    assert!(!reactor.contains(id));
+    assert!(!path.0.exists(), "the socket file is gone after shutdown");
+}
+
+#[test]
+fn unix_listen_on_a_stale_socket_file_works() {
+    let path = util::TempSocketPath::new("stale");
+    // A listener that went away without removing its file.
+    drop(std::os::unix::net::UnixListener::bind(&path.0).unwrap());
+    assert!(path.0.exists());
+    let mut reactor = Reactor::new().unwrap();
+    let id = unix_listener(&mut reactor, &path.0);
+    let _client = std::os::unix::net::UnixStream::connect(&path.0).expect("accepting");
+    assert!(Listener::stop(&mut reactor, id));
+}
+
+#[test]
+fn unix_listen_on_a_path_held_by_a_live_listener_is_refused() {
+    let path = util::TempSocketPath::new("live");
+    let live = std::os::unix::net::UnixListener::bind(&path.0).unwrap();
+    let err = transport::bind_unix(&path.0, 16).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("a listener is already accepting on this path"),
+        "{text}"
+    );
+    assert!(matches!(
+        &err,
+        transport::TransportError::Bind { source, .. } if source.kind() == io::ErrorKind::AddrInUse
+    ));
+    // Still the live listener's: it accepts.
+    let _client = std::os::unix::net::UnixStream::connect(&path.0).expect("still live");
+    live.accept().unwrap();
+
+    // Something that is not a socket is never removed either.
+    let file = util::TempSocketPath::new("plain");
+    std::fs::write(&file.0, b"not a socket").unwrap();
+    assert!(transport::bind_unix(&file.0, 16).is_err());
+    assert_eq!(std::fs::read(&file.0).unwrap(), b"not a socket");
+}
