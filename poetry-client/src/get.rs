@@ -257,7 +257,7 @@ impl Protocol for DownloadProtocol {
     type Factory = DownloadFactory;
 
     fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
-        cx.factory().link.borrow_mut().connection = cx.id();
+        cx.factory().link.borrow_mut().connection = Some(cx.id());
     }
 
     fn data_received(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {

@@ -137,7 +137,7 @@ impl Protocol for ProxyProtocol {
             factory.open += 1;
             factory.service.clone()
         };
-        let client = cx.id();
+        let client = Some(cx.id());
         let reactor = cx.reactor();
         // Part 14: cached or not, the answer is a Deferred.
         self.poem = Some(maybe_deferred(|| {

@@ -66,7 +66,7 @@ impl Protocol for Poet {
             }
             Mode::Hold(n) => {
                 cx.write(&POEM[..n]);
-                let id = cx.id().unwrap();
+                let id = cx.id();
                 cx.factory().held.push(id);
             }
         }

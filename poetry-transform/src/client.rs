@@ -148,7 +148,7 @@ impl NetstringProtocol for TransformClient {
     fn connection_made(&mut self, cx: &mut NetstringContext<'_, '_, Self>) {
         let (request, options) = {
             let factory = cx.factory();
-            factory.link.borrow_mut().connection = cx.id();
+            factory.link.borrow_mut().connection = Some(cx.id());
             (factory.request.clone(), factory.options)
         };
         cx.set_max_length(options.max_reply);

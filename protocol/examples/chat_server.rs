@@ -56,7 +56,7 @@ impl Chat {
     fn broadcast(cx: &mut LineContext<'_, '_, Self>, line: &str) {
         let me = cx.id();
         let others: Vec<DescriptorId> = cx.factory().users.keys().copied().collect();
-        for id in others.into_iter().filter(|id| Some(*id) != me) {
+        for id in others.into_iter().filter(|id| *id != me) {
             with_protocol::<LineReceiver<Chat>, _>(cx.reactor(), id, |receiver, cx| {
                 receiver.with_context(cx, |_, cx| cx.send_line(line.as_bytes()))
             });
@@ -90,7 +90,7 @@ impl LineProtocol for Chat {
                 cx.send_line(b"Name taken, please choose another.");
             }
             None => {
-                let id = cx.id().expect("an open connection has an id");
+                let id = cx.id();
                 cx.factory().users.insert(id, text.clone());
                 cx.send_line(format!("Welcome, {text}!").as_bytes());
                 Self::broadcast(cx, &format!("{text} has joined."));
@@ -103,7 +103,8 @@ impl LineProtocol for Chat {
         if let Some(timer) = self.idle.take() {
             let _ = timer.cancel(cx.reactor());
         }
-        if let (Some(name), Some(id)) = (&self.name, cx.id()) {
+        if let Some(name) = &self.name {
+            let id = cx.id();
             cx.factory().users.remove(&id);
             Self::broadcast(cx, &format!("{name} has left."));
         }

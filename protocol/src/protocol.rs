@@ -196,9 +196,7 @@ impl<'a, P: Protocol> Context<'a, P> {
     ) -> DelayedCall {
         let id = self.transport.id();
         self.transport.reactor().call_later(delay, move |reactor| {
-            if let Some(id) = id {
-                with_protocol::<P, _>(reactor, id, f);
-            }
+            with_protocol::<P, _>(reactor, id, f);
         })
     }
 

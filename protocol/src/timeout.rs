@@ -91,9 +91,10 @@ impl IdleState {
 
     /// Arms the timer one period after `start`.
     fn arm_from<P: Protocol>(&mut self, transport: &mut Transport<'_>, start: Duration) {
-        let (Some(period), Some(id)) = (self.period, transport.id()) else {
+        let Some(period) = self.period else {
             return;
         };
+        let id = transport.id();
         self.seen = progress(transport);
         self.deadline = start + period;
         let delay = self.deadline.saturating_sub(transport.reactor().now());

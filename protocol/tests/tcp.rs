@@ -138,7 +138,7 @@ impl Protocol for Sender {
         let message = {
             let mut client = cx.factory();
             client.events.push("made".into());
-            client.id = cx.id();
+            client.id = Some(cx.id());
             client.message.clone()
         };
         cx.write(&message);

@@ -995,10 +995,16 @@ impl Reactor {
                 }
             }
             if !matches!(slot.state, SlotState::Present(_)) {
-                assert!(!slot.queued && !slot.reading && !slot.writing, "slot {index}");
+                assert!(
+                    !slot.queued && !slot.reading && !slot.writing,
+                    "slot {index}"
+                );
             }
             if !matches!(slot.state, SlotState::Retired) {
-                assert!(slot.generation < u32::MAX, "slot {index}: generation used up");
+                assert!(
+                    slot.generation < u32::MAX,
+                    "slot {index}: generation used up"
+                );
             }
         }
         assert_eq!(present, self.descriptor_count, "descriptor count");
@@ -1021,9 +1027,16 @@ impl Reactor {
                 .iter()
                 .filter(|id| id.index as usize == index && slot.holds(**id))
                 .count();
-            assert_eq!(entries, usize::from(slot.queued), "slot {index} in the ready queue");
+            assert_eq!(
+                entries,
+                usize::from(slot.queued),
+                "slot {index} in the ready queue"
+            );
         }
-        assert!(self.deliveries.is_empty(), "deliveries outlived their dispatch");
+        assert!(
+            self.deliveries.is_empty(),
+            "deliveries outlived their dispatch"
+        );
     }
 
     /// After most descriptors are gone (a quarter of a peak of at least
@@ -1323,7 +1336,10 @@ mod tests {
         assert_eq!(first.generation, u32::MAX - 2);
         assert!(reactor.remove_descriptor(first).is_ok());
         let second = reactor.insert(nothing()).unwrap();
-        assert_eq!((second.index, second.generation), (first.index, u32::MAX - 1));
+        assert_eq!(
+            (second.index, second.generation),
+            (first.index, u32::MAX - 1)
+        );
         assert!(reactor.remove_descriptor(second).is_ok());
         let third = reactor.insert(nothing()).unwrap();
         assert_ne!(third.index, first.index, "the used-up slot is retired");
@@ -1331,7 +1347,10 @@ mod tests {
         // No stale id of the retired slot matches, whatever its generation: a wrap
         // back to 0 included.
         for generation in [u32::MAX - 2, u32::MAX - 1, u32::MAX, 0, 1] {
-            let stale = DescriptorId { generation, ..first };
+            let stale = DescriptorId {
+                generation,
+                ..first
+            };
             assert!(!reactor.contains(stale));
             assert!(matches!(
                 reactor.remove_descriptor(stale),

@@ -211,16 +211,16 @@ fn an_id_from_another_reactor_is_refused() {
     let log = Log::new();
     let (stream, _peer) = socket_pair();
     let (their_stream, _their_peer) = socket_pair();
-    let id = ours.insert(Box::new(Probe::new("a", stream, &log))).unwrap();
+    let id = ours
+        .insert(Box::new(Probe::new("a", stream, &log)))
+        .unwrap();
     // Same slot and generation in the other reactor: only the reactor differs.
     let theirs_id = theirs
         .insert(Box::new(Probe::new("b", their_stream, &log)))
         .unwrap();
     assert_ne!(id, theirs_id);
     assert!(!theirs.contains(id));
-    assert!(theirs
-        .with_descriptor(id, |_: &mut Probe, _| ())
-        .is_none());
+    assert!(theirs.with_descriptor(id, |_: &mut Probe, _| ()).is_none());
     for result in [
         theirs.add_reader(id),
         theirs.set_ready(id, true, true),

@@ -395,7 +395,10 @@ fn a_delayed_call_is_refused_by_another_reactor() {
         our_call.delay(&mut theirs, secs(5)),
         Err(TimerError::WrongReactor)
     );
-    assert_eq!(our_call.get_time(&mut theirs), Err(TimerError::WrongReactor));
+    assert_eq!(
+        our_call.get_time(&mut theirs),
+        Err(TimerError::WrongReactor)
+    );
     assert!(!our_call.active(&mut theirs));
     assert!(their_call.active(&mut theirs));
     assert!(our_call.active(&mut ours));

@@ -890,7 +890,10 @@ impl<H: Handler> Connection<H> {
                 | DisconnectReason::Panicked(_)
         ) {
             if let Err(e) = self.core.stream.set_reset_on_close() {
-                debug!("connection {}: cannot set a reset on close: {e}", self.core.id);
+                debug!(
+                    "connection {}: cannot set a reset on close: {e}",
+                    self.core.id
+                );
             }
         }
         if matches!(reason, DisconnectReason::Shutdown) {

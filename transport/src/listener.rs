@@ -154,7 +154,10 @@ impl Listener {
         };
         if socket_file_of(&self.address) == Some(file) {
             if let Err(e) = std::fs::remove_file(path) {
-                warn!("listener {}: cannot remove its socket file: {e}", self.address);
+                warn!(
+                    "listener {}: cannot remove its socket file: {e}",
+                    self.address
+                );
             }
         }
     }

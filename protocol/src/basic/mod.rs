@@ -62,14 +62,14 @@
 //!     type Factory = ChatFactory;
 //!
 //!     fn connection_made(&mut self, cx: &mut LineContext<'_, '_, Self>) {
-//!         let id = cx.id().expect("a started connection has an id");
+//!         let id = cx.id();
 //!         cx.factory().clients.insert(id, self.name.clone());
 //!     }
 //!
 //!     fn line_received(&mut self, cx: &mut LineContext<'_, '_, Self>, line: &[u8]) {
 //!         let me = cx.id();
 //!         let others: Vec<DescriptorId> =
-//!             cx.factory().clients.keys().copied().filter(|id| Some(*id) != me).collect();
+//!             cx.factory().clients.keys().copied().filter(|id| *id != me).collect();
 //!         let message = [format!("<{}> ", self.name).as_bytes(), line].concat();
 //!         for id in others {
 //!             with_protocol::<LineReceiver<Chat>, _>(cx.reactor(), id, |receiver, cx| {
@@ -79,9 +79,8 @@
 //!     }
 //!
 //!     fn connection_lost(&mut self, cx: &mut LineContext<'_, '_, Self>, _: &DisconnectReason) {
-//!         if let Some(id) = cx.id() {
-//!             cx.factory().clients.remove(&id);
-//!         }
+//!         let id = cx.id();
+//!         cx.factory().clients.remove(&id);
 //!     }
 //! }
 //! # let _ = Shared::new(ChatFactory::default());
