@@ -97,7 +97,8 @@ pub fn bind_tcp(
 /// A socket file already at `path` that no one accepts on (left by a listener that
 /// did not stop cleanly) is removed first; one a live listener accepts on is left
 /// alone and refused. (A [`Listener`](crate::Listener) removes its socket file when it
-/// stops.)
+/// stops.) Which it is, is found by connecting to it: a live listener sees one
+/// connection opened and closed at once, with no bytes.
 ///
 /// # Errors
 ///
