@@ -80,10 +80,7 @@ impl<P: Protocol> Handler for ProtocolHandler<P> {
     fn connection_made(&mut self, transport: &mut Transport<'_>) {
         if let Some(on_made) = self.on_made.take() {
             let id = transport.id();
-            debug_assert!(id.is_some(), "a connection has its id when it is made");
-            if let Some(id) = id {
-                on_made(transport.reactor(), id);
-            }
+            on_made(transport.reactor(), id);
         }
         self.with_context(transport, |p, cx| p.make_connection(cx));
     }

@@ -541,7 +541,9 @@ impl Descriptor for ExitWatch {
             _ => Err(io::Error::last_os_error()),
         };
         self.pid = 0; // reaped (or taken by other code): never again ours
-        reactor.remove_descriptor(id);
+                      // We are being dispatched: out of the reactor now, dropped when this returns.
+        let removed = reactor.remove_descriptor(id);
+        debug_assert!(removed.is_ok(), "child watcher {id}: {removed:?}");
         self.child.exited(reactor, outcome);
         Ok(IoStatus::WouldBlock)
     }
