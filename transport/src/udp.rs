@@ -325,7 +325,12 @@ impl<H: DatagramHandler> UdpPort<H> {
         let Some(id) = self.core.id.take() else {
             return;
         };
-        reactor.remove_descriptor(id);
+        if reactor.contains(id) {
+            // Lifted (dispatched or lent): dropped when the current call returns.
+            // (From `connection_lost` the id is already stale.)
+            let removed = reactor.remove_descriptor(id);
+            debug_assert!(removed.is_ok(), "udp port {id}: {removed:?}");
+        }
         self.core.stop_requested = false;
         self.invoke(reactor, |h, t| h.stop_protocol(t));
     }
