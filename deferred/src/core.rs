@@ -24,6 +24,32 @@ use crate::{DeferredError, Failure};
 /// A result travelling down a chain, its value type erased (the typed layer checks it).
 pub(crate) type Outcome = Result<Box<dyn Any>, Failure>;
 
+/// A chain's value, erased: always an `Option<T>` in a box, so that a step can take
+/// the value out and, when its callback returns a value of the same type, put the next
+/// one back in the same allocation (a chain of callbacks that keep their type
+/// allocates once, not once per step).
+pub(crate) fn erase<T: 'static>(value: T) -> Box<dyn Any> {
+    Box::new(Some(value))
+}
+
+/// Takes the value out of an erased box made by [`erase`], leaving the box empty for
+/// [`refill`]; `None` if it holds no `T` (a bug of the typed layer).
+pub(crate) fn take_value<T: 'static>(erased: &mut Box<dyn Any>) -> Option<T> {
+    erased.downcast_mut::<Option<T>>().and_then(Option::take)
+}
+
+/// Puts `value` into an emptied box if it was made for a `U`, or into a new one.
+pub(crate) fn refill<U: 'static>(mut emptied: Box<dyn Any>, value: U) -> Box<dyn Any> {
+    match emptied.downcast_mut::<Option<U>>() {
+        Some(slot) => {
+            debug_assert!(slot.is_none(), "only an emptied box is refilled");
+            *slot = Some(value);
+            emptied
+        }
+        None => erase(value),
+    }
+}
+
 /// What a step hands on: a result now, or a chain to wait for.
 pub(crate) enum Next {
     Done(Outcome),
@@ -209,10 +235,18 @@ pub(crate) fn fire(core: &Rc<Core>, outcome: Outcome) -> Result<(), DeferredErro
     }
 }
 
+/// Room made for steps at a chain's first step.
+const FIRST_STEPS: usize = 8;
+
 /// Adds a step; it runs at once if the chain has its result and is not paused.
 pub(crate) fn add(core: &Rc<Core>, step: Step) {
     let ready = {
         let mut s = core.st.borrow_mut();
+        if s.steps.capacity() == 0 {
+            // One allocation for the first few steps (a pending Deferred with none
+            // costs nothing here); growing 4 → 8 cost two copies for a common chain.
+            s.steps.reserve_exact(FIRST_STEPS);
+        }
         s.steps.push_back(step);
         s.called
     };
@@ -334,7 +368,7 @@ pub(crate) fn run(start: Rc<Core>) {
                     }
                 },
                 Step::Chain(target, at) => {
-                    put_result(&cur, Ok(Box::new(())));
+                    put_result(&cur, Ok(erase(())));
                     match target.accept(input) {
                         Accepted::Run => {
                             if begin(&target) {

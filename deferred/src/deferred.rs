@@ -96,9 +96,14 @@ impl<U: 'static> CallbackOutput for Deferred<U> {
     }
 }
 
-fn next_of<R: CallbackOutput>(output: R) -> Next {
+/// What a step hands on, given its callback's output and the box its input came in
+/// (reused for the output when the type is the same).
+fn next_of<R: CallbackOutput>(output: R, emptied: Option<Box<dyn Any>>) -> Next {
     match output.into_then() {
-        Then::Now(Ok(value)) => Next::Done(Ok(Box::new(value))),
+        Then::Now(Ok(value)) => Next::Done(Ok(match emptied {
+            Some(emptied) => core::refill(emptied, value),
+            None => core::erase(value),
+        })),
         Then::Now(Err(failure)) => Next::Done(Err(failure)),
         Then::Later(d) => Next::Wait(d.into_core()),
     }
@@ -106,9 +111,17 @@ fn next_of<R: CallbackOutput>(output: R) -> Next {
 
 /// The value of an erased result, as the type the chain was built for.
 fn unerase<T: 'static>(value: Box<dyn Any>, at: &'static Location<'static>) -> Result<T, Failure> {
-    match value.downcast::<T>() {
-        Ok(value) => Ok(*value),
-        Err(_) => {
+    unerase_keeping_box(value, at).map(|(value, _)| value)
+}
+
+/// As [`unerase`], also handing back the emptied box for the step's output.
+fn unerase_keeping_box<T: 'static>(
+    mut erased: Box<dyn Any>,
+    at: &'static Location<'static>,
+) -> Result<(T, Box<dyn Any>), Failure> {
+    match core::take_value::<T>(&mut erased) {
+        Some(value) => Ok((value, erased)),
+        None => {
             debug_assert!(false, "a chain's value has the type its handle says");
             let error = DeferredError::Panicked("a chain's value had an unexpected type".into());
             Err(Failure::from_boxed(Box::new(error), at))
@@ -188,8 +201,8 @@ impl<T: 'static> Deferred<T> {
     {
         let at = Location::caller();
         self.push(at, move |outcome, at| match outcome {
-            Ok(value) => match unerase::<T>(value, at) {
-                Ok(value) => next_of(f(value)),
+            Ok(value) => match unerase_keeping_box::<T>(value, at) {
+                Ok((value, emptied)) => next_of(f(value), Some(emptied)),
                 Err(failure) => Next::Done(Err(failure)),
             },
             Err(failure) => Next::Done(Err(failure)),
@@ -207,7 +220,7 @@ impl<T: 'static> Deferred<T> {
     {
         self.push(Location::caller(), move |outcome, _| match outcome {
             Ok(value) => Next::Done(Ok(value)),
-            Err(failure) => next_of(f(failure)),
+            Err(failure) => next_of(f(failure), None),
         })
     }
 
@@ -224,11 +237,11 @@ impl<T: 'static> Deferred<T> {
     {
         let at = Location::caller();
         self.push(at, move |outcome, at| match outcome {
-            Ok(value) => match unerase::<T>(value, at) {
-                Ok(value) => next_of(callback(value)),
+            Ok(value) => match unerase_keeping_box::<T>(value, at) {
+                Ok((value, emptied)) => next_of(callback(value), Some(emptied)),
                 Err(failure) => Next::Done(Err(failure)),
             },
-            Err(failure) => next_of(errback(failure)),
+            Err(failure) => next_of(errback(failure), None),
         })
     }
 
@@ -243,11 +256,14 @@ impl<T: 'static> Deferred<T> {
     {
         let at = Location::caller();
         self.push(at, move |outcome, at| {
-            let result = match outcome {
-                Ok(value) => unerase::<T>(value, at),
-                Err(failure) => Err(failure),
+            let (result, emptied) = match outcome {
+                Ok(value) => match unerase_keeping_box::<T>(value, at) {
+                    Ok((value, emptied)) => (Ok(value), Some(emptied)),
+                    Err(failure) => (Err(failure), None),
+                },
+                Err(failure) => (Err(failure), None),
             };
-            next_of(f(result))
+            next_of(f(result), emptied)
         })
     }
 
@@ -348,7 +364,7 @@ impl<T: 'static> Resolver<T> {
     /// `AlreadyCalledError`); the value is dropped. After a cancel without a canceller,
     /// the first late firing is absorbed silently instead, as in Twisted.
     pub fn callback(&self, value: T) -> Result<(), DeferredError> {
-        core::fire(&self.core, Ok(Box::new(value)))
+        core::fire(&self.core, Ok(core::erase(value)))
     }
 
     /// Fires the Deferred with a failure (Twisted's `errback`); its errbacks run now. An
@@ -368,7 +384,7 @@ impl<T: 'static> Resolver<T> {
     ///
     /// As [`callback`](Self::callback).
     pub fn resolve(&self, result: Result<T, Failure>) -> Result<(), DeferredError> {
-        core::fire(&self.core, result.map(|v| Box::new(v) as Box<dyn Any>))
+        core::fire(&self.core, result.map(core::erase))
     }
 
     /// Whether the Deferred has been fired.
@@ -398,7 +414,7 @@ impl<T> fmt::Debug for Resolver<T> {
 
 /// A Deferred already fired with `value` (Twisted's `succeed`).
 pub fn succeed<T: 'static>(value: T) -> Deferred<T> {
-    Deferred::from_core(Core::fired(Ok(Box::new(value))))
+    Deferred::from_core(Core::fired(Ok(core::erase(value))))
 }
 
 /// A Deferred already failed (Twisted's `fail`). An error given here becomes a failure
@@ -426,9 +442,7 @@ pub fn maybe_deferred<R: CallbackOutput>(f: impl FnOnce() -> R) -> Deferred<R::V
     let at = Location::caller();
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(output) => match output.into_then() {
-            Then::Now(result) => {
-                Deferred::from_core(Core::fired(result.map(|v| Box::new(v) as Box<dyn Any>)))
-            }
+            Then::Now(result) => Deferred::from_core(Core::fired(result.map(core::erase))),
             Then::Later(d) => d,
         },
         Err(payload) => {

@@ -51,9 +51,9 @@ impl<T: 'static> Future for Awaiting<T> {
             Some(outcome) => {
                 self.core = None;
                 Poll::Ready(match outcome {
-                    Ok(value) => match value.downcast::<T>() {
-                        Ok(value) => Ok(*value),
-                        Err(_) => {
+                    Ok(mut value) => match crate::core::take_value::<T>(&mut value) {
+                        Some(value) => Ok(value),
+                        None => {
                             let error = DeferredError::Panicked("unexpected value type".into());
                             Err(Failure::from_boxed(Box::new(error), at))
                         }
