@@ -117,7 +117,13 @@ fn main() -> ExitCode {
     });
     for address in &addresses {
         let options = ConnectOptions::default();
-        connect_tcp(&mut reactor, &address.host, address.port, &factory, options);
+        connect_tcp(
+            &mut reactor,
+            &address.host,
+            address.port,
+            &factory,
+            &options,
+        );
     }
     if let Err(e) = reactor.run() {
         eprintln!("get_poetry_simple: {e}");

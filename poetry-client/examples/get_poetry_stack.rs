@@ -151,7 +151,7 @@ fn run(mut addresses: Vec<PoemAddress>) -> Result<(), Box<dyn std::error::Error>
             &address.host,
             address.port,
             &factory,
-            ConnectOptions::default(),
+            &ConnectOptions::default(),
         );
     }
     reactor.run()?;

@@ -167,7 +167,7 @@ pub fn download(
         timeout: options.connect_timeout,
         bind_address: None,
     };
-    let connector = connect_tcp(reactor, &address.host, address.port, &factory, connect);
+    let connector = connect_tcp(reactor, &address.host, address.port, &factory, &connect);
     link.borrow_mut().connector = Some(connector);
     d
 }

@@ -174,7 +174,7 @@ impl World {
             "127.0.0.1",
             self.proxy_port,
             &self.readers,
-            ConnectOptions::default(),
+            &ConnectOptions::default(),
         )
     }
 
@@ -366,7 +366,7 @@ fn an_upstream_that_is_not_there_resets_the_client() {
         "127.0.0.1",
         port.get_host().port().unwrap(),
         &readers,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     for _ in 0..1000 {
         if !readers.borrow().done.is_empty() {

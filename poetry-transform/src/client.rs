@@ -257,6 +257,6 @@ pub fn transform(
         timeout: options.connect_timeout,
         bind_address: None,
     };
-    connect_tcp(reactor, address.0, address.1, &factory, connect);
+    connect_tcp(reactor, address.0, address.1, &factory, &connect);
     reply
 }

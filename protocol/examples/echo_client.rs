@@ -86,7 +86,7 @@ fn main() -> ExitCode {
             "127.0.0.1",
             port,
             &factory,
-            ConnectOptions::default(),
+            &ConnectOptions::default(),
         );
         reactor.run()
     });

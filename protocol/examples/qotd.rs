@@ -11,10 +11,10 @@
 
 use std::net::SocketAddr;
 
-use protocol::transport::{DatagramTransport, UdpOptions};
+use protocol::transport::DatagramTransport;
 use protocol::{
     listen_tcp, listen_udp, Address, Context, DatagramProtocol, Factory, Protocol, Shared,
-    TcpListenOptions,
+    TcpListenOptions, UdpListenOptions,
 };
 use reactor::Reactor;
 
@@ -92,7 +92,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let udp = QuoteUdp {
         quotes: quotes.clone(),
     };
-    listen_udp(&mut reactor, port, "127.0.0.1", udp, &UdpOptions::default())?;
+    listen_udp(&mut reactor, port, udp, &UdpListenOptions::default())?;
     println!("Serving quotes on TCP and UDP port {port}.");
     println!("Try: nc 127.0.0.1 {port}   or   echo | nc -u -w1 127.0.0.1 {port}");
     reactor.run()?;

@@ -69,7 +69,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
         poem,
         sorted: Vec::new(),
     };
-    spawn_process(&mut reactor, protocol, sort, ProcessOptions::default());
+    spawn_process(&mut reactor, protocol, sort, &ProcessOptions::default());
     reactor.run()?;
     let code = EXIT.load(Ordering::Relaxed);
     if code != 0 {

@@ -149,7 +149,7 @@ impl<F: ClientFactory> fmt::Debug for Connector<F> {
 /// }
 ///
 /// let mut reactor = reactor::Reactor::new()?;
-/// connect_tcp(&mut reactor, "localhost", 10000, &for_protocol::<Printer>(), ConnectOptions::default());
+/// connect_tcp(&mut reactor, "localhost", 10000, &for_protocol::<Printer>(), &ConnectOptions::default());
 /// reactor.run()?;
 /// # Ok::<(), reactor::ReactorError>(())
 /// ```
@@ -159,13 +159,13 @@ pub fn connect_tcp<F: ClientFactory>(
     host: &str,
     port: u16,
     factory: &Shared<F>,
-    options: ConnectOptions,
+    options: &ConnectOptions,
 ) -> Connector<F> {
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    Connector::new(reactor, Destination::Tcp { host, port }, factory, options)
+    Connector::new(reactor, Destination::Tcp { host, port }, factory, *options)
 }
 
 /// Connects to the Unix-domain socket at `path` with `factory` (Twisted's
@@ -175,9 +175,9 @@ pub fn connect_unix<F: ClientFactory>(
     reactor: &mut Reactor,
     path: impl Into<PathBuf>,
     factory: &Shared<F>,
-    options: ConnectOptions,
+    options: &ConnectOptions,
 ) -> Connector<F> {
-    Connector::new(reactor, Destination::Unix(path.into()), factory, options)
+    Connector::new(reactor, Destination::Unix(path.into()), factory, *options)
 }
 
 impl<F: ClientFactory> Connector<F> {

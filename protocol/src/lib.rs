@@ -27,6 +27,22 @@
 //! | [`basic`] | `twisted.protocols.basic` |
 //! | [`testing`] | `StringTransport`, `task.Clock`, `iosim` |
 //!
+//! # One shape for every call that listens, connects or spawns
+//!
+//! Each takes the reactor first, then where (a port, a host and port, a path, a
+//! command), then what runs there (a shared factory, or a protocol), and last its
+//! options *by reference*: an options struct with a `Default`, so the plain case reads
+//! `&XOptions::default()` and the struct can grow without breaking callers.
+//!
+//! | call | options |
+//! |---|---|
+//! | [`listen_tcp`]`(reactor, port, &factory, &options)` | [`TcpListenOptions`] (interface, backlog, `SO_REUSEPORT`) |
+//! | [`listen_unix`]`(reactor, path, &factory, &options)` | [`UnixListenOptions`] (backlog) |
+//! | [`listen_udp`]`(reactor, port, protocol, &options)` | [`UdpListenOptions`] (interface, largest datagram) |
+//! | [`connect_tcp`]`(reactor, host, port, &factory, &options)` | [`ConnectOptions`] (timeout, local address) |
+//! | [`connect_unix`]`(reactor, path, &factory, &options)` | [`ConnectOptions`] |
+//! | [`spawn_process`]`(reactor, protocol, command, &options)` | [`transport::ProcessOptions`] |
+//!
 //! # Example: the tutorial's poetry client
 //!
 //! `get-poetry.py` of the Twisted Introduction (Part 5), almost line for line:
@@ -88,7 +104,7 @@
 //!     let mut reactor = Reactor::new()?;
 //!     let factory = Shared::new(PoetryClientFactory { poetry_count: addresses.len(), poems: BTreeMap::new(), next_task: 0 });
 //!     for (host, port) in addresses {
-//!         connect_tcp(&mut reactor, host, port, &factory, ConnectOptions::default());
+//!         connect_tcp(&mut reactor, host, port, &factory, &ConnectOptions::default());
 //!     }
 //!     reactor.run()?;
 //!     for (task, poem) in &factory.borrow().poems {
@@ -133,7 +149,9 @@ pub use crate::connector::{connect_tcp, connect_unix, ConnectOptions, Connector,
 pub use crate::error::{ConnectError, ListenError};
 pub use crate::factory::{for_protocol, ClientFactory, Factory, SimpleFactory};
 pub use crate::handler::ProtocolHandler;
-pub use crate::port::{listen_tcp, listen_unix, ListeningPort, TcpListenOptions};
+pub use crate::port::{
+    listen_tcp, listen_unix, ListeningPort, TcpListenOptions, UnixListenOptions,
+};
 pub use crate::process::{spawn_process, ProcessProtocol};
 pub use crate::protocol::{with_protocol, Context, Protocol};
 pub use crate::reconnecting::ReconnectingClientFactory;
@@ -143,7 +161,7 @@ pub use crate::resolver::{
 };
 pub use crate::shared::Shared;
 pub use crate::stdio::standard_io;
-pub use crate::udp::{listen_udp, DatagramProtocol, UdpListeningPort};
+pub use crate::udp::{listen_udp, DatagramProtocol, UdpListenOptions, UdpListeningPort};
 pub use transport::{Address, DisconnectReason, EofAction};
 
 /// The event loop underneath, re-exported whole so a protocol crate depends on

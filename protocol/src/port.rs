@@ -40,6 +40,21 @@ impl Default for TcpListenOptions {
     }
 }
 
+/// How to listen on a Unix-domain socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixListenOptions {
+    /// Length of the accept queue (default 1024, as for TCP).
+    pub backlog: i32,
+}
+
+impl Default for UnixListenOptions {
+    fn default() -> Self {
+        UnixListenOptions {
+            backlog: ListenOptions::default().backlog,
+        }
+    }
+}
+
 /// A port that is listening (Twisted's `IListeningPort`). Dropping the handle does
 /// not stop it; [`stop_listening`](Self::stop_listening) does, as does the reactor's
 /// shutdown.
@@ -152,9 +167,9 @@ pub fn listen_unix<F: Factory>(
     reactor: &mut Reactor,
     path: &Path,
     factory: &Shared<F>,
-    backlog: i32,
+    options: &UnixListenOptions,
 ) -> Result<ListeningPort, ListenError> {
-    let listener = bind_unix(path, backlog)?;
+    let listener = bind_unix(path, options.backlog)?;
     start_port(reactor, listener, factory)
 }
 

@@ -64,7 +64,7 @@
 //! let port = listen_tcp(&mut reactor, 0, &server, &TcpListenOptions::default())?;
 //! let client = Shared::new(AskerFactory::default());
 //! let port_number = port.get_host().port().expect("a TCP port has a number");
-//! connect_tcp(&mut reactor, "127.0.0.1", port_number, &client, ConnectOptions::default());
+//! connect_tcp(&mut reactor, "127.0.0.1", port_number, &client, &ConnectOptions::default());
 //! // A bound on the example, never reached when all goes well.
 //! let _guard: DelayedCall = reactor.call_later(std::time::Duration::from_secs(10), |r| r.stop());
 //! reactor.run()?;

@@ -144,7 +144,7 @@ impl<P: ProcessProtocol> ProcessHandler for Dispatch<P> {
 /// let mut reactor = reactor::Reactor::new()?;
 /// let mut sort = Command::new("sort");
 /// sort.env("LC_ALL", "C");
-/// spawn_process(&mut reactor, Sort { sorted: Vec::new() }, sort, ProcessOptions::default());
+/// spawn_process(&mut reactor, Sort { sorted: Vec::new() }, sort, &ProcessOptions::default());
 /// reactor.run()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -153,7 +153,7 @@ pub fn spawn_process<P: ProcessProtocol>(
     reactor: &mut Reactor,
     protocol: P,
     command: Command,
-    options: ProcessOptions,
+    options: &ProcessOptions,
 ) {
-    transport::spawn_process(reactor, Dispatch(protocol), command, options);
+    transport::spawn_process(reactor, Dispatch(protocol), command, options.clone());
 }

@@ -12,6 +12,27 @@ use crate::port::interface_address;
 /// Twisted's name.
 pub use transport::DatagramHandler as DatagramProtocol;
 
+/// How to open a UDP port: what [`TcpListenOptions`](crate::TcpListenOptions) is to
+/// TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpListenOptions {
+    /// The interface: an IP address or a name resolved at once (default `127.0.0.1`:
+    /// loopback only; `0.0.0.0` or `::` for every interface).
+    pub interface: String,
+    /// Datagrams larger than this are refused (reported, never delivered cut).
+    /// Default (and most) 65,535.
+    pub max_datagram_size: usize,
+}
+
+impl Default for UdpListenOptions {
+    fn default() -> Self {
+        UdpListenOptions {
+            interface: "127.0.0.1".to_owned(),
+            max_datagram_size: UdpOptions::default().max_datagram_size,
+        }
+    }
+}
+
 /// A UDP port that is open (Twisted's `IListeningPort` for UDP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UdpListeningPort {
@@ -39,9 +60,8 @@ impl UdpListeningPort {
     }
 }
 
-/// Opens UDP `port` (0: any free port) on `interface` (an IP address or a name
-/// resolved at once; `127.0.0.1`, `::1`, `0.0.0.0`, `::`) with `protocol` (Twisted's
-/// `listenUDP`).
+/// Opens UDP `port` (0: any free port) on the options' interface with `protocol`
+/// (Twisted's `listenUDP`).
 ///
 /// # Errors
 ///
@@ -52,8 +72,8 @@ impl UdpListeningPort {
 ///
 /// ```
 /// use std::net::SocketAddr;
-/// use protocol::{listen_udp, DatagramProtocol};
-/// use protocol::transport::{DatagramTransport, UdpOptions};
+/// use protocol::{listen_udp, DatagramProtocol, UdpListenOptions};
+/// use protocol::transport::DatagramTransport;
 ///
 /// struct Echo;
 /// impl DatagramProtocol for Echo {
@@ -63,7 +83,7 @@ impl UdpListeningPort {
 /// }
 ///
 /// let mut reactor = reactor::Reactor::new()?;
-/// let port = listen_udp(&mut reactor, 0, "127.0.0.1", Echo, &UdpOptions::default())?;
+/// let port = listen_udp(&mut reactor, 0, Echo, &UdpListenOptions::default())?;
 /// let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
 /// peer.send_to(b"ping", port.get_host())?;
 /// reactor.iterate(Some(std::time::Duration::from_secs(5)))?;
@@ -76,11 +96,13 @@ impl UdpListeningPort {
 pub fn listen_udp<P: DatagramProtocol>(
     reactor: &mut Reactor,
     port: u16,
-    interface: &str,
     protocol: P,
-    options: &UdpOptions,
+    options: &UdpListenOptions,
 ) -> Result<UdpListeningPort, ListenError> {
-    let address = interface_address(interface, port)?;
-    let (id, address) = UdpPort::listen(reactor, address, protocol, options)?;
+    let address = interface_address(&options.interface, port)?;
+    let udp = UdpOptions {
+        max_datagram_size: options.max_datagram_size,
+    };
+    let (id, address) = UdpPort::listen(reactor, address, protocol, &udp)?;
     Ok(UdpListeningPort { id, address })
 }

@@ -70,7 +70,7 @@ fn connect_from(bind: SocketAddr) -> (SocketAddr, Address) {
         bind_address: Some(bind),
         ..ConnectOptions::default()
     };
-    connect_tcp(&mut reactor, "127.0.0.1", port, &factory, options);
+    connect_tcp(&mut reactor, "127.0.0.1", port, &factory, &options);
     let mut seen = None;
     turn_until(
         &mut reactor,
@@ -122,7 +122,7 @@ fn a_bind_address_in_use_fails_the_attempt() {
         ..ConnectOptions::default()
     };
     let port = target.local_addr().unwrap().port();
-    connect_tcp(&mut reactor, "127.0.0.1", port, &factory, options);
+    connect_tcp(&mut reactor, "127.0.0.1", port, &factory, &options);
     turn_until(&mut reactor, "the attempt to fail", || {
         factory.borrow().failed.is_some()
     });

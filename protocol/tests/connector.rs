@@ -194,7 +194,7 @@ fn connect(reactor: &mut Reactor, port: u16, client: &Shared<Client>) -> Connect
         "127.0.0.1",
         port,
         client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     )
 }
 
@@ -370,7 +370,7 @@ fn the_connect_timeout_starts_before_name_resolution() {
         timeout: Some(Duration::from_secs(5)),
         ..ConnectOptions::default()
     };
-    let connector = connect_tcp(&mut reactor, "slow.test", 80, &client, options);
+    let connector = connect_tcp(&mut reactor, "slow.test", 80, &client, &options);
     turn_a_while(&mut reactor, 3);
     assert_eq!(questions.borrow().len(), 1, "the name is being resolved");
     assert!(connector.is_connecting());
@@ -414,7 +414,7 @@ fn a_refused_address_moves_on_to_the_next_one() {
         "two.test",
         port,
         &client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the connection", || server.borrow().open == 1);
     assert!(connector.is_connected());

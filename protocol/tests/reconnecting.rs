@@ -149,7 +149,7 @@ fn delays_grow_by_the_factor_up_to_the_maximum_and_retries_end() {
         "127.0.0.1",
         closed_port(),
         &factory,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     for seconds in [2, 4, 8, 10, 10, 10] {
         expect_retry_after(&mut reactor, &clock, &factory, SECOND * seconds);
@@ -174,7 +174,7 @@ fn stop_trying_cancels_the_scheduled_retry_and_the_attempt_in_progress() {
         "127.0.0.1",
         closed_port(),
         &factory,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     expect_retry_after(&mut reactor, &clock, &factory, SECOND * 2);
     // An attempt is in progress: stopping cancels it, and nothing is scheduled.
@@ -198,7 +198,7 @@ fn stop_trying_cancels_the_scheduled_retry_and_the_attempt_in_progress() {
         "127.0.0.1",
         closed_port(),
         &factory,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the first attempt to end", || {
         !factory.borrow().delays.is_empty()
@@ -238,7 +238,7 @@ fn the_delay_starts_again_after_a_successful_connection() {
         "127.0.0.1",
         port,
         &factory,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     expect_retry_after(&mut reactor, &clock, &factory, SECOND * 2);
     turn_until(&mut reactor, "the second attempt to end", || {
@@ -286,7 +286,7 @@ fn jittered_delays(
         "127.0.0.1",
         closed_port(),
         &factory,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     let mut policy = ReconnectingClientFactory::default();
     policy.initial_delay = SECOND;

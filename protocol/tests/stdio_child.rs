@@ -23,7 +23,7 @@ use protocol::basic::{LineContext, LineProtocol, LineReceiver};
 use protocol::testing::ProtocolTest;
 use protocol::{
     for_protocol, listen_tcp, listen_unix, standard_io, DisconnectReason, EofAction, SimpleFactory,
-    TcpListenOptions,
+    TcpListenOptions, UnixListenOptions,
 };
 use reactor::Reactor;
 use transport::PipeStream;
@@ -377,7 +377,13 @@ fn tally_over_unix() -> (Vec<u8>, bool) {
     let _ = std::fs::remove_file(&path);
     let result = tally_over_listener(
         |reactor| {
-            listen_unix(reactor, &path, &for_protocol::<LineReceiver<Tally>>(), 16).unwrap();
+            listen_unix(
+                reactor,
+                &path,
+                &for_protocol::<LineReceiver<Tally>>(),
+                &UnixListenOptions::default(),
+            )
+            .unwrap();
             let path = path.clone();
             Box::new(move || std::os::unix::net::UnixStream::connect(path).unwrap())
         },

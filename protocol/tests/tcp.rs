@@ -6,7 +6,7 @@ mod util;
 use protocol::{
     connect_tcp, connect_unix, listen_tcp, listen_unix, with_protocol, ClientFactory, ConnectError,
     ConnectOptions, Connector, Context, DisconnectReason, Factory, Protocol, Shared,
-    TcpListenOptions,
+    TcpListenOptions, UnixListenOptions,
 };
 use reactor::{DescriptorId, Reactor};
 use std::cell::RefCell;
@@ -248,7 +248,7 @@ fn echo_round_trip_over_ipv4_and_ipv6() {
             interface,
             port,
             &client,
-            ConnectOptions::default(),
+            &ConnectOptions::default(),
         );
         turn_until(&mut reactor, "the echo", || client.borrow().ended());
         assert_eq!(client.borrow().received, message, "over {interface}");
@@ -288,14 +288,14 @@ fn do_start_and_do_stop_come_once_around_all_connectors() {
         "127.0.0.1",
         port,
         &client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     let long = connect_tcp(
         &mut reactor,
         "127.0.0.1",
         port,
         &client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     assert_eq!((client.borrow().starts, client.borrow().stops), (1, 0));
     client.borrow_mut().expect = 2; // the long one waits for more than comes
@@ -328,7 +328,7 @@ fn build_protocol_returning_none_refuses_cleanly() {
         "127.0.0.1",
         port,
         &refused,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the refused client to end", || {
         refused.borrow().ended()
@@ -341,7 +341,7 @@ fn build_protocol_returning_none_refuses_cleanly() {
         "127.0.0.1",
         port,
         &welcome,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the second client", || {
         welcome.borrow().ended()
@@ -359,7 +359,7 @@ fn build_protocol_returning_none_refuses_cleanly() {
         "127.0.0.1",
         port,
         &picky,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the picky client", || picky.borrow().ended());
     assert_eq!(events(&picky), ["started", "failed: factory refused"]);
@@ -375,7 +375,7 @@ fn a_closed_port_fails_with_refused() {
         "127.0.0.1",
         closed_port(),
         &client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the refusal", || client.borrow().ended());
     assert_eq!(events(&client), ["started", "failed: refused"]);
@@ -392,7 +392,7 @@ fn an_unresolvable_name_fails_with_lookup() {
         "unknown.test",
         80,
         &client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the lookup", || client.borrow().ended());
     assert_eq!(events(&client), ["started", "failed: lookup unknown.test"]);
@@ -409,7 +409,7 @@ fn stop_connecting_fails_with_cancelled() {
         "127.0.0.1",
         port,
         &client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     assert!(connector.stop_connecting(&mut reactor));
     assert!(!connector.is_connecting());
@@ -426,7 +426,7 @@ fn stop_connecting_fails_with_cancelled() {
         "slow.test",
         port,
         &client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the attempt to start", || {
         !client.borrow().events.is_empty()
@@ -452,7 +452,7 @@ fn a_factory_can_stop_its_own_attempt_from_started_connecting() {
         "127.0.0.1",
         port,
         &client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the cancellation", || client.borrow().ended());
     assert_eq!(events(&client), ["started", "failed: cancelled"]);
@@ -475,7 +475,7 @@ fn client_connection_lost_follows_the_server_closing() {
         "127.0.0.1",
         port,
         &client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the server to close", || {
         client.borrow().ended()
@@ -495,7 +495,7 @@ fn localhost_reaches_a_server_on_ipv4_only() {
         "localhost",
         port,
         &client,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the echo", || client.borrow().ended());
     assert_eq!(client.borrow().received, b"via localhost");
@@ -508,10 +508,10 @@ fn unix_sockets_round_trip() {
     let path = dir.join("echo.sock");
     let mut reactor = Reactor::new().unwrap();
     let factory = server();
-    let port = listen_unix(&mut reactor, &path, &factory, 16).unwrap();
+    let port = listen_unix(&mut reactor, &path, &factory, &UnixListenOptions::default()).unwrap();
     assert_eq!(port.get_host(), &Address::Unix(Some(path.clone())));
     let client = Client::sending(b"over a unix socket", 18);
-    connect_unix(&mut reactor, &path, &client, ConnectOptions::default());
+    connect_unix(&mut reactor, &path, &client, &ConnectOptions::default());
     turn_until(&mut reactor, "the echo", || client.borrow().ended());
     assert_eq!(client.borrow().received, b"over a unix socket");
     assert_eq!(events(&client), CLEAN);
@@ -530,7 +530,7 @@ fn a_panic_closes_only_the_connection_it_happened_on() {
         "127.0.0.1",
         port,
         &steady,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the first echo", || {
         steady.borrow().received.len() == 5
@@ -541,7 +541,7 @@ fn a_panic_closes_only_the_connection_it_happened_on() {
         "127.0.0.1",
         port,
         &doomed,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     turn_until(&mut reactor, "the panic", || doomed.borrow().ended());
     assert!(doomed.borrow().received.is_empty());

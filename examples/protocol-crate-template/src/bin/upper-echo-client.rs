@@ -48,7 +48,7 @@ fn ask(port: u16, lines: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, Box<dyn std::erro
         "127.0.0.1",
         port,
         &factory,
-        ConnectOptions::default(),
+        &ConnectOptions::default(),
     );
     reactor.call_later(PATIENCE, |r| r.stop());
     reactor.run()?;
