@@ -186,9 +186,8 @@ pub(crate) fn cool(path: &Path) -> Result<(), RunFailure> {
     }
 }
 
-/// How much of a dropped file may stay resident: 1%, or 512 KiB, what the probe
-/// connection's socket can keep pinned on a server that serves with `sendfile`
-/// (those pages cannot be dropped until that server closes the probe's socket).
+/// How much of a dropped file may stay resident: 1%, or 512 KiB (pages the kernel
+/// has not let go of a moment after the server that sent them stopped).
 pub(crate) fn allowed_after_drop(size: u64) -> u64 {
     (size / 100).max(512 * 1024)
 }
