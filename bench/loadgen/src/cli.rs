@@ -31,8 +31,46 @@ pub enum Command {
     Idle(IdleArgs),
     /// Many concurrent clients of a slow poetry server, every poem checked.
     Slow(SlowArgs),
+    /// UDP echo, closed loop: datagrams/s.
+    Udp(UdpArgs),
+    /// Read standard input to its end: bytes and MB/s of whatever writes into it.
+    Drain(DrainArgs),
     /// Print the FNV-1a 64 checksum of a file, as `--expect-sum` takes it.
     Sum(SumArgs),
+}
+
+/// Arguments of `udp`.
+#[derive(Debug, Args)]
+pub struct UdpArgs {
+    /// Server's UDP port on 127.0.0.1.
+    #[arg(long)]
+    pub port: u16,
+    /// Client sockets, each connected to the server.
+    #[arg(long, default_value_t = 8)]
+    pub sockets: usize,
+    /// Datagrams each socket keeps in flight.
+    #[arg(long, default_value_t = 8)]
+    pub window: usize,
+    /// Datagram size in bytes (at least 8: a sequence number leads each one).
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// How long to measure.
+    #[arg(long, default_value_t = 5_000)]
+    pub duration_ms: u64,
+    /// Give up after this many seconds; must exceed the duration.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_s: u64,
+}
+
+/// Arguments of `drain`.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// Fail unless exactly this many bytes arrive.
+    #[arg(long)]
+    pub expect_bytes: Option<u64>,
+    /// Fail unless the content has this FNV-1a 64 sum (hex); costs time per byte.
+    #[arg(long, value_parser = parse_sum)]
+    pub expect_sum: Option<u64>,
 }
 
 /// Arguments of `bulk`.

@@ -12,6 +12,8 @@
 //! | `echo` | each connection sends `--size` bytes, waits for them back, repeats | requests/s, p50/p99 µs |
 //! | `idle` | opens `--connections`, writes nothing, holds them | how many opened and stayed open |
 //! | `slow` | `--clients` concurrent downloads from a slow server, all checked | completed, first and last finish |
+//! | `udp` | `--sockets` UDP sockets each keep `--window` datagrams in flight to an echo server | datagrams/s, lost, corrupted |
+//! | `drain` | reads standard input to its end (the far end of a pipe) | bytes, MB/s |
 //! | `sum` | FNV-1a 64 of a file, for `--expect-sum` | the sum |
 //!
 //! The wire protocol is the Twisted tutorial's: a poetry client connects, sends
@@ -64,6 +66,8 @@ pub fn run(command: cli::Command) -> Result<Report, Error> {
         Command::Echo(args) => modes::echo::run(&args),
         Command::Idle(args) => modes::idle::run(&args),
         Command::Slow(args) => modes::download::slow(&args),
+        Command::Udp(args) => modes::udp::run(&args),
+        Command::Drain(args) => modes::drain::run(&args),
         Command::Sum(args) => modes::sum::run(&args),
     }
 }

@@ -2,9 +2,11 @@
 
 pub(crate) mod bulk;
 pub(crate) mod download;
+pub(crate) mod drain;
 pub(crate) mod echo;
 pub(crate) mod idle;
 pub(crate) mod sum;
+pub(crate) mod udp;
 
 use std::io;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use loadgen::fnv::{fnv1a64, format_sum};
 use raw_mio_server::Mode;
 
-use util::{loadgen, poem, TestServer};
+use util::{loadgen, loadgen_reading, poem, TestServer};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -262,4 +262,76 @@ fn sum_prints_the_checksum() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.has("sum", "\"85944171f73967e8\""), "{run:?}");
+}
+
+#[test]
+fn udp_echo_round_trips_are_counted_and_checked() {
+    let server = TestServer::udp_echo();
+    let port = server.port.to_string();
+    let run = loadgen(
+        &[
+            "udp",
+            "--port",
+            &port,
+            "--sockets",
+            "3",
+            "--window",
+            "4",
+            "--size",
+            "100",
+            "--duration-ms",
+            "200",
+            "--timeout-s",
+            "10",
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.has("corrupted", "0"), "{run:?}");
+    assert!(!run.has("echoed", "0"), "{run:?}");
+    let run = loadgen(&["udp", "--port", &port, "--size", "4"], LIMIT);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.starts_with("loadgen: invalid arguments"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn udp_without_an_echo_fails_with_a_result() {
+    // A bound socket that never answers: every datagram is lost.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let run = loadgen(
+        &[
+            "udp",
+            "--port",
+            &port,
+            "--duration-ms",
+            "250",
+            "--timeout-s",
+            "5",
+        ],
+        LIMIT,
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.has("echoed", "0"), "{run:?}");
+    assert!(run.has("problem", "\"no datagram came back\""), "{run:?}");
+}
+
+#[test]
+fn drain_counts_and_checks_its_input() {
+    let path = std::env::temp_dir().join(format!("loadgen-drain-{}.bin", std::process::id()));
+    let data = poem(300_000);
+    std::fs::write(&path, &data).unwrap();
+    let sum = format_sum(fnv1a64(&data));
+    let stdin = || std::process::Stdio::from(std::fs::File::open(&path).unwrap());
+    let good = ["drain", "--expect-bytes", "300000", "--expect-sum", &sum];
+    let run = loadgen_reading(&good, LIMIT, stdin());
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.has("bytes", "300000"), "{run:?}");
+    let run = loadgen_reading(&["drain", "--expect-bytes", "5"], LIMIT, stdin());
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.has("ok", "false"), "{run:?}");
 }

@@ -267,6 +267,38 @@ pub(crate) fn check(table: &Table) -> Vec<Goal> {
             false,
         ),
         against_tokio(table, "echo: p99 ≤ tokio", "echo.p99_us", false),
+        against_peer(
+            table,
+            "udp: datagrams/s ≥ 0.95 × raw-mio",
+            "udp.per_s",
+            "raw-mio",
+            0.95,
+            true,
+        ),
+        against_peer(
+            table,
+            "udp: server CPU ns/datagram ≤ 1.05 × raw-mio",
+            "udp.cpu_ns",
+            "raw-mio",
+            1.05,
+            false,
+        ),
+        against_peer(
+            table,
+            "stdio: MB/s ≥ 0.9 × cat",
+            "stdio.mb_per_s",
+            "cat",
+            0.9,
+            true,
+        ),
+        against_peer(
+            table,
+            "stdio: program CPU µs/MB ≤ 1.1 × cat",
+            "stdio.cpu_us_per_mb",
+            "cat",
+            1.1,
+            false,
+        ),
     ];
     let idle_rows = table
         .rows

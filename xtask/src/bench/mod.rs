@@ -33,6 +33,7 @@ mod scenarios;
 mod services;
 mod stats;
 mod table;
+mod transports;
 
 use data::Data;
 use runner::Env;
@@ -161,6 +162,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
             "bulk" => notes.extend(bulk::run(&ctx, &mut table)),
             "poems" => scenarios::poems(&ctx, &mut table),
             "echo" => scenarios::echo(&ctx, &mut table),
+            "udp" => transports::udp(&ctx, &mut table),
+            "stdio" => transports::stdio(&ctx, &mut table),
             "idle" => idle::run(&ctx, &mut table),
             "slow" => scenarios::slow(&ctx, &mut table),
             "timers" => scenarios::timers(&ctx, &mut table),
@@ -238,12 +241,17 @@ fn needed(scenarios: &[String]) -> (Vec<&'static str>, bool) {
         "bulk",
         "poems",
         "echo",
+        "udp",
+        "stdio",
         "idle",
         "slow",
         "transform",
         "proxy",
     ]) {
         packages.push("loadgen");
+    }
+    if wants(&["udp", "stdio"]) {
+        packages.push("layered-bench");
     }
     if wants(&["bulk", "poems", "slow", "proxy"]) {
         packages.push("poetry-server");
@@ -257,7 +265,7 @@ fn needed(scenarios: &[String]) -> (Vec<&'static str>, bool) {
     if wants(&["bulk"]) {
         packages.push("tcp-cc-preload");
     }
-    if wants(&["bulk", "poems", "echo", "idle"]) {
+    if wants(&["bulk", "poems", "echo", "udp", "idle"]) {
         packages.extend(["raw-mio-server", "tokio-server"]);
     }
     if wants(&["timers"]) {
@@ -274,6 +282,7 @@ fn artifact(package: &str) -> &str {
     match package {
         "tcp-cc-preload" => bulk::PRELOAD_LIBRARY,
         "poetry-transform" => "poetry-transform-server",
+        "layered-bench" => "udp-echo-server",
         binary => binary,
     }
 }
@@ -487,6 +496,19 @@ const SCENARIO_NOTES: &str = "\
   Twisted read the poem whole at start). The peers of the bulk goals are raw-mio,
   tokio and Twisted; raw-mio-sendfile is the kernel's bare zero-copy loop, a
   reference rather than a peer.
+- **udp**: UDP echo. `loadgen udp` keeps 8 datagrams of 64 B in flight on each of 8
+  connected sockets for 5 s (closed loop: each reply is checked and answered by the
+  next datagram; a socket that hears nothing for 100 ms counts its window lost and
+  sends a new one). Ours is `udp-echo-server` (bench/layered: a `DatagramProtocol`
+  on `listen_udp`), against raw-mio-server `udp-echo` (one hand-written mio loop) and
+  tokio-server `udp-echo` (`UdpSocket::recv_from`/`send_to`). Server CPU per datagram
+  echoed as in poems.
+- **stdio**: a 1 GiB pseudo-random file (`target/bench-data`, never committed) on the
+  program's standard input, its standard output a pipe into `loadgen drain` (on the
+  other CPU), which counts the bytes from the first one to the end. Ours is
+  `stdio-pass` (bench/layered: a pass-through protocol on `standard_io`, its own
+  transport's streaming producer), against `cat`. The program's CPU is its whole
+  life's, read from `/proc` once it has exited, before it is reaped.
 - **poems**: a 10 KiB poem, 100 downloads in flight until 20,000 are done, each
   checked for length. Server CPU is the sum over its threads of
   `/proc/PID/task/*/schedstat` (time on CPU) across the loadgen run, per download.

@@ -41,6 +41,13 @@ pub(crate) fn cpu_ns(pid: u32) -> Option<u64> {
     }
 }
 
+/// The state letter of process `pid` (`R`, `S`, `Z` for one that has exited and
+/// awaits its parent's wait, ...), from `/proc/PID/stat`.
+pub(crate) fn state(pid: u32) -> Option<char> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 1..].trim_start().chars().next()
+}
+
 /// The first field of a `schedstat` file: nanoseconds spent on the CPU.
 pub(crate) fn parse_schedstat(text: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()

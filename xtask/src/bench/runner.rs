@@ -61,6 +61,8 @@ pub(crate) enum Service<'a> {
     Poetry(&'a Path),
     /// Echo.
     Echo,
+    /// UDP echo: every datagram back to its sender.
+    UdpEcho,
     /// Our server's slow mode: `num_bytes` every `delay` seconds.
     Slow {
         poem: &'a Path,
@@ -163,6 +165,21 @@ impl Env {
                 }
                 args.push(poem.into());
                 self.bin.join("raw-mio-server")
+            }
+            ("ours", Service::UdpEcho) => {
+                args.extend(port);
+                self.bin.join("udp-echo-server")
+            }
+            ("raw-mio", Service::UdpEcho) => {
+                args.push("udp-echo".into());
+                args.extend(port);
+                self.bin.join("raw-mio-server")
+            }
+            ("tokio-multi" | "tokio-current", Service::UdpEcho) => {
+                let runtime = server.trim_start_matches("tokio-");
+                args.extend(["--runtime".into(), runtime.into(), "udp-echo".into()]);
+                args.extend(port);
+                self.bin.join("tokio-server")
             }
             ("raw-mio", Service::Echo) => {
                 args.push("echo".into());
@@ -295,9 +312,27 @@ impl Client {
         stdin: bool,
     ) -> Result<Client, RunFailure> {
         let mut command = env.command(Some(cpu), nofile, program, args);
-        command
-            .stdout(Stdio::piped())
-            .stdin(if stdin { Stdio::piped() } else { Stdio::null() });
+        command.stdin(if stdin { Stdio::piped() } else { Stdio::null() });
+        Client::spawn_command(name, command)
+    }
+
+    /// As [`spawn`](Self::spawn), reading `stdin` (the far end of another program's
+    /// pipe, say).
+    pub(crate) fn spawn_reading(
+        env: &Env,
+        name: &str,
+        cpu: u32,
+        program: &Path,
+        args: &[OsString],
+        stdin: Stdio,
+    ) -> Result<Client, RunFailure> {
+        let mut command = env.command(Some(cpu), None, program, args);
+        command.stdin(stdin);
+        Client::spawn_command(name, command)
+    }
+
+    fn spawn_command(name: &str, mut command: Command) -> Result<Client, RunFailure> {
+        command.stdout(Stdio::piped());
         let mut child = command
             .spawn()
             .map_err(|e| RunFailure(format!("cannot start {name}: {e}")))?;
@@ -498,6 +533,18 @@ mod tests {
         assert!(show("tokio-current", Service::Transform).is_none());
         assert_eq!(show("twisted", Service::Echo), None, "no Python");
         assert_eq!(show("raw-mio-sendfile", Service::Echo), None);
+        assert_eq!(
+            show("ours", Service::UdpEcho).unwrap(),
+            "/t/release/udp-echo-server --port 0"
+        );
+        assert_eq!(
+            show("tokio-multi", Service::UdpEcho).unwrap(),
+            "/t/release/tokio-server --runtime multi udp-echo --port 0"
+        );
+        assert_eq!(
+            show("raw-mio", Service::UdpEcho).unwrap(),
+            "/t/release/raw-mio-server udp-echo --port 0"
+        );
     }
 
     #[test]

@@ -14,10 +14,12 @@ use super::runner::{
 use super::table::{format_count, format_number, Better, FigureId, Table};
 
 /// The scenario names, in the order they run.
-pub(crate) const SCENARIOS: [&str; 9] = [
+pub(crate) const SCENARIOS: [&str; 11] = [
     "bulk",
     "poems",
     "echo",
+    "udp",
+    "stdio",
     "idle",
     "slow",
     "timers",
@@ -37,6 +39,11 @@ pub(crate) struct Plan {
     pub(crate) poems_downloads: u64,
     pub(crate) echo_connections: u32,
     pub(crate) echo_ms: u64,
+    pub(crate) udp_sockets: u32,
+    pub(crate) udp_window: u32,
+    pub(crate) udp_size: u32,
+    pub(crate) udp_ms: u64,
+    pub(crate) stdio_bytes: u64,
     pub(crate) idle_sizes: Vec<u64>,
     pub(crate) slow_clients: u64,
     pub(crate) slow_delay: &'static str,
@@ -57,6 +64,11 @@ impl Plan {
             poems_downloads: 20_000,
             echo_connections: 50,
             echo_ms: 5_000,
+            udp_sockets: 8,
+            udp_window: 8,
+            udp_size: 64,
+            udp_ms: 5_000,
+            stdio_bytes: 1 << 30,
             idle_sizes: vec![10_000, 50_000],
             slow_clients: 10_000,
             slow_delay: "0.1",
@@ -75,6 +87,11 @@ impl Plan {
             poems_downloads: 200,
             echo_connections: 10,
             echo_ms: 300,
+            udp_sockets: 4,
+            udp_window: 4,
+            udp_size: 64,
+            udp_ms: 300,
+            stdio_bytes: 4 << 20,
             idle_sizes: vec![200],
             slow_clients: 50,
             slow_delay: "0.01",
@@ -456,7 +473,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_>, bytes: u64) -> Result<(PathBuf, Option<Stri
 }
 
 /// `loadgen sum FILE`: the `--expect-sum` of a file.
-fn file_sum(ctx: &Ctx<'_>, file: &std::path::Path) -> Result<String, RunFailure> {
+pub(super) fn file_sum(ctx: &Ctx<'_>, file: &std::path::Path) -> Result<String, RunFailure> {
     let client = Client::spawn(
         ctx.env,
         "loadgen sum",
@@ -503,6 +520,8 @@ mod tests {
         assert_eq!(full.idle_sizes, [10_000, 50_000]);
         let smoke = Plan::smoke(1);
         assert!(smoke.bulk_bytes <= 4 << 20 && smoke.echo_ms <= 300);
+        assert!(smoke.udp_ms <= 300 && smoke.stdio_bytes <= 4 << 20);
+        assert_eq!(full.stdio_bytes, 1 << 30);
         assert!(smoke.check_sums && !full.check_sums);
     }
 }

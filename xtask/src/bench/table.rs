@@ -6,7 +6,7 @@ use super::stats::Summary;
 
 /// The servers, in column order. "ours" is the layered stack: poetry-server for the
 /// poetry scenarios, the protocol crate's echo server for echo and idle.
-pub(crate) const SERVERS: [&str; 7] = [
+pub(crate) const SERVERS: [&str; 8] = [
     "ours",
     "ours-copy",
     "raw-mio",
@@ -14,6 +14,7 @@ pub(crate) const SERVERS: [&str; 7] = [
     "tokio-multi",
     "tokio-current",
     "twisted",
+    "cat",
 ];
 
 /// Which way a figure improves.

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use raw_mio_server::{Mode, Server, StopHandle};
+use raw_mio_server::{Mode, Server, StopHandle, UdpEcho};
 
 /// A raw-mio server on its own thread; stopped and joined on drop.
 pub(crate) struct TestServer {
@@ -20,6 +20,18 @@ impl TestServer {
     pub(crate) fn start(mode: Mode) -> TestServer {
         let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let server = Server::bind(addr, mode).expect("bind 127.0.0.1:0");
+        let port = server.local_addr().unwrap().port();
+        let stop = server.stop_handle();
+        let thread = Some(std::thread::spawn(move || server.run()));
+        TestServer { port, stop, thread }
+    }
+}
+
+impl TestServer {
+    /// The raw-mio UDP echo on its own thread.
+    pub(crate) fn udp_echo() -> TestServer {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let server = UdpEcho::bind(addr).expect("bind UDP 127.0.0.1:0");
         let port = server.local_addr().unwrap().port();
         let stop = server.stop_handle();
         let thread = Some(std::thread::spawn(move || server.run()));
@@ -67,9 +79,15 @@ impl Run {
 /// Runs `loadgen` with `args`, killing it if it takes longer than `limit`.
 #[track_caller]
 pub(crate) fn loadgen(args: &[&str], limit: Duration) -> Run {
+    loadgen_reading(args, limit, Stdio::null())
+}
+
+/// As [`loadgen`], with `stdin` as its standard input.
+#[track_caller]
+pub(crate) fn loadgen_reading(args: &[&str], limit: Duration, stdin: Stdio) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

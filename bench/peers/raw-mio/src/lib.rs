@@ -10,6 +10,7 @@
 //! | [`Mode::Poetry`] | `fastpoetry.py`'s `connectionMade`: write the poem, `loseConnection` | the in-memory poem, non-blocking `write` until done, then close |
 //! | [`Mode::Sendfile`] | (none: Twisted has no zero-copy path) | the same bytes with `sendfile(2)` from one open file: the kernel limit |
 //! | [`Mode::Echo`] | `Echo.dataReceived` → `transport.write` | whatever it reads, written straight back |
+//! | [`UdpEcho`] | `DatagramProtocol.datagramReceived` → `transport.write(data, addr)` | every UDP datagram, sent straight back to its sender |
 //!
 //! # Memory per connection
 //!
@@ -50,6 +51,8 @@
 //! ```
 
 mod server;
+mod udp;
 
 pub use crate::server::{Mode, Server, StopHandle};
+pub use crate::udp::UdpEcho;
 pub use bench_support::raise_fd_limit;

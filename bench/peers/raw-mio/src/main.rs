@@ -4,6 +4,7 @@
 //! raw-mio-server poetry --port 0 poem.txt
 //! raw-mio-server poetry --port 0 --sendfile poem.txt
 //! raw-mio-server echo --port 0
+//! raw-mio-server udp-echo --port 0
 //! ```
 //!
 //! Prints `Serving <what> on port <N>.` once bound, then serves on 127.0.0.1 until
@@ -16,12 +17,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use raw_mio_server::{raise_fd_limit, Mode, Server};
+use raw_mio_server::{raise_fd_limit, Mode, Server, UdpEcho};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "raw-mio-server",
-    about = "One thread, one mio loop: poetry and echo."
+    about = "One thread, one mio loop: poetry, echo and UDP echo."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,6 +45,12 @@ enum ModeArg {
     /// Write back whatever is read.
     Echo {
         /// Port on 127.0.0.1 (0: any free port).
+        #[arg(long)]
+        port: u16,
+    },
+    /// Send every UDP datagram back to its sender.
+    UdpEcho {
+        /// UDP port on 127.0.0.1 (0: any free port).
         #[arg(long)]
         port: u16,
     },
@@ -82,6 +89,7 @@ fn run(cli: Cli) -> Result<(), String> {
             (port, Mode::Sendfile(open), "poetry (sendfile)")
         }
         ModeArg::Echo { port } => (port, Mode::Echo, "echo"),
+        ModeArg::UdpEcho { port } => return udp_echo(port),
     };
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut server = Server::bind(addr, mode).map_err(|e| format!("cannot bind {addr}: {e}"))?;
@@ -97,4 +105,21 @@ fn run(cli: Cli) -> Result<(), String> {
         .and_then(|()| stdout.flush())
         .map_err(|e| format!("cannot write to stdout: {e}"))?;
     server.run().map_err(|e| format!("poll failed: {e}"))
+}
+
+fn udp_echo(port: u16) -> Result<(), String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut server = UdpEcho::bind(addr).map_err(|e| format!("cannot bind UDP {addr}: {e}"))?;
+    server
+        .stop_on_signals()
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let port = server
+        .local_addr()
+        .map_err(|e| format!("cannot read bound address: {e}"))?
+        .port();
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "Serving UDP echo on port {port}.")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))?;
+    server.run().map_err(|e| format!("udp echo failed: {e}"))
 }

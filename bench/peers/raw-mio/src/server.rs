@@ -59,6 +59,10 @@ enum Next {
 pub struct StopHandle(Arc<Waker>);
 
 impl StopHandle {
+    pub(crate) fn new(waker: Arc<Waker>) -> StopHandle {
+        StopHandle(waker)
+    }
+
     /// Asks the server's loop to return. It closes every connection and returns `Ok`.
     ///
     /// # Errors

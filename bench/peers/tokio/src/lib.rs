@@ -11,6 +11,7 @@
 //! |---|---|
 //! | [`serve_poetry`] | `fastpoetry.py`: `transport.write(poem)` in `connectionMade`, then `loseConnection` |
 //! | [`serve_echo`] | `Echo.dataReceived` → `transport.write(data)` |
+//! | [`serve_udp_echo`] | `DatagramProtocol.datagramReceived` → `transport.write(data, addr)` |
 //! | [`Flavor::Multi`], [`Flavor::Current`] | (one reactor thread, always) |
 //!
 //! # What it does not do
@@ -48,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 
 pub use bench_support::raise_fd_limit;
 
@@ -131,6 +132,19 @@ pub async fn serve_echo(listener: TcpListener) {
                 }
             }
         });
+    }
+}
+
+/// Receives forever on `socket` (`recv_from`, then `send_to` back to the sender), as
+/// tokio's own UDP echo example does; errors (an ICMP refusal of an earlier reply)
+/// are skipped.
+pub async fn serve_udp_echo(socket: UdpSocket) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let _ = socket.send_to(&buf[..n], from).await;
     }
 }
 

@@ -3,6 +3,7 @@
 //! ```text
 //! tokio-server --runtime multi poetry --port 0 poem.txt
 //! tokio-server --runtime current echo --port 0
+//! tokio-server --runtime current udp-echo --port 0
 //! ```
 //!
 //! Prints `Serving <what> on port <N>.` once bound, then serves on 127.0.0.1 until
@@ -15,8 +16,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio_server::{listen, raise_fd_limit, runtime, serve_echo, serve_poetry, Flavor};
+use tokio_server::{
+    listen, raise_fd_limit, runtime, serve_echo, serve_poetry, serve_udp_echo, Flavor,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "tokio-server", about = "Idiomatic tokio: poetry and echo.")]
@@ -52,6 +56,19 @@ enum ModeArg {
         #[arg(long)]
         port: u16,
     },
+    /// Send every UDP datagram back to its sender.
+    UdpEcho {
+        /// UDP port on 127.0.0.1 (0: any free port).
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+/// What the server serves, once set up.
+enum Service {
+    Poetry(TcpListener, Arc<[u8]>),
+    Echo(TcpListener),
+    UdpEcho(UdpSocket),
 }
 
 fn main() -> ExitCode {
@@ -73,8 +90,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             (*port, Some(Arc::<[u8]>::from(poem)))
         }
-        ModeArg::Echo { port } => (*port, None),
+        ModeArg::Echo { port } | ModeArg::UdpEcho { port } => (*port, None),
     };
+    let udp = matches!(cli.mode, ModeArg::UdpEcho { .. });
     let flavor = match cli.runtime {
         RuntimeArg::Multi => Flavor::Multi,
         RuntimeArg::Current => Flavor::Current,
@@ -82,25 +100,40 @@ fn run(cli: Cli) -> Result<(), String> {
     let rt = runtime(flavor).map_err(|e| format!("cannot build the runtime: {e}"))?;
     rt.block_on(async move {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let listener = listen(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+        let service = match poem {
+            _ if udp => Service::UdpEcho(
+                UdpSocket::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot bind UDP {addr}: {e}"))?,
+            ),
+            Some(poem) => Service::Poetry(
+                listen(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?,
+                poem,
+            ),
+            None => Service::Echo(listen(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?),
+        };
         // Handlers first, so a signal right after the start line is not lost.
         let mut term =
             signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
         let mut int =
             signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-        let port = listener
-            .local_addr()
+        let (bound, what) = match &service {
+            Service::Poetry(listener, _) => (listener.local_addr(), "poetry"),
+            Service::Echo(listener) => (listener.local_addr(), "echo"),
+            Service::UdpEcho(socket) => (socket.local_addr(), "UDP echo"),
+        };
+        let port = bound
             .map_err(|e| format!("cannot read bound address: {e}"))?
             .port();
-        let what = if poem.is_some() { "poetry" } else { "echo" };
         let mut stdout = std::io::stdout();
         writeln!(stdout, "Serving {what} on port {port}.")
             .and_then(|()| stdout.flush())
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
         let serve = async move {
-            match poem {
-                Some(poem) => serve_poetry(listener, poem).await,
-                None => serve_echo(listener).await,
+            match service {
+                Service::Poetry(listener, poem) => serve_poetry(listener, poem).await,
+                Service::Echo(listener) => serve_echo(listener).await,
+                Service::UdpEcho(socket) => serve_udp_echo(socket).await,
             }
         };
         tokio::select! {
