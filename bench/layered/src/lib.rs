@@ -18,10 +18,10 @@
 //! ```
 //! use std::net::SocketAddr;
 //! use layered_bench::UdpEcho;
-//! use protocol::transport::UdpOptions;
+//! use protocol::UdpListenOptions;
 //!
 //! let mut reactor = protocol::reactor::Reactor::new()?;
-//! let port = protocol::listen_udp(&mut reactor, 0, "127.0.0.1", UdpEcho, &UdpOptions::default())?;
+//! let port = protocol::listen_udp(&mut reactor, 0, UdpEcho, &UdpListenOptions::default())?;
 //! let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
 //! peer.send_to(b"ping", port.get_host())?;
 //! reactor.iterate(Some(std::time::Duration::from_secs(5)))?;

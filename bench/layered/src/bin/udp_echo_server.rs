@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use layered_bench::UdpEcho;
 use protocol::reactor::Reactor;
-use protocol::transport::UdpOptions;
+use protocol::UdpListenOptions;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
