@@ -31,13 +31,9 @@ fn main() -> ExitCode {
 fn serve(port: u16) -> Result<(), Box<dyn std::error::Error>> {
     let mut reactor = Reactor::new()?;
     reactor.handle_signals()?;
-    let listening = protocol::listen_udp(
-        &mut reactor,
-        port,
-        "127.0.0.1",
-        UdpEcho,
-        &UdpOptions::default(),
-    )?;
+    // The default interface is 127.0.0.1, as every bench server binds.
+    let options = UdpListenOptions::default();
+    let listening = protocol::listen_udp(&mut reactor, port, UdpEcho, &options)?;
     let mut stdout = std::io::stdout();
     writeln!(
         stdout,
