@@ -2,18 +2,13 @@
 //! bytes (Twisted's `basic.IntNStringReceiver`, `Int8StringReceiver`,
 //! `Int16StringReceiver`, `Int32StringReceiver`).
 
-use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
-use std::marker::PhantomData;
-use std::ops::{Deref, DerefMut};
-use std::time::Duration;
 
-use reactor::DelayedCall;
-use transport::{DisconnectReason, EofAction};
-
+use super::framing::FrameReader;
 use super::netstring::DEFAULT_MAX_STRING_LENGTH;
-use crate::protocol::{Context, Protocol};
+use super::parsers::IntPrefixParser;
+use crate::protocol::Context;
 
 mod sealed {
     pub trait Sealed {}
@@ -138,55 +133,11 @@ pub trait IntStringProtocol<P: LengthPrefix>: Sized + 'static {
         cx.lose_connection();
     }
 
-    /// As [`Protocol::connection_made`].
-    #[doc(alias = "connectionMade")]
-    fn connection_made(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) {
-        let _ = cx;
-    }
-
-    /// As [`Protocol::connection_lost`]; [`IntStringContext::error`] tells whether
-    /// the peer broke the length limit.
-    #[doc(alias = "connectionLost")]
-    fn connection_lost(
-        &mut self,
-        cx: &mut IntStringContext<'_, '_, P, Self>,
-        reason: &DisconnectReason,
-    ) {
-        let _ = (cx, reason);
-    }
-
-    /// As [`Protocol::read_connection_lost`].
-    #[doc(alias = "readConnectionLost")]
-    fn read_connection_lost(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) -> EofAction {
-        let _ = cx;
-        EofAction::Close
-    }
-
-    /// As [`Protocol::write_connection_lost`].
-    #[doc(alias = "writeConnectionLost")]
-    fn write_connection_lost(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) {
-        let _ = cx;
-    }
-
-    /// As [`Protocol::pause_producing`] (the write side; compare
-    /// [`IntStringContext::pause_receiving`]).
-    #[doc(alias = "pauseProducing")]
-    fn pause_producing(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) {
-        let _ = cx;
-    }
-
-    /// As [`Protocol::resume_producing`].
-    #[doc(alias = "resumeProducing")]
-    fn resume_producing(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) {
-        let _ = cx;
-    }
-
-    /// As [`Protocol::timeout_connection`]; the default aborts with
-    /// [`DisconnectReason::TimedOut`].
-    #[doc(alias = "timeoutConnection")]
-    fn timeout_connection(&mut self, cx: &mut IntStringContext<'_, '_, P, Self>) {
-        cx.abort_with_reason(DisconnectReason::TimedOut);
-    }
+    forwarded_callbacks!(
+        IntStringContext<'_, '_, P, Self>,
+        lost: "[`IntStringContext::error`] tells whether the peer broke the length limit.",
+        eof: ""
+    );
 }
 
 /// What went wrong with a length-prefixed string.
@@ -228,45 +179,31 @@ impl fmt::Display for IntStringError {
 impl Error for IntStringError {}
 
 #[derive(Debug)]
-struct IntState {
-    /// Bytes of an unfinished prefix and string.
-    buffer: Vec<u8>,
-    max_length: usize,
+struct IntState<P: LengthPrefix> {
+    /// The parser and the bytes of an unfinished prefix and string.
+    reader: FrameReader<IntPrefixParser<P>>,
     paused: bool,
-    /// The peer broke the length limit: nothing more is parsed.
-    broken: bool,
+    /// Set when the peer broke the length limit: nothing more is parsed.
     error: Option<IntStringError>,
 }
 
-/// Wraps an [`IntStringProtocol`] into a [`Protocol`]: one implementation for every
-/// prefix width (Twisted's `IntNStringReceiver`); see the aliases
-/// [`Int32StringReceiver`], [`Int16StringReceiver`] and [`Int8StringReceiver`].
+/// Wraps an [`IntStringProtocol`] into a [`Protocol`](crate::Protocol): one implementation for every
+/// prefix width (Twisted's `IntNStringReceiver`), with an [`IntPrefixParser`]; see
+/// the aliases [`Int32StringReceiver`], [`Int16StringReceiver`] and
+/// [`Int8StringReceiver`].
 ///
 /// A string that arrives whole in one read is delivered straight from it; only a
 /// string split across reads is copied aside.
 pub struct IntNStringReceiver<P: LengthPrefix, S: IntStringProtocol<P>> {
     protocol: S,
-    state: IntState,
-    prefix: PhantomData<fn() -> P>,
+    state: IntState<P>,
 }
 
-impl<P: LengthPrefix, S: IntStringProtocol<P> + fmt::Debug> fmt::Debug
-    for IntNStringReceiver<P, S>
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IntNStringReceiver")
-            .field("width", &P::WIDTH)
-            .field("protocol", &self.protocol)
-            .field("state", &self.state)
-            .finish()
-    }
-}
-
-impl<P: LengthPrefix, S: IntStringProtocol<P> + Default> Default for IntNStringReceiver<P, S> {
-    fn default() -> Self {
-        IntNStringReceiver::new(S::default())
-    }
-}
+framing_receiver!(
+    IntNStringReceiver<P, S> where [P: LengthPrefix, S: IntStringProtocol<P>],
+    inner: S,
+    context: IntStringContext {},
+);
 
 impl<P: LengthPrefix, S: IntStringProtocol<P>> IntNStringReceiver<P, S> {
     /// Wraps `protocol`, with its `MAX_LENGTH`.
@@ -274,24 +211,11 @@ impl<P: LengthPrefix, S: IntStringProtocol<P>> IntNStringReceiver<P, S> {
         IntNStringReceiver {
             protocol,
             state: IntState {
-                buffer: Vec::new(),
-                max_length: S::MAX_LENGTH,
+                reader: FrameReader::new(IntPrefixParser::new(S::MAX_LENGTH)),
                 paused: false,
-                broken: false,
                 error: None,
             },
-            prefix: PhantomData,
         }
-    }
-
-    /// The wrapped protocol.
-    pub fn protocol(&self) -> &S {
-        &self.protocol
-    }
-
-    /// The wrapped protocol, to change.
-    pub fn protocol_mut(&mut self) -> &mut S {
-        &mut self.protocol
     }
 
     /// What went wrong with the peer's input, if anything.
@@ -301,111 +225,43 @@ impl<P: LengthPrefix, S: IntStringProtocol<P>> IntNStringReceiver<P, S> {
 
     /// Bytes received and not yet delivered.
     pub fn buffered(&self) -> usize {
-        self.state.buffer.len()
+        self.state.reader.buffered().len()
     }
 
-    /// Calls `f` with the protocol and an [`IntStringContext`] over `cx`, then
-    /// delivers what became deliverable (after `resume_receiving`): how a timer or a
-    /// test reaches the protocol.
-    pub fn with_context<R>(
-        &mut self,
-        cx: &mut Context<'_, Self>,
-        f: impl FnOnce(&mut S, &mut IntStringContext<'_, '_, P, S>) -> R,
-    ) -> R {
-        let result = self.call(cx, f);
-        self.deliver(cx, &[]);
-        result
-    }
-
-    fn call<R>(
-        &mut self,
-        cx: &mut Context<'_, Self>,
-        f: impl FnOnce(&mut S, &mut IntStringContext<'_, '_, P, S>) -> R,
-    ) -> R {
-        let mut icx = IntStringContext {
-            cx,
-            state: &mut self.state,
-        };
-        f(&mut self.protocol, &mut icx)
-    }
-
-    /// Delivers every complete string in the buffer and `data`; keeps the rest.
+    /// Delivers every complete string in the buffer and `data` until the receiver
+    /// pauses or the connection closes; keeps the rest. A length over the limit ends
+    /// it all.
     fn deliver(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
-        if self.state.broken {
+        if self.state.error.is_some() {
             return;
         }
-        let bytes: Cow<'_, [u8]> = if self.state.buffer.is_empty() {
-            Cow::Borrowed(data)
-        } else {
-            let mut buffer = std::mem::take(&mut self.state.buffer);
-            buffer.extend_from_slice(data);
-            Cow::Owned(buffer)
-        };
-        let mut pos = 0;
-        while bytes.len() - pos >= P::WIDTH && !self.state.paused && cx.is_open() {
-            let length = P::decode(&bytes[pos..pos + P::WIDTH]);
-            let start = pos + P::WIDTH;
-            if length > self.state.max_length {
-                let max = self.state.max_length;
-                self.state.broken = true;
-                self.state.error = Some(IntStringError::LengthLimitExceeded { length, max });
-                pos = bytes.len();
-                self.call(cx, |p, cx| p.length_limit_exceeded(cx, length));
-                break;
+        let mut pending = self.state.reader.begin(data);
+        while !self.state.paused && cx.is_open() {
+            match self.state.reader.next(&mut pending) {
+                Ok(Some(string)) => {
+                    let string = &pending.bytes()[string];
+                    self.call(cx, |p, cx| p.string_received(cx, string));
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    pending.take_rest();
+                    self.refuse(cx, error);
+                    break;
+                }
             }
-            if bytes.len() - start < length {
-                break;
-            }
-            let string = &bytes[start..start + length];
-            pos = start + length;
-            self.call(cx, |p, cx| p.string_received(cx, string));
         }
-        self.state.buffer = match bytes {
-            Cow::Owned(mut owned) => {
-                owned.drain(..pos);
-                owned
-            }
-            Cow::Borrowed(borrowed) => borrowed[pos..].to_vec(),
+        self.state.reader.end(pending);
+    }
+
+    /// The peer announced a string over the limit: parse nothing more, remember why,
+    /// tell the protocol.
+    fn refuse(&mut self, cx: &mut Context<'_, Self>, error: IntStringError) {
+        let length = match error {
+            IntStringError::LengthLimitExceeded { length, .. }
+            | IntStringError::TooLongToSend { length, .. } => length,
         };
-    }
-}
-
-// ===== impl IProtocol =====
-
-impl<P: LengthPrefix, S: IntStringProtocol<P>> Protocol for IntNStringReceiver<P, S> {
-    type Factory = S::Factory;
-
-    fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
-        self.with_context(cx, |p, cx| p.connection_made(cx));
-    }
-
-    fn data_received(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
-        self.deliver(cx, data);
-    }
-
-    fn read_connection_lost(&mut self, cx: &mut Context<'_, Self>) -> EofAction {
-        self.with_context(cx, |p, cx| p.read_connection_lost(cx))
-    }
-
-    fn write_connection_lost(&mut self, cx: &mut Context<'_, Self>) {
-        self.with_context(cx, |p, cx| p.write_connection_lost(cx));
-    }
-
-    fn connection_lost(&mut self, cx: &mut Context<'_, Self>, reason: &DisconnectReason) {
-        self.call(cx, |p, cx| p.connection_lost(cx, reason));
-        self.state.buffer = Vec::new();
-    }
-
-    fn pause_producing(&mut self, cx: &mut Context<'_, Self>) {
-        self.with_context(cx, |p, cx| p.pause_producing(cx));
-    }
-
-    fn resume_producing(&mut self, cx: &mut Context<'_, Self>) {
-        self.with_context(cx, |p, cx| p.resume_producing(cx));
-    }
-
-    fn timeout_connection(&mut self, cx: &mut Context<'_, Self>) {
-        self.with_context(cx, |p, cx| p.timeout_connection(cx));
+        self.state.error = Some(error);
+        self.call(cx, |p, cx| p.length_limit_exceeded(cx, length));
     }
 }
 
@@ -413,29 +269,7 @@ impl<P: LengthPrefix, S: IntStringProtocol<P>> Protocol for IntNStringReceiver<P
 /// dereference) and the receiver's controls.
 pub struct IntStringContext<'a, 'b, P: LengthPrefix, S: IntStringProtocol<P>> {
     cx: &'a mut Context<'b, IntNStringReceiver<P, S>>,
-    state: &'a mut IntState,
-}
-
-impl<P: LengthPrefix, S: IntStringProtocol<P>> fmt::Debug for IntStringContext<'_, '_, P, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IntStringContext")
-            .field("cx", &self.cx)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'b, P: LengthPrefix, S: IntStringProtocol<P>> Deref for IntStringContext<'_, 'b, P, S> {
-    type Target = Context<'b, IntNStringReceiver<P, S>>;
-
-    fn deref(&self) -> &Self::Target {
-        self.cx
-    }
-}
-
-impl<P: LengthPrefix, S: IntStringProtocol<P>> DerefMut for IntStringContext<'_, '_, P, S> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        self.cx
-    }
+    state: &'a mut IntState<P>,
 }
 
 impl<'b, P: LengthPrefix, S: IntStringProtocol<P>> IntStringContext<'_, 'b, P, S> {
@@ -463,12 +297,12 @@ impl<'b, P: LengthPrefix, S: IntStringProtocol<P>> IntStringContext<'_, 'b, P, S
 
     /// The longest string accepted.
     pub fn max_length(&self) -> usize {
-        self.state.max_length
+        self.state.reader.framing().max_length()
     }
 
     /// Changes the longest string accepted, from the next prefix read on.
     pub fn set_max_length(&mut self, max: usize) {
-        self.state.max_length = max;
+        self.state.reader.framing_mut().set_max_length(max);
     }
 
     /// Stops delivering strings (and reading) until
@@ -494,17 +328,5 @@ impl<'b, P: LengthPrefix, S: IntStringProtocol<P>> IntStringContext<'_, 'b, P, S
     /// What went wrong with the peer's input, if anything.
     pub fn error(&self) -> Option<&IntStringError> {
         self.state.error.as_ref()
-    }
-
-    /// Calls `f` with this protocol and a fresh context after `delay`, if the
-    /// connection is still open; strings that `f` makes deliverable (by resuming)
-    /// are delivered when it returns.
-    pub fn call_later(
-        &mut self,
-        delay: Duration,
-        f: impl FnOnce(&mut S, &mut IntStringContext<'_, '_, P, S>) + 'static,
-    ) -> DelayedCall {
-        self.cx
-            .call_later(delay, move |receiver, cx| receiver.with_context(cx, f))
     }
 }

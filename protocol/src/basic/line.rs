@@ -1,25 +1,17 @@
 //! [`LineReceiver`]: lines, and raw data when asked (Twisted's
 //! `basic.LineReceiver`).
 
-use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
-use std::ops::{Deref, DerefMut};
-use std::time::Duration;
 
-use reactor::DelayedCall;
-use transport::{DisconnectReason, EofAction};
-
-use crate::protocol::{Context, Protocol};
+use super::framing::{FrameReader, Pending};
+use super::parsers::LineSplitter;
+use crate::protocol::Context;
 
 /// The delimiter a [`LineReceiver`] starts with (Twisted's `delimiter`).
 pub const DEFAULT_DELIMITER: &[u8] = b"\r\n";
 /// The longest line a [`LineReceiver`] accepts by default (Twisted's `MAX_LENGTH`).
 pub const DEFAULT_MAX_LINE_LENGTH: usize = 16384;
-
-/// Above this capacity, an emptied buffer is given back rather than kept, so an idle
-/// connection holds no large buffer.
-const KEEP_CAPACITY: usize = 4096;
 
 /// A line-oriented protocol: what one writes to be wrapped in a [`LineReceiver`]
 /// (Twisted's `LineReceiver` subclass: `lineReceived`, `rawDataReceived`,
@@ -31,7 +23,7 @@ const KEEP_CAPACITY: usize = 4096;
 ///
 /// # The contract
 ///
-/// * As [`Protocol`]: `connection_made` first, then lines (or raw data), then
+/// * As [`Protocol`](crate::Protocol): `connection_made` first, then lines (or raw data), then
 ///   `connection_lost` exactly once.
 /// * `line_received` gets each line without its delimiter, in order, however the
 ///   stream was cut; many lines in one read make many calls.
@@ -96,7 +88,7 @@ pub trait LineProtocol: Sized + 'static {
     /// # Panics
     ///
     /// The provided method panics (closing the connection with
-    /// [`DisconnectReason::Panicked`]), as Twisted's raises `NotImplementedError`: a
+    /// [`DisconnectReason::Panicked`](crate::DisconnectReason::Panicked)), as Twisted's raises `NotImplementedError`: a
     /// protocol that uses raw mode must implement it.
     #[doc(alias = "rawDataReceived")]
     fn raw_data_received(&mut self, cx: &mut LineContext<'_, '_, Self>, data: &[u8]) {
@@ -115,52 +107,11 @@ pub trait LineProtocol: Sized + 'static {
         cx.lose_connection();
     }
 
-    /// As [`Protocol::connection_made`].
-    #[doc(alias = "connectionMade")]
-    fn connection_made(&mut self, cx: &mut LineContext<'_, '_, Self>) {
-        let _ = cx;
-    }
-
-    /// As [`Protocol::connection_lost`]. Bytes still buffered (an unfinished line)
-    /// are dropped.
-    #[doc(alias = "connectionLost")]
-    fn connection_lost(&mut self, cx: &mut LineContext<'_, '_, Self>, reason: &DisconnectReason) {
-        let _ = (cx, reason);
-    }
-
-    /// As [`Protocol::read_connection_lost`]: the peer closed its writing half. An
-    /// unfinished line stays buffered.
-    #[doc(alias = "readConnectionLost")]
-    fn read_connection_lost(&mut self, cx: &mut LineContext<'_, '_, Self>) -> EofAction {
-        let _ = cx;
-        EofAction::Close
-    }
-
-    /// As [`Protocol::write_connection_lost`].
-    #[doc(alias = "writeConnectionLost")]
-    fn write_connection_lost(&mut self, cx: &mut LineContext<'_, '_, Self>) {
-        let _ = cx;
-    }
-
-    /// As [`Protocol::pause_producing`] (for a protocol registered as its transport's
-    /// producer; compare [`LineContext::pause_receiving`] for the other direction).
-    #[doc(alias = "pauseProducing")]
-    fn pause_producing(&mut self, cx: &mut LineContext<'_, '_, Self>) {
-        let _ = cx;
-    }
-
-    /// As [`Protocol::resume_producing`].
-    #[doc(alias = "resumeProducing")]
-    fn resume_producing(&mut self, cx: &mut LineContext<'_, '_, Self>) {
-        let _ = cx;
-    }
-
-    /// As [`Protocol::timeout_connection`]; the default aborts with
-    /// [`DisconnectReason::TimedOut`].
-    #[doc(alias = "timeoutConnection")]
-    fn timeout_connection(&mut self, cx: &mut LineContext<'_, '_, Self>) {
-        cx.abort_with_reason(DisconnectReason::TimedOut);
-    }
+    forwarded_callbacks!(
+        LineContext<'_, '_, Self>,
+        lost: "Bytes still buffered (an unfinished line) are dropped.",
+        eof: "The peer closed its writing half; an unfinished line stays buffered."
+    );
 }
 
 /// Why a [`LineReceiver`] refused input.
@@ -213,22 +164,18 @@ impl Error for EmptyDelimiter {}
 #[derive(Debug)]
 struct LineState {
     mode: Mode,
-    delimiter: Vec<u8>,
-    max_length: usize,
-    /// Bytes received and not yet delivered. While the receiver is delivering, the
-    /// bytes being parsed are out of it, and it collects what `set_line_mode(extra)`
-    /// adds.
-    buffer: Vec<u8>,
-    /// Leading bytes of `buffer` already searched for the delimiter in vain.
-    searched: usize,
+    /// The splitter and the bytes received and not yet delivered. While the receiver
+    /// is delivering, the bytes being parsed are out of it, and it collects what
+    /// `set_line_mode(extra)` adds.
+    reader: FrameReader<LineSplitter>,
     /// `clear_line_buffer` was called while delivering.
     cleared: bool,
     paused: bool,
     error: Option<LineError>,
 }
 
-/// Wraps a [`LineProtocol`] into a [`Protocol`]: splits the byte stream into lines
-/// (Twisted's `LineReceiver`).
+/// Wraps a [`LineProtocol`] into a [`Protocol`](crate::Protocol): splits the byte stream into lines
+/// (Twisted's `LineReceiver`), with a [`LineSplitter`].
 ///
 /// Bytes are parsed straight from each read; only an unfinished line is copied aside.
 /// The factory builds `LineReceiver::new(protocol)`; [`for_protocol`](crate::for_protocol)
@@ -239,20 +186,11 @@ pub struct LineReceiver<L: LineProtocol> {
     state: LineState,
 }
 
-impl<L: LineProtocol + fmt::Debug> fmt::Debug for LineReceiver<L> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LineReceiver")
-            .field("protocol", &self.protocol)
-            .field("state", &self.state)
-            .finish()
-    }
-}
-
-impl<L: LineProtocol + Default> Default for LineReceiver<L> {
-    fn default() -> Self {
-        LineReceiver::new(L::default())
-    }
-}
+framing_receiver!(
+    LineReceiver<L> where [L: LineProtocol],
+    inner: L,
+    context: LineContext { rest: &[] },
+);
 
 impl<L: LineProtocol> LineReceiver<L> {
     /// Wraps `protocol`, in line mode with its `DELIMITER` and `MAX_LENGTH`.
@@ -278,29 +216,17 @@ impl<L: LineProtocol> LineReceiver<L> {
                 "LineProtocol::DELIMITER cannot be empty"
             )
         };
+        let splitter = LineSplitter::with_checked_delimiter(L::DELIMITER, L::MAX_LENGTH);
         LineReceiver {
             protocol,
             state: LineState {
                 mode: Mode::Line,
-                delimiter: L::DELIMITER.to_vec(),
-                max_length: L::MAX_LENGTH,
-                buffer: Vec::new(),
-                searched: 0,
+                reader: FrameReader::new(splitter),
                 cleared: false,
                 paused: false,
                 error: None,
             },
         }
-    }
-
-    /// The wrapped protocol.
-    pub fn protocol(&self) -> &L {
-        &self.protocol
-    }
-
-    /// The wrapped protocol, to change.
-    pub fn protocol_mut(&mut self) -> &mut L {
-        &mut self.protocol
     }
 
     /// The last limit the peer broke, if any.
@@ -310,198 +236,78 @@ impl<L: LineProtocol> LineReceiver<L> {
 
     /// Bytes received and not yet delivered.
     pub fn buffered(&self) -> usize {
-        self.state.buffer.len()
+        self.state.reader.buffered().len()
     }
 
-    /// Calls `f` with the protocol and a [`LineContext`] over `cx`, then delivers
-    /// what became deliverable (after `resume_receiving` or `set_line_mode`): how a
-    /// timer or a test reaches a line protocol. [`LineContext::call_later`] uses it.
-    pub fn with_context<R>(
-        &mut self,
-        cx: &mut Context<'_, Self>,
-        f: impl FnOnce(&mut L, &mut LineContext<'_, '_, L>) -> R,
-    ) -> R {
-        let result = self.call(cx, f);
-        self.deliver(cx, &[]);
-        result
+    /// Delivers what the buffer and `data` hold, line by line (or raw), until the
+    /// bytes run out, a line is unfinished, the receiver pauses, or the connection
+    /// closes; keeps the rest.
+    fn deliver(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
+        let mut pending = self.state.reader.begin(data);
+        self.state.cleared = false;
+        while !pending.is_empty() && !self.state.paused && cx.is_open() {
+            let delivered = match self.state.mode {
+                Mode::Raw => self.deliver_raw(cx, &mut pending),
+                Mode::Line => self.deliver_line(cx, &mut pending),
+            };
+            if !delivered {
+                break;
+            }
+            self.follow_requests(&mut pending);
+        }
+        self.state.reader.end(pending);
     }
 
-    /// Calls `f` with the protocol and a context, delivering nothing.
-    fn call<R>(
-        &mut self,
-        cx: &mut Context<'_, Self>,
-        f: impl FnOnce(&mut L, &mut LineContext<'_, '_, L>) -> R,
-    ) -> R {
+    /// Raw mode: everything not yet delivered goes to `raw_data_received`.
+    fn deliver_raw(&mut self, cx: &mut Context<'_, Self>, pending: &mut Pending<'_>) -> bool {
+        let rest = pending.take_rest();
         let mut lcx = LineContext {
             cx,
             state: &mut self.state,
             rest: &[],
         };
-        f(&mut self.protocol, &mut lcx)
+        self.protocol
+            .raw_data_received(&mut lcx, &pending.bytes()[rest]);
+        true
     }
 
-    /// Delivers what the buffer and `data` hold, line by line (or raw), until the
-    /// bytes run out, the receiver pauses, or the connection closes; keeps the rest.
-    fn deliver(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
-        let state = &mut self.state;
-        // Parse straight from `data` when nothing is buffered.
-        let (mut bytes, mut searched): (Cow<'_, [u8]>, usize) = if state.buffer.is_empty() {
-            (Cow::Borrowed(data), 0)
-        } else {
-            let mut buffer = std::mem::take(&mut state.buffer);
-            buffer.extend_from_slice(data);
-            let searched = state.searched.min(buffer.len());
-            (Cow::Owned(buffer), searched)
-        };
-        state.searched = 0;
-        state.cleared = false;
-        let mut pos = 0;
-        while pos < bytes.len() && !state.paused && cx.is_open() {
-            let mut lcx = LineContext {
-                cx: &mut *cx,
-                state: &mut *state,
-                rest: &[],
-            };
-            match lcx.state.mode {
-                Mode::Raw => {
-                    let data = &bytes[pos..];
-                    pos = bytes.len();
-                    self.protocol.raw_data_received(&mut lcx, data);
-                }
-                Mode::Line => {
-                    let delimiter_len = lcx.state.delimiter.len();
-                    let max = lcx.state.max_length;
-                    let from = pos + searched.saturating_sub(pos);
-                    searched = 0;
-                    match find(&bytes[from..], &lcx.state.delimiter) {
-                        Some(at) if from + at - pos <= max => {
-                            let line = &bytes[pos..from + at];
-                            pos = from + at + delimiter_len;
-                            lcx.rest = &bytes[pos..];
-                            self.protocol.line_received(&mut lcx, line);
-                        }
-                        Some(at) => {
-                            let length = from + at - pos;
-                            let data = &bytes[pos..];
-                            pos = bytes.len();
-                            lcx.state.error = Some(LineError::TooLong { length, max });
-                            self.protocol.line_length_exceeded(&mut lcx, data);
-                        }
-                        // A line of `max` bytes may still be followed by all but the
-                        // last byte of its delimiter.
-                        None if bytes.len() - pos >= max.saturating_add(delimiter_len) => {
-                            let data = &bytes[pos..];
-                            pos = bytes.len();
-                            lcx.state.error = Some(LineError::TooLong {
-                                length: data.len(),
-                                max,
-                            });
-                            self.protocol.line_length_exceeded(&mut lcx, data);
-                        }
-                        None => {
-                            // Unfinished: remember how far the search got.
-                            state.searched = (bytes.len() - pos).saturating_sub(delimiter_len - 1);
-                            break;
-                        }
-                    }
-                }
-            }
-            // What the callback asked for: drop the rest, or add bytes after it.
-            if state.cleared {
-                state.cleared = false;
-                pos = bytes.len();
-            }
-            if !state.buffer.is_empty() {
-                let mut more = match bytes {
-                    Cow::Owned(mut owned) => {
-                        owned.drain(..pos);
-                        owned
-                    }
-                    Cow::Borrowed(borrowed) => borrowed[pos..].to_vec(),
+    /// Line mode: the next line goes to `line_received`, or a line over the limit
+    /// (and everything after it) to `line_length_exceeded`. `false` if the rest is an
+    /// unfinished line.
+    fn deliver_line(&mut self, cx: &mut Context<'_, Self>, pending: &mut Pending<'_>) -> bool {
+        match self.state.reader.next(pending) {
+            Ok(Some(line)) => {
+                let mut lcx = LineContext {
+                    cx,
+                    state: &mut self.state,
+                    rest: pending.rest(),
                 };
-                more.append(&mut state.buffer);
-                bytes = Cow::Owned(more);
-                pos = 0;
-                state.searched = 0;
+                self.protocol
+                    .line_received(&mut lcx, &pending.bytes()[line]);
+            }
+            Ok(None) => return false,
+            Err(error) => {
+                let rest = pending.take_rest();
+                self.state.error = Some(error);
+                let mut lcx = LineContext {
+                    cx,
+                    state: &mut self.state,
+                    rest: &[],
+                };
+                self.protocol
+                    .line_length_exceeded(&mut lcx, &pending.bytes()[rest]);
             }
         }
-        let searched = std::mem::take(&mut state.searched);
-        state.buffer = match bytes {
-            Cow::Owned(mut owned) => {
-                owned.drain(..pos);
-                if owned.is_empty() && owned.capacity() > KEEP_CAPACITY {
-                    Vec::new()
-                } else {
-                    owned
-                }
-            }
-            Cow::Borrowed(borrowed) => borrowed[pos..].to_vec(),
-        };
-        // Still valid only if the loop stopped on an unfinished line.
-        if state.mode == Mode::Line && searched <= state.buffer.len() {
-            state.searched = searched;
+        true
+    }
+
+    /// What the callback asked for: drop the rest (`clear_line_buffer`), or parse
+    /// more bytes after it (`set_line_mode(extra)`).
+    fn follow_requests(&mut self, pending: &mut Pending<'_>) {
+        if std::mem::take(&mut self.state.cleared) {
+            pending.take_rest();
         }
-    }
-}
-
-/// Where `needle` first occurs in `haystack`.
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    match needle {
-        [] => Some(0),
-        [byte] => haystack.iter().position(|b| b == byte),
-        [first, tail @ ..] => {
-            let mut start = 0;
-            while let Some(at) = haystack[start..].iter().position(|b| b == first) {
-                let at = start + at;
-                if haystack[at + 1..].starts_with(tail) {
-                    return Some(at);
-                }
-                if haystack.len() - at < needle.len() {
-                    return None;
-                }
-                start = at + 1;
-            }
-            None
-        }
-    }
-}
-
-// ===== impl IProtocol =====
-
-impl<L: LineProtocol> Protocol for LineReceiver<L> {
-    type Factory = L::Factory;
-
-    fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
-        self.with_context(cx, |p, cx| p.connection_made(cx));
-    }
-
-    fn data_received(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
-        self.deliver(cx, data);
-    }
-
-    fn read_connection_lost(&mut self, cx: &mut Context<'_, Self>) -> EofAction {
-        self.with_context(cx, |p, cx| p.read_connection_lost(cx))
-    }
-
-    fn write_connection_lost(&mut self, cx: &mut Context<'_, Self>) {
-        self.with_context(cx, |p, cx| p.write_connection_lost(cx));
-    }
-
-    fn connection_lost(&mut self, cx: &mut Context<'_, Self>, reason: &DisconnectReason) {
-        self.call(cx, |p, cx| p.connection_lost(cx, reason));
-        self.state.buffer = Vec::new();
-    }
-
-    fn pause_producing(&mut self, cx: &mut Context<'_, Self>) {
-        self.with_context(cx, |p, cx| p.pause_producing(cx));
-    }
-
-    fn resume_producing(&mut self, cx: &mut Context<'_, Self>) {
-        self.with_context(cx, |p, cx| p.resume_producing(cx));
-    }
-
-    fn timeout_connection(&mut self, cx: &mut Context<'_, Self>) {
-        self.with_context(cx, |p, cx| p.timeout_connection(cx));
+        self.state.reader.absorb(pending);
     }
 }
 
@@ -514,35 +320,12 @@ pub struct LineContext<'a, 'b, L: LineProtocol> {
     rest: &'a [u8],
 }
 
-impl<L: LineProtocol> fmt::Debug for LineContext<'_, '_, L> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LineContext")
-            .field("cx", &self.cx)
-            .field("mode", &self.state.mode)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'b, L: LineProtocol> Deref for LineContext<'_, 'b, L> {
-    type Target = Context<'b, LineReceiver<L>>;
-
-    fn deref(&self) -> &Self::Target {
-        self.cx
-    }
-}
-
-impl<L: LineProtocol> DerefMut for LineContext<'_, '_, L> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        self.cx
-    }
-}
-
 impl<'b, L: LineProtocol> LineContext<'_, 'b, L> {
     /// Writes `line` followed by the delimiter, in one write (Twisted's `sendLine`).
     /// The line should not contain the delimiter: the peer would read two lines.
     #[doc(alias = "sendLine")]
     pub fn send_line(&mut self, line: &[u8]) {
-        let (cx, delimiter) = (&mut *self.cx, &self.state.delimiter);
+        let (cx, delimiter) = (&mut *self.cx, self.state.reader.framing().delimiter());
         cx.write_sequence(&[line, delimiter]);
     }
 
@@ -560,7 +343,7 @@ impl<'b, L: LineProtocol> LineContext<'_, 'b, L> {
     #[doc(alias = "setLineMode")]
     pub fn set_line_mode(&mut self, extra: &[u8]) {
         self.state.mode = Mode::Line;
-        self.state.buffer.extend_from_slice(extra);
+        self.state.reader.extend(extra);
     }
 
     /// Whether lines (not raw data) are being delivered.
@@ -570,7 +353,7 @@ impl<'b, L: LineProtocol> LineContext<'_, 'b, L> {
 
     /// The delimiter lines end with.
     pub fn delimiter(&self) -> &[u8] {
-        &self.state.delimiter
+        self.state.reader.framing().delimiter()
     }
 
     /// Changes the delimiter, for the bytes not yet delivered and for
@@ -581,22 +364,17 @@ impl<'b, L: LineProtocol> LineContext<'_, 'b, L> {
     /// [`EmptyDelimiter`] if `delimiter` is empty (Twisted raises `ValueError: empty
     /// separator`); the delimiter in force is kept.
     pub fn set_delimiter(&mut self, delimiter: &[u8]) -> Result<(), EmptyDelimiter> {
-        if delimiter.is_empty() {
-            return Err(EmptyDelimiter);
-        }
-        self.state.delimiter = delimiter.to_vec();
-        self.state.searched = 0;
-        Ok(())
+        self.state.reader.framing_mut().set_delimiter(delimiter)
     }
 
     /// The longest line accepted, delimiter excluded.
     pub fn max_length(&self) -> usize {
-        self.state.max_length
+        self.state.reader.framing().max_length()
     }
 
     /// Changes the longest line accepted (Twisted's `MAX_LENGTH`).
     pub fn set_max_length(&mut self, max: usize) {
-        self.state.max_length = max;
+        self.state.reader.framing_mut().set_max_length(max);
     }
 
     /// Drops the bytes received but not yet delivered, and returns them (Twisted's
@@ -605,8 +383,7 @@ impl<'b, L: LineProtocol> LineContext<'_, 'b, L> {
     #[doc(alias = "clearLineBuffer")]
     pub fn clear_line_buffer(&mut self) -> Vec<u8> {
         let mut cleared = self.rest.to_vec();
-        cleared.append(&mut self.state.buffer);
-        self.state.searched = 0;
+        cleared.append(&mut self.state.reader.take_buffered());
         self.rest = &[];
         self.state.cleared = true;
         cleared
@@ -647,17 +424,5 @@ impl<'b, L: LineProtocol> LineContext<'_, 'b, L> {
     /// [`LineProtocol::connection_lost`] to tell why the connection was dropped).
     pub fn error(&self) -> Option<&LineError> {
         self.state.error.as_ref()
-    }
-
-    /// Calls `f` with this protocol and a fresh line context after `delay`, if the
-    /// connection is still open; lines that `f` makes deliverable (by resuming) are
-    /// delivered when it returns.
-    pub fn call_later(
-        &mut self,
-        delay: Duration,
-        f: impl FnOnce(&mut L, &mut LineContext<'_, '_, L>) + 'static,
-    ) -> DelayedCall {
-        self.cx
-            .call_later(delay, move |receiver, cx| receiver.with_context(cx, f))
     }
 }

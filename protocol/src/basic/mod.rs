@@ -8,6 +8,7 @@
 //! | [`NetstringReceiver`], [`NetstringProtocol`], [`NetstringError`] | `NetstringReceiver`, `NetstringParseError`, `brokenPeer` |
 //! | [`Int32StringReceiver`], [`Int16StringReceiver`], [`Int8StringReceiver`] ([`IntNStringReceiver`] over a [`LengthPrefix`]) | `Int32StringReceiver`, `Int16StringReceiver`, `Int8StringReceiver` (`IntNStringReceiver`) |
 //! | [`IntStringError::TooLongToSend`] | `StringTooLongError` |
+//! | [`LineSplitter`], [`NetstringParser`], [`IntPrefixParser`] ([`Framing`]s), [`FrameReader`] | the parsing inside `dataReceived` of each |
 //!
 //! # How a protocol crate is written on this layer
 //!
@@ -28,9 +29,13 @@
 //!    all work) and adds the framing's controls (`send_line`, `set_raw_mode`), plus a
 //!    `call_later` whose callback gets the inner protocol back.
 //!
-//! The wrappers parse straight from the transport's read buffer and copy aside only
-//! a message that spans reads; every limit is checked before anything is buffered
-//! for it. Nothing here knows about sockets: they are tested with
+//! The parsing itself is pure and usable alone: a [`Framing`] ([`LineSplitter`],
+//! [`NetstringParser`], [`IntPrefixParser`]) finds the frame at the start of some
+//! bytes, and a [`FrameReader`] keeps what is not yet a frame between reads (for a
+//! framing over something that is not a connection, or to test one). The wrappers
+//! are a `FrameReader` each: they parse straight from the transport's read buffer and
+//! copy aside only a message that spans reads; every limit is checked before
+//! anything is buffered for it. Nothing here knows about sockets: they are tested with
 //! [`testing::ProtocolTest`](crate::testing::ProtocolTest), every input replayed at
 //! every chunk size.
 //!
@@ -86,9 +91,16 @@
 //! # let _ = Shared::new(ChatFactory::default());
 //! ```
 
+#[macro_use]
+mod adapter;
+mod framing;
 mod int_prefixed;
 mod line;
 mod netstring;
+mod parsers;
+
+pub use self::framing::{FrameReader, Framing, Parsed};
+pub use self::parsers::{IntPrefixParser, LineSplitter, NetstringParser};
 
 pub use self::int_prefixed::{
     Int16StringReceiver, Int32StringReceiver, Int8StringReceiver, IntNStringReceiver,

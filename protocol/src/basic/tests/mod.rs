@@ -5,6 +5,7 @@
 mod int_prefixed;
 mod line;
 mod netstring;
+mod parsers;
 
 use std::time::Duration;
 
