@@ -13,9 +13,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use protocol::{
-    for_protocol, listen_tcp, Context, EofAction, Protocol, SimpleFactory, TcpListenOptions,
-};
+use protocol::{for_protocol, listen_tcp, Context, Protocol, SimpleFactory, TcpListenOptions};
 
 /// The idle timeout: IDLE_SECONDS, set once at start.
 static IDLE: OnceLock<Duration> = OnceLock::new();
@@ -33,13 +31,6 @@ impl Protocol for Echo {
 
     fn data_received(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
         cx.write(data);
-    }
-
-    fn read_connection_lost(&mut self, cx: &mut Context<'_, Self>) -> EofAction {
-        // The client is done sending: nothing more to echo, so stop being the
-        // producer, or the close would wait for it for ever.
-        cx.unregister_producer();
-        EofAction::Close
     }
 
     fn pause_producing(&mut self, cx: &mut Context<'_, Self>) {

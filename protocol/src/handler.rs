@@ -118,4 +118,8 @@ impl<P: Protocol> Handler for ProtocolHandler<P> {
     fn resume_producing(&mut self, transport: &mut Transport<'_>) {
         self.with_context(transport, |p, cx| p.resume_producing(cx));
     }
+
+    fn stop_producing(&mut self, transport: &mut Transport<'_>) {
+        self.with_context(transport, |p, cx| p.stop_producing(cx));
+    }
 }

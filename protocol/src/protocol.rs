@@ -115,6 +115,17 @@ pub trait Protocol: Sized + 'static {
         let _ = cx;
     }
 
+    /// As a registered producer: the transport takes nothing more from it, because
+    /// the connection is ending or its writing half was shut (Twisted's
+    /// `stopProducing`). It is unregistered already; `connection_lost` (or
+    /// `write_connection_lost`) follows. See
+    /// [`transport::Handler`](transport::Handler#when-a-close-waits-for-the-producer-and-when-it-stops-it)
+    /// for when a close waits for a producer and when it stops it.
+    #[doc(alias = "stopProducing")]
+    fn stop_producing(&mut self, cx: &mut Context<'_, Self>) {
+        let _ = cx;
+    }
+
     /// The idle timeout set with [`Context::set_timeout`] expired with no progress in
     /// either direction (Twisted's `TimeoutMixin.timeoutConnection`). The default
     /// aborts the connection with [`DisconnectReason::TimedOut`].

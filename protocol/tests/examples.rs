@@ -1,5 +1,6 @@
 //! The examples people copy stay bounded under the clients that break unbounded
-//! servers: `echo_server` against a client that never reads, `chat_server` against a
+//! servers: `echo_server` against a client that never reads (and closing after a
+//! client's end of file although it is a streaming producer), `chat_server` against a
 //! member that never reads, 4 MiB of empty lines and 500 slow senders. Each runs the
 //! example's binary (built by `test_support::build_example`) and checks its peak
 //! memory (`VmHWM`) or that the server let go, within a deadline.
@@ -159,6 +160,31 @@ fn echo_server_stops_reading_from_a_client_that_never_reads() {
     assert!(sent < 64 << 20, "the server took all 64 MiB");
     // And once nothing moves for the idle timeout, it lets go.
     assert!(reset_within(&client, Duration::from_secs(5)), "not cut off");
+}
+
+#[test]
+fn echo_server_closes_cleanly_after_the_client_ends_its_half() {
+    // The echo is its transport's streaming producer; the client's end of file must
+    // still close the connection (a streaming producer never holds a close), long
+    // before the 30 s idle timeout, and cleanly: the echo, then end of file.
+    let server = Example::start("echo_server", "30");
+    let mut client = server.connect();
+    assert_eq!(push(&mut client, b"hello", 5), 5);
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let (mut got, mut buf) = (Vec::new(), [0u8; 64]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let end = loop {
+        match client.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(end.is_ok(), "not closed cleanly within 5 s: {end:?}");
+    assert_eq!(got, b"hello");
 }
 
 /// A chat member that has picked `name`.

@@ -192,9 +192,14 @@ impl Transport<'_> {
     }
 
     /// Closes the connection once everything written so far has been sent (Twisted's
-    /// `loseConnection`); reading stops at once. If a producer is registered, the
-    /// close waits until it unregisters. With a close timeout set, a peer that does not
-    /// take the data in time gets the connection aborted.
+    /// `loseConnection`); reading stops at once. With a close timeout set, a peer that
+    /// does not take the data in time gets the connection aborted.
+    ///
+    /// A registered *pull* producer holds the close until it unregisters (it is still
+    /// asked for more each time the buffer drains). A *streaming* producer does not:
+    /// once the buffer drains the connection closes and the producer is told
+    /// [`stop_producing`](crate::Handler::stop_producing), as in Twisted. So a
+    /// streaming producer calls this after its last write.
     #[doc(alias = "loseConnection")]
     pub fn lose_connection(&mut self) {
         if self.core.state == State::Open {
@@ -214,7 +219,11 @@ impl Transport<'_> {
     }
 
     /// Shuts down the writing half once everything written has been sent (Twisted's
-    /// `loseWriteConnection`); the peer reads end of file, and we keep reading.
+    /// `loseWriteConnection`); the peer reads end of file, and we keep reading. A
+    /// registered producer is waited for as by
+    /// [`lose_connection`](Self::lose_connection); a streaming producer still
+    /// registered when the half is shut is told
+    /// [`stop_producing`](crate::Handler::stop_producing) and unregistered.
     #[doc(alias = "loseWriteConnection")]
     pub fn lose_write_connection(&mut self) {
         if self.core.state != State::Closed && self.core.write_half == WriteHalf::Open {
@@ -437,9 +446,15 @@ impl Transport<'_> {
 
     /// Makes the handler this connection's producer (Twisted's `registerProducer`):
     /// streaming (push, paused and resumed at the water marks) or not (pull: asked for
-    /// more whenever the buffer drains).
+    /// more whenever the buffer drains). See [`Handler`](crate::Handler#producers) for
+    /// when a close waits for it and when it is told `stop_producing`. Ignored once
+    /// the connection is lost; on a connection whose writing half is shut, the
+    /// producer is stopped as soon as the callback returns.
     #[doc(alias = "registerProducer")]
     pub fn register_producer(&mut self, streaming: bool) {
+        if self.core.state == State::Closed {
+            return;
+        }
         self.core.producer = Some(if streaming {
             Producer::Push { paused: false }
         } else {
@@ -451,7 +466,8 @@ impl Transport<'_> {
     }
 
     /// Stops treating the handler as a producer (Twisted's `unregisterProducer`); a
-    /// pending `lose_connection` can then complete.
+    /// close or half-close that a pull producer held can then complete. The handler
+    /// is not told `stop_producing`: it asked.
     #[doc(alias = "unregisterProducer")]
     pub fn unregister_producer(&mut self) {
         self.core.producer = None;
@@ -616,6 +632,17 @@ impl Core {
                 self.id
             );
         }
+    }
+
+    /// Whether a close (or a half-close) must still wait for the producer: only a
+    /// pull producer holds it, while its writes can still go out. It writes when
+    /// asked and alone knows when it is done, so it says so by unregistering. A
+    /// streaming producer writes on its own schedule and never holds a close: once
+    /// the buffer drains, the close goes ahead and it is told `stop_producing`, as
+    /// Twisted's `doWrite` does. (A paused one was resumed at the low-water mark,
+    /// before the buffer could drain, so it had its chance to write.)
+    fn producer_holds_close(&self) -> bool {
+        self.producer == Some(Producer::Pull) && self.write_half != WriteHalf::Shut
     }
 
     /// Changes the connection's interest with the reactor, unless it is closed. The
@@ -824,24 +851,53 @@ impl<H: Handler> Connection<H> {
         }
         // The grace period covers a buffer waiting to drain, nothing else.
         self.cancel_close_timer(reactor);
-        if self.core.write_half == WriteHalf::ShutdownRequested && self.core.producer.is_none() {
-            self.core.write_half = WriteHalf::Shut;
-            if let Err(e) = self.core.stream.shutdown_write() {
-                return self.finish(reactor, DisconnectReason::from_io(e));
-            }
-            if self.core.read_closed {
-                return self.finish(reactor, DisconnectReason::Done);
-            }
-            if let Err(msg) = self.call(reactor, |h, t| h.write_connection_lost(t)) {
+        if self.core.write_half == WriteHalf::Shut && self.core.producer.is_some() {
+            // Registered after the writing half was shut: nothing it writes can go.
+            if let Err(msg) = self.stop_producer(reactor) {
                 return self.finish(reactor, DisconnectReason::Panicked(msg));
             }
-            // Act on what the callback asked for (an abort, a close); the half is
-            // `Shut` now, so this does not come back here.
-            return self.settle(reactor);
         }
-        if self.core.state == State::Closing && self.core.producer.is_none() {
+        if self.core.producer_holds_close() {
+            return;
+        }
+        if self.core.write_half == WriteHalf::ShutdownRequested {
+            return self.shut_write_half(reactor);
+        }
+        if self.core.state == State::Closing {
             self.finish(reactor, DisconnectReason::Done);
         }
+    }
+
+    /// Shuts the writing half, the buffer being empty and no pull producer holding
+    /// it: a streaming producer still registered is stopped first (what it writes
+    /// could no longer go anywhere), then the handler hears `write_connection_lost`.
+    fn shut_write_half(&mut self, reactor: &mut Reactor) {
+        self.core.write_half = WriteHalf::Shut;
+        if let Err(e) = self.core.stream.shutdown_write() {
+            return self.finish(reactor, DisconnectReason::from_io(e));
+        }
+        if self.core.read_closed {
+            return self.finish(reactor, DisconnectReason::Done);
+        }
+        if let Err(msg) = self.stop_producer(reactor) {
+            return self.finish(reactor, DisconnectReason::Panicked(msg));
+        }
+        if let Err(msg) = self.call(reactor, |h, t| h.write_connection_lost(t)) {
+            return self.finish(reactor, DisconnectReason::Panicked(msg));
+        }
+        // Act on what the callback asked for (an abort, a close); the half is
+        // `Shut` now, so this does not come back here.
+        self.settle(reactor)
+    }
+
+    /// Unregisters the producer, if one is registered, and tells it with
+    /// `stop_producing` (Twisted's `stopProducing`): the transport will take nothing
+    /// more from it. `Err` is the message of a panic in that callback.
+    fn stop_producer(&mut self, reactor: &mut Reactor) -> Result<(), String> {
+        if self.core.producer.take().is_none() {
+            return Ok(());
+        }
+        self.call(reactor, |h, t| h.stop_producing(t))
     }
 
     fn cancel_close_timer(&mut self, reactor: &mut Reactor) {
@@ -900,7 +956,6 @@ impl<H: Handler> Connection<H> {
             self.core.write_out_at_shutdown();
         }
         self.core.out.clear();
-        self.core.producer = None;
         let id = self.core.id;
         if reactor.contains(id) {
             // We are lifted (dispatch or with_descriptor): dropped, and so closed, as
@@ -913,6 +968,10 @@ impl<H: Handler> Connection<H> {
             "connection {:?} to {} lost: {reason}",
             self.core.id, self.core.peer
         );
+        // Twisted's `FileDescriptor.connectionLost`: the producer hears it first.
+        if let Err(msg) = self.stop_producer(reactor) {
+            error!("connection {id:?}: stop_producing panicked: {msg}");
+        }
         if let Err(msg) = self.call(reactor, |h, t| h.connection_lost(t, &reason)) {
             error!(
                 "connection {:?}: connection_lost panicked: {msg}",

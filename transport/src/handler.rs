@@ -42,6 +42,31 @@ pub enum EofAction {
 /// producer is asked to `resume_producing` each time the buffer has drained: it writes
 /// one chunk per call.
 ///
+/// ## When a close waits for the producer, and when it stops it
+///
+/// The transport never waits for a producer that can no longer make progress, and
+/// never cuts off one that still can:
+///
+/// * A **pull** producer holds [`lose_connection`](Transport::lose_connection) and
+///   [`lose_write_connection`](Transport::lose_write_connection) until it
+///   unregisters: it writes only when asked, so only it knows when it is done. This
+///   holds after the peer's end of file too (the peer may still be reading).
+/// * A **streaming** producer never holds them: once the buffer has drained the close
+///   (or half-close) goes ahead, as in Twisted, where `doWrite` closes at the drain
+///   unless a pull (or paused) producer is to be asked for more. A streaming
+///   producer that still has something to say writes it before asking for the close.
+///   A protocol that registers itself only to pause its reading (the echo server)
+///   needs nothing more: the peer's end of file closes the connection as usual.
+/// * Whenever the transport will take nothing more from a registered producer — the
+///   connection ends for any reason (our close, the peer's close or reset, an error,
+///   an abort, a timeout, the reactor shutting down), or the writing half is shut —
+///   it unregisters it and calls [`stop_producing`](Handler::stop_producing) once
+///   (Twisted's `stopProducing`), before `connection_lost` or `write_connection_lost`.
+///
+/// A close timeout ([`Transport::set_close_timeout`]) bounds only the wait for the
+/// buffer to drain; a pull producer that never unregisters keeps the connection open,
+/// as in Twisted.
+///
 /// # Examples
 ///
 /// ```
@@ -101,6 +126,16 @@ pub trait Handler: 'static {
     /// registered producers.
     #[doc(alias = "resumeProducing")]
     fn resume_producing(&mut self, transport: &mut Transport<'_>) {
+        let _ = transport;
+    }
+
+    /// The transport will take nothing more from this producer (Twisted's
+    /// `IProducer.stopProducing`): the connection is ending, or its writing half was
+    /// shut. Only for registered producers, which are unregistered first; called once,
+    /// before `connection_lost` (or `write_connection_lost`). Writes from here are
+    /// refused. Not called after [`Transport::unregister_producer`].
+    #[doc(alias = "stopProducing")]
+    fn stop_producing(&mut self, transport: &mut Transport<'_>) {
         let _ = transport;
     }
 }

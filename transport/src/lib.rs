@@ -11,7 +11,7 @@
 //! | [`Connection`] | `tcp.Connection`, `abstract.FileDescriptor` |
 //! | [`Transport`]: `write`, `write_sequence`, `lose_connection`, `abort_connection`, `get_host`, `get_peer` | `ITransport`, `ITCPTransport` |
 //! | [`Transport::lose_write_connection`], [`Handler::read_connection_lost`] | `IHalfCloseableDescriptor`, `IHalfCloseableProtocol` |
-//! | [`Transport::register_producer`], [`Handler::pause_producing`], [`Handler::resume_producing`] | `IConsumer`, `IPushProducer`, `IPullProducer` |
+//! | [`Transport::register_producer`], [`Handler::pause_producing`], [`Handler::resume_producing`], [`Handler::stop_producing`] | `IConsumer`, `IPushProducer`, `IPullProducer`, `IProducer.stopProducing` |
 //! | [`Handler`] | `IProtocol`, as the transport calls it |
 //! | [`DisconnectReason`] | `ConnectionDone`, `ConnectionLost`, `ConnectionAborted`, `TimeoutError`, `ConnectionRefusedError` |
 //! | [`Listener`], [`bind_tcp`], [`ListenOptions`] | the accepting half of `tcp.Port` |

@@ -183,7 +183,7 @@ fn close_grace_period_ends_when_the_buffer_drains() {
     let (probe, record) = Probe::new();
     let probe = probe.on_made(|t| {
         t.set_close_timeout(Some(Duration::from_secs(1)));
-        t.register_producer(true);
+        t.register_producer(false); // a pull producer holds the close until it unregisters
         t.write(b"more than four bytes");
         t.lose_connection();
     });
