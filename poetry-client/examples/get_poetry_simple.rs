@@ -74,6 +74,7 @@ impl Factory for PoetryClientFactory {
 }
 
 impl ClientFactory for PoetryClientFactory {
+    type Data = ();
     fn client_connection_failed(
         &mut self,
         reactor: &mut Reactor,

@@ -90,6 +90,7 @@ impl Factory for StackFactory {
 }
 
 impl ClientFactory for StackFactory {
+    type Data = ();
     fn client_connection_failed(
         &mut self,
         reactor: &mut Reactor,

@@ -232,6 +232,7 @@ impl Factory for DownloadFactory {
 }
 
 impl ClientFactory for DownloadFactory {
+    type Data = ();
     fn client_connection_failed(
         &mut self,
         _reactor: &mut Reactor,

@@ -92,6 +92,7 @@ impl Factory for Readers {
 }
 
 impl ClientFactory for Readers {
+    type Data = ();
     fn client_connection_failed(
         &mut self,
         _: &mut Reactor,

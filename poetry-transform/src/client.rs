@@ -123,6 +123,7 @@ impl Factory for TransformClientFactory {
 }
 
 impl ClientFactory for TransformClientFactory {
+    type Data = ();
     fn client_connection_failed(
         &mut self,
         _reactor: &mut Reactor,

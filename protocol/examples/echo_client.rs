@@ -46,6 +46,7 @@ impl Factory for EchoClientFactory {
 }
 
 impl ClientFactory for EchoClientFactory {
+    type Data = ();
     fn client_connection_failed(
         &mut self,
         r: &mut Reactor,

@@ -19,6 +19,7 @@ use transport::{
 use crate::error::ConnectError;
 use crate::factory::ClientFactory;
 use crate::handler::ProtocolHandler;
+use crate::reconnecting::{ConnectWith, Retry};
 use crate::resolver::{self, Lookup};
 use crate::shared::Shared;
 
@@ -34,6 +35,9 @@ pub enum Destination {
     },
     /// A Unix-domain socket path.
     Unix(PathBuf),
+    /// An in-memory peer: the connectors of [`testing`](crate::testing), which
+    /// connect once and are refused after.
+    Memory,
 }
 
 impl fmt::Display for Destination {
@@ -44,6 +48,7 @@ impl fmt::Display for Destination {
             }
             Destination::Tcp { host, port } => write!(f, "{host}:{port}"),
             Destination::Unix(path) => write!(f, "unix:{}", path.display()),
+            Destination::Memory => f.write_str("memory"),
         }
     }
 }
@@ -84,8 +89,21 @@ enum Phase {
     Connected(DescriptorId),
 }
 
+/// The stream a [`Destination::Memory`] connector connects with, once.
+pub(crate) struct MemoryPeer(Option<Box<dyn Stream>>);
+
+impl fmt::Debug for MemoryPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "MemoryPeer(ready)"
+        } else {
+            "MemoryPeer(used)"
+        })
+    }
+}
+
 #[derive(Debug)]
-struct State {
+pub(crate) struct State {
     destination: Destination,
     options: ConnectOptions,
     phase: Phase,
@@ -96,6 +114,10 @@ struct State {
     /// This connector counts as a user of its factory (Twisted's `factoryStarted`).
     factory_started: bool,
     serial: u64,
+    /// Reconnecting with back-off, when made through a
+    /// [`ReconnectingClientFactory`](crate::ReconnectingClientFactory).
+    pub(crate) retry: Option<Retry>,
+    memory: MemoryPeer,
 }
 
 static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -103,10 +125,12 @@ static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 /// One destination and the attempts to connect to it (Twisted's `IConnector`).
 ///
 /// Cheap to clone: clones share the connector. Its factory is told about each
-/// attempt through [`ClientFactory`].
+/// attempt through [`ClientFactory`], and each callback can read the value the
+/// connector carries ([`data`](Self::data)).
 pub struct Connector<F: ClientFactory> {
-    state: Rc<RefCell<State>>,
+    pub(crate) state: Rc<RefCell<State>>,
     factory: Shared<F>,
+    data: Rc<F::Data>,
 }
 
 impl<F: ClientFactory> Clone for Connector<F> {
@@ -114,7 +138,25 @@ impl<F: ClientFactory> Clone for Connector<F> {
         Connector {
             state: self.state.clone(),
             factory: self.factory.clone(),
+            data: self.data.clone(),
         }
+    }
+}
+
+/// A connector held without keeping it alive (by the reconnecting factory that made
+/// it, which it refers to in turn).
+pub(crate) struct WeakConnector<F: ClientFactory> {
+    state: std::rc::Weak<RefCell<State>>,
+    data: std::rc::Weak<F::Data>,
+}
+
+impl<F: ClientFactory> WeakConnector<F> {
+    pub(crate) fn upgrade(&self, factory: &Shared<F>) -> Option<Connector<F>> {
+        Some(Connector {
+            state: self.state.upgrade()?,
+            factory: factory.clone(),
+            data: self.data.upgrade()?,
+        })
     }
 }
 
@@ -154,40 +196,134 @@ impl<F: ClientFactory> fmt::Debug for Connector<F> {
 /// # Ok::<(), reactor::ReactorError>(())
 /// ```
 #[doc(alias = "connectTCP")]
-pub fn connect_tcp<F: ClientFactory>(
+pub fn connect_tcp<C>(
     reactor: &mut Reactor,
     host: &str,
     port: u16,
-    factory: &Shared<F>,
+    factory: &C,
     options: &ConnectOptions,
-) -> Connector<F> {
+) -> Connector<C::Factory>
+where
+    C: ConnectWith,
+    C::Factory: ClientFactory<Data = ()>,
+{
+    connect_tcp_with(reactor, host, port, factory, (), options)
+}
+
+/// [`connect_tcp`] for a factory whose connectors carry a value: `data` goes with
+/// this connector, and every callback of the factory about it reads it as
+/// [`Connector::data`]. One factory can so serve many connections and know which
+/// is which (a download's task number, a request's key), without a table of its own.
+///
+/// # Examples
+///
+/// ```no_run
+/// use protocol::prelude::*;
+///
+/// struct Fetch { task: usize }
+/// impl Protocol for Fetch {
+///     type Factory = Fetcher;
+///     fn data_received(&mut self, _: &mut Context<'_, Self>, data: &[u8]) {
+///         println!("task {}: {} bytes", self.task, data.len());
+///     }
+/// }
+///
+/// struct Fetcher;
+/// impl Factory for Fetcher {
+///     type Protocol = Fetch;
+///     fn build_protocol(&mut self, _: &Address) -> Option<Fetch> {
+///         None // a connector's protocol comes from build_client_protocol
+///     }
+/// }
+/// impl ClientFactory for Fetcher {
+///     type Data = usize;
+///     fn build_client_protocol(&mut self, connector: &Connector<Self>, _: &Address) -> Option<Fetch> {
+///         Some(Fetch { task: *connector.data() })
+///     }
+///     fn client_connection_failed(&mut self, _: &mut Reactor, connector: &Connector<Self>, reason: &ConnectError) {
+///         eprintln!("task {}: {reason}", connector.data());
+///     }
+/// }
+///
+/// let mut reactor = Reactor::new()?;
+/// let factory = Shared::new(Fetcher);
+/// for (task, port) in [(1, 10000), (2, 10001)] {
+///     connect_tcp_with(&mut reactor, "127.0.0.1", port, &factory, task, &ConnectOptions::default());
+/// }
+/// reactor.run()?;
+/// # Ok::<(), protocol::reactor::ReactorError>(())
+/// ```
+pub fn connect_tcp_with<C: ConnectWith>(
+    reactor: &mut Reactor,
+    host: &str,
+    port: u16,
+    factory: &C,
+    data: <C::Factory as ClientFactory>::Data,
+    options: &ConnectOptions,
+) -> Connector<C::Factory> {
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    Connector::new(reactor, Destination::Tcp { host, port }, factory, *options)
+    let destination = Destination::Tcp { host, port };
+    Connector::new(reactor, destination, factory, data, *options)
 }
 
 /// Connects to the Unix-domain socket at `path` with `factory` (Twisted's
 /// `connectUNIX`).
 #[doc(alias = "connectUNIX")]
-pub fn connect_unix<F: ClientFactory>(
+pub fn connect_unix<C>(
     reactor: &mut Reactor,
     path: impl Into<PathBuf>,
-    factory: &Shared<F>,
+    factory: &C,
     options: &ConnectOptions,
-) -> Connector<F> {
-    Connector::new(reactor, Destination::Unix(path.into()), factory, *options)
+) -> Connector<C::Factory>
+where
+    C: ConnectWith,
+    C::Factory: ClientFactory<Data = ()>,
+{
+    connect_unix_with(reactor, path, factory, (), options)
+}
+
+/// [`connect_unix`] for a factory whose connectors carry a value (see
+/// [`connect_tcp_with`]).
+pub fn connect_unix_with<C: ConnectWith>(
+    reactor: &mut Reactor,
+    path: impl Into<PathBuf>,
+    factory: &C,
+    data: <C::Factory as ClientFactory>::Data,
+    options: &ConnectOptions,
+) -> Connector<C::Factory> {
+    Connector::new(
+        reactor,
+        Destination::Unix(path.into()),
+        factory,
+        data,
+        *options,
+    )
 }
 
 impl<F: ClientFactory> Connector<F> {
-    fn new(
+    fn new<C: ConnectWith<Factory = F>>(
         reactor: &mut Reactor,
         destination: Destination,
-        factory: &Shared<F>,
+        factory: &C,
+        data: F::Data,
         options: ConnectOptions,
     ) -> Self {
-        let connector = Connector {
+        let connector = Self::unstarted(destination, factory.shared(), data, options);
+        factory.adopt(&connector);
+        connector.connect(reactor);
+        connector
+    }
+
+    fn unstarted(
+        destination: Destination,
+        factory: &Shared<F>,
+        data: F::Data,
+        options: ConnectOptions,
+    ) -> Self {
+        Connector {
             state: Rc::new(RefCell::new(State {
                 destination,
                 options,
@@ -196,11 +332,25 @@ impl<F: ClientFactory> Connector<F> {
                 timer: None,
                 factory_started: false,
                 serial: NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                retry: None,
+                memory: MemoryPeer(None),
             })),
             factory: factory.clone(),
-        };
-        connector.connect(reactor);
-        connector
+            data: Rc::new(data),
+        }
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakConnector<F> {
+        WeakConnector {
+            state: Rc::downgrade(&self.state),
+            data: Rc::downgrade(&self.data),
+        }
+    }
+
+    /// The value this connector carries: what [`connect_tcp_with`] was given, `()`
+    /// for [`connect_tcp`].
+    pub fn data(&self) -> &F::Data {
+        &self.data
     }
 
     /// Where it connects to (Twisted's `getDestination`).
@@ -416,6 +566,24 @@ impl<F: ClientFactory> Connector<F> {
                     self.fail_soon(reactor, attempt, reason);
                 }
             },
+            Destination::Memory => {
+                // Connects on the next turn, after `started_connecting`, as a socket
+                // would; a second attempt has no peer left and is refused.
+                let connector = self.clone();
+                reactor.call_soon(move |reactor| {
+                    if !connector.is_current(attempt) {
+                        return;
+                    }
+                    let stream = connector.state.borrow_mut().memory.0.take();
+                    match stream {
+                        Some(stream) => connector.connected(reactor, attempt, stream),
+                        None => {
+                            let reason = ConnectError::Failed(DisconnectReason::Refused);
+                            connector.fail(reactor, reason);
+                        }
+                    }
+                });
+            }
         }
     }
 
@@ -551,6 +719,9 @@ impl<F: ClientFactory> Connector<F> {
                 return;
             }
             state.phase = Phase::Connected(id);
+            if let Some(retry) = state.retry.as_mut() {
+                retry.connected();
+            }
         }
         self.disarm_timeout(reactor);
     }
@@ -561,6 +732,8 @@ impl<F: ClientFactory> Connector<F> {
         let reason = crate::testing::clone_reason(reason);
         self.factory.call(reactor, move |factory, reactor| {
             factory.client_connection_lost(reactor, &connector, &reason);
+            // After the factory heard, so a `stop_trying` there holds.
+            crate::reconnecting::retry_later(reactor, &connector);
         });
         self.release_if_idle(reactor);
     }
@@ -581,6 +754,7 @@ impl<F: ClientFactory> Connector<F> {
         let connector = self.clone();
         self.factory.call(reactor, move |factory, reactor| {
             factory.client_connection_failed(reactor, &connector, &reason);
+            crate::reconnecting::retry_later(reactor, &connector);
         });
         self.release_if_idle(reactor);
     }

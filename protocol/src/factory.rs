@@ -51,14 +51,22 @@ pub trait Factory: Sized + 'static {
 
 /// A factory that connects: told how each attempt went (Twisted's `ClientFactory`).
 ///
-/// All three callbacks receive the [`Connector`], which can [`connect`](Connector::connect)
-/// again (that is how [`ReconnectingClientFactory`](crate::ReconnectingClientFactory)
-/// retries).
+/// Every callback receives the [`Connector`]: it can [`connect`](Connector::connect)
+/// again, and it carries the value the caller connected with
+/// ([`Connector::data`]), so one factory serving several connectors knows which
+/// one it hears about. To retry with back-off, wrap the factory in a
+/// [`ReconnectingClientFactory`](crate::ReconnectingClientFactory).
 pub trait ClientFactory: Factory {
+    /// The value each of its connectors carries: given to
+    /// [`connect_tcp_with`](crate::connect_tcp_with), read in every callback as
+    /// [`Connector::data`]. `()` for a factory whose connectors carry nothing (what
+    /// [`connect_tcp`](crate::connect_tcp) needs).
+    type Data: 'static;
+
     /// Builds the protocol for a connection `connector` made; the default asks
     /// [`Factory::build_protocol`]. Override it when one factory serves several
-    /// connectors and each protocol must know which one it belongs to (compare
-    /// [`Connector::serial`]).
+    /// connectors and each protocol must know which one it belongs to: read
+    /// [`connector.data()`](Connector::data).
     fn build_client_protocol(
         &mut self,
         connector: &Connector<Self>,
@@ -139,7 +147,9 @@ impl<P: Protocol<Factory = SimpleFactory<P>> + Default> Factory for SimpleFactor
     }
 }
 
-impl<P: Protocol<Factory = SimpleFactory<P>> + Default> ClientFactory for SimpleFactory<P> {}
+impl<P: Protocol<Factory = SimpleFactory<P>> + Default> ClientFactory for SimpleFactory<P> {
+    type Data = ();
+}
 
 /// A shared [`SimpleFactory`] for `P`: one line declares which protocol a server builds
 /// (Twisted's `Factory.forProtocol(Echo)`).

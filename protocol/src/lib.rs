@@ -17,8 +17,8 @@
 //! | [`Factory`], [`for_protocol`], [`Shared`] | `IProtocolFactory`, `Factory.forProtocol`, `protocol.factory` |
 //! | [`ClientFactory`], [`Connector`] | `ClientFactory`, `IConnector` |
 //! | [`listen_tcp`], [`listen_unix`], [`ListeningPort`] | `listenTCP`, `listenUNIX`, `IListeningPort` |
-//! | [`connect_tcp`], [`connect_unix`] | `connectTCP`, `connectUNIX` |
-//! | [`ReconnectingClientFactory`] | `ReconnectingClientFactory` |
+//! | [`connect_tcp`], [`connect_unix`] (and `_with`, a connector carrying a value) | `connectTCP`, `connectUNIX` |
+//! | [`ReconnectingClientFactory`] (wraps any client factory), [`ReconnectPolicy`] | `ReconnectingClientFactory` |
 //! | [`standard_io`] (over `transport::PipeStream`) | `stdio.StandardIO` |
 //! | [`ProcessProtocol`], [`spawn_process`] | `ProcessProtocol`, `spawnProcess` |
 //! | [`Resolver`], [`install_resolver`], [`SystemResolver`], [`MemoryResolver`] | `IResolverSimple`, `installResolver`, `ThreadedResolver` |
@@ -39,17 +39,20 @@
 //! | [`listen_tcp`]`(reactor, port, &factory, &options)` | [`TcpListenOptions`] (interface, backlog, `SO_REUSEPORT`) |
 //! | [`listen_unix`]`(reactor, path, &factory, &options)` | [`UnixListenOptions`] (backlog) |
 //! | [`listen_udp`]`(reactor, port, protocol, &options)` | [`UdpListenOptions`] (interface, largest datagram) |
-//! | [`connect_tcp`]`(reactor, host, port, &factory, &options)` | [`ConnectOptions`] (timeout, local address) |
+//! | [`connect_tcp`]`(reactor, host, port, &factory, &options)`, [`connect_tcp_with`]`(.., &factory, data, &options)` | [`ConnectOptions`] (timeout, local address) |
 //! | [`connect_unix`]`(reactor, path, &factory, &options)` | [`ConnectOptions`] |
 //! | [`spawn_process`]`(reactor, protocol, command, &options)` | [`transport::ProcessOptions`] |
 //!
 //! # Example: the tutorial's poetry client
 //!
-//! `get-poetry.py` of the Twisted Introduction (Part 5), almost line for line:
+//! `get-poetry.py` of the Twisted Introduction (Part 5), almost line for line. Where
+//! the tutorial numbers its tasks in `buildProtocol`, in the order connections happen
+//! to complete, each connector here carries its task's number
+//! ([`connect_tcp_with`]), so a failure also says which task it ended:
 //!
 //! ```no_run
 //! use std::collections::BTreeMap;
-//! use protocol::{connect_tcp, ClientFactory, ConnectError, ConnectOptions, Connector, Context, Factory, Protocol, Shared};
+//! use protocol::{connect_tcp_with, ClientFactory, ConnectError, ConnectOptions, Connector, Context, Factory, Protocol, Shared};
 //! use reactor::Reactor;
 //! use transport::{Address, DisconnectReason};
 //!
@@ -69,7 +72,7 @@
 //!     }
 //! }
 //!
-//! struct PoetryClientFactory { poetry_count: usize, poems: BTreeMap<usize, Vec<u8>>, next_task: usize }
+//! struct PoetryClientFactory { poetry_count: usize, poems: BTreeMap<usize, Vec<u8>> }
 //!
 //! impl PoetryClientFactory {
 //!     fn poem_finished(&mut self, task_num: usize, poem: Option<Vec<u8>>, reactor: &mut Reactor) {
@@ -87,24 +90,29 @@
 //!     type Protocol = PoetryProtocol;
 //!
 //!     fn build_protocol(&mut self, _addr: &Address) -> Option<PoetryProtocol> {
-//!         self.next_task += 1;
-//!         Some(PoetryProtocol { poem: Vec::new(), task_num: self.next_task })
+//!         None // every connection is a connector's: see build_client_protocol
 //!     }
 //! }
 //!
 //! impl ClientFactory for PoetryClientFactory {
+//!     type Data = usize; // the task number each connector carries
+//!
+//!     fn build_client_protocol(&mut self, connector: &Connector<Self>, _addr: &Address) -> Option<PoetryProtocol> {
+//!         Some(PoetryProtocol { poem: Vec::new(), task_num: *connector.data() })
+//!     }
+//!
 //!     fn client_connection_failed(&mut self, reactor: &mut Reactor, connector: &Connector<Self>, reason: &ConnectError) {
-//!         println!("Failed to connect to: {} ({reason})", connector.get_destination());
-//!         self.poem_finished(0, None, reactor);
+//!         println!("Task {}: failed to connect to: {} ({reason})", connector.data(), connector.get_destination());
+//!         self.poem_finished(*connector.data(), None, reactor);
 //!     }
 //! }
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let addresses = [("127.0.0.1", 10000), ("127.0.0.1", 10001)];
 //!     let mut reactor = Reactor::new()?;
-//!     let factory = Shared::new(PoetryClientFactory { poetry_count: addresses.len(), poems: BTreeMap::new(), next_task: 0 });
-//!     for (host, port) in addresses {
-//!         connect_tcp(&mut reactor, host, port, &factory, &ConnectOptions::default());
+//!     let factory = Shared::new(PoetryClientFactory { poetry_count: addresses.len(), poems: BTreeMap::new() });
+//!     for (task, (host, port)) in addresses.into_iter().enumerate() {
+//!         connect_tcp_with(&mut reactor, host, port, &factory, task + 1, &ConnectOptions::default());
 //!     }
 //!     reactor.run()?;
 //!     for (task, poem) in &factory.borrow().poems {
@@ -145,7 +153,10 @@ pub mod testing;
 mod timeout;
 mod udp;
 
-pub use crate::connector::{connect_tcp, connect_unix, ConnectOptions, Connector, Destination};
+pub use crate::connector::{
+    connect_tcp, connect_tcp_with, connect_unix, connect_unix_with, ConnectOptions, Connector,
+    Destination,
+};
 pub use crate::error::{ConnectError, ListenError};
 pub use crate::factory::{for_protocol, ClientFactory, Factory, SimpleFactory};
 pub use crate::handler::ProtocolHandler;
@@ -154,7 +165,7 @@ pub use crate::port::{
 };
 pub use crate::process::{spawn_process, ProcessProtocol};
 pub use crate::protocol::{with_protocol, Context, Protocol};
-pub use crate::reconnecting::ReconnectingClientFactory;
+pub use crate::reconnecting::{Backoff, ConnectWith, ReconnectPolicy, ReconnectingClientFactory};
 pub use crate::resolver::{
     install_resolver, installed_resolver, Answer, HostsError, MemoryResolver, Resolver,
     SystemResolver, TEST_HOSTS_VARIABLE,

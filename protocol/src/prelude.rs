@@ -53,6 +53,7 @@
 //! }
 //!
 //! impl ClientFactory for AskerFactory {
+//!     type Data = ();
 //!     fn client_connection_failed(&mut self, reactor: &mut Reactor, _connector: &Connector<Self>, _reason: &ConnectError) {
 //!         reactor.stop();
 //!     }
@@ -76,6 +77,6 @@
 pub use crate::reactor::{DelayedCall, Reactor};
 pub use crate::transport::{Address, DisconnectReason};
 pub use crate::{
-    connect_tcp, for_protocol, listen_tcp, ClientFactory, ConnectError, ConnectOptions, Connector,
-    Context, Factory, Protocol, Shared, SimpleFactory, TcpListenOptions,
+    connect_tcp, connect_tcp_with, for_protocol, listen_tcp, ClientFactory, ConnectError,
+    ConnectOptions, Connector, Context, Factory, Protocol, Shared, SimpleFactory, TcpListenOptions,
 };

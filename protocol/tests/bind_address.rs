@@ -42,6 +42,7 @@ impl Factory for Bound {
 }
 
 impl ClientFactory for Bound {
+    type Data = ();
     fn client_connection_failed(
         &mut self,
         _: &mut Reactor,

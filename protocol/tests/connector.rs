@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use protocol::{
     connect_tcp, install_resolver, listen_tcp, Answer, ClientFactory, ConnectError, ConnectOptions,
-    Connector, Context, DisconnectReason, Factory, MemoryResolver, Protocol,
+    Connector, Context, DisconnectReason, Factory, MemoryResolver, Protocol, ReconnectPolicy,
     ReconnectingClientFactory, Resolver, Shared, TcpListenOptions,
 };
 use reactor::{ManualClock, Reactor};
@@ -74,7 +74,12 @@ enum InMade {
 struct Client {
     in_made: InMade,
     panic_when_started: bool,
-    policy: ReconnectingClientFactory,
+    /// The back-off the connector is made with (none with
+    /// `StopConnectingAndRetryOnFailure`, whose factory retries by hand).
+    policy: ReconnectPolicy,
+    /// The wrapper the client connects through, for `stop_trying` (taken out at the
+    /// end of a test: it refers to the factory).
+    reconnecting: Option<ReconnectingClientFactory<Client>>,
     connector: Option<Connector<Client>>,
     /// What stop_connecting / stop_trying answered from connection_made.
     stop_answer: Option<bool>,
@@ -83,12 +88,15 @@ struct Client {
 
 impl Client {
     fn new(in_made: InMade) -> Shared<Client> {
-        let mut policy = ReconnectingClientFactory::default();
-        policy.jitter = 0.0;
+        let policy = ReconnectPolicy {
+            jitter: 0.0,
+            ..ReconnectPolicy::default()
+        };
         Shared::new(Client {
             in_made,
             panic_when_started: false,
             policy,
+            reconnecting: None,
             connector: None,
             stop_answer: None,
             events: Vec::new(),
@@ -115,7 +123,10 @@ impl Protocol for Talker {
         ));
         match client.in_made {
             InMade::Disconnect => connector.disconnect(cx.reactor()),
-            InMade::StopTrying => client.policy.stop_trying(cx.reactor(), &connector),
+            InMade::StopTrying => {
+                let reconnecting = client.reconnecting.clone().expect("connected through it");
+                reconnecting.stop_trying(cx.reactor());
+            }
             InMade::StopConnectingAndRetryOnFailure => {
                 client.stop_answer = Some(connector.stop_connecting(cx.reactor()));
             }
@@ -147,6 +158,7 @@ impl Factory for Client {
 }
 
 impl ClientFactory for Client {
+    type Data = ();
     fn build_client_protocol(
         &mut self,
         connector: &Connector<Self>,
@@ -172,8 +184,6 @@ impl ClientFactory for Client {
         self.events.push(format!("failed: {reason}"));
         if self.in_made == InMade::StopConnectingAndRetryOnFailure {
             connector.connect(reactor);
-        } else {
-            self.policy.connection_failed(reactor, connector);
         }
     }
 
@@ -183,19 +193,22 @@ impl ClientFactory for Client {
         connector: &Connector<Self>,
         _: &DisconnectReason,
     ) {
+        let _ = (reactor, connector);
         self.events.push("client lost".into());
-        self.policy.connection_lost(reactor, connector);
     }
 }
 
+/// Connects through a `ReconnectingClientFactory` with the client's policy, except
+/// for the client that retries by hand.
 fn connect(reactor: &mut Reactor, port: u16, client: &Shared<Client>) -> Connector<Client> {
-    connect_tcp(
-        reactor,
-        "127.0.0.1",
-        port,
-        client,
-        &ConnectOptions::default(),
-    )
+    let options = ConnectOptions::default();
+    if client.borrow().in_made == InMade::StopConnectingAndRetryOnFailure {
+        return connect_tcp(reactor, "127.0.0.1", port, client, &options);
+    }
+    let policy = client.borrow().policy.clone();
+    let reconnecting = ReconnectingClientFactory::with_policy(client, policy);
+    client.borrow_mut().reconnecting = Some(reconnecting.clone());
+    connect_tcp(reactor, "127.0.0.1", port, &reconnecting, &options)
 }
 
 fn events(client: &Shared<Client>) -> Vec<String> {
@@ -265,7 +278,9 @@ fn stop_trying_from_connection_made_keeps_the_connection() {
             "do_stop"
         ]
     );
-    assert!(!client.borrow().policy.is_waiting(&mut reactor));
+    assert_eq!(connector.retry_delay(), None);
+    let reconnecting = client.borrow_mut().reconnecting.take().unwrap();
+    assert!(!reconnecting.is_trying());
     assert_eq!(server.borrow().accepted, 1);
 }
 

@@ -1,14 +1,15 @@
-//! ReconnectingClientFactory on a reactor with a manual clock: real refusals and
-//! connections on loopback, retry delays moved by hand.
+//! ReconnectingClientFactory wrapping a client factory, on a reactor with a manual
+//! clock: real refusals and connections on loopback, retry delays moved by hand; and
+//! the back-off of ReconnectPolicy on its own.
 
 mod util;
 
 use std::time::Duration;
 
 use protocol::{
-    connect_tcp, for_protocol, listen_tcp, ClientFactory, ConnectError, ConnectOptions, Connector,
-    Context, DisconnectReason, Factory, Protocol, ReconnectingClientFactory, Shared, SimpleFactory,
-    TcpListenOptions,
+    connect_tcp, connect_tcp_with, for_protocol, listen_tcp, ClientFactory, ConnectError,
+    ConnectOptions, Connector, Context, DisconnectReason, Factory, Protocol, ReconnectPolicy,
+    ReconnectingClientFactory, Shared, SimpleFactory, TcpListenOptions,
 };
 use reactor::{ManualClock, Reactor};
 use transport::Address;
@@ -17,44 +18,23 @@ use util::{turn_a_while, turn_until};
 const SECOND: Duration = Duration::from_secs(1);
 const MILLI: Duration = Duration::from_millis(1);
 
-/// A client factory that retries with the policy and records what it scheduled.
-#[derive(Debug)]
-struct Retry {
-    policy: ReconnectingClientFactory,
-    /// After each failure or loss: the delay scheduled, or `None` for giving up.
-    delays: Vec<Option<Duration>>,
+/// A plain client factory that knows nothing of reconnecting: it records what it is
+/// told, with the value its connector carries.
+#[derive(Debug, Default)]
+struct Recorder {
     started: u32,
+    built: u32,
     made: u32,
-    failures: Vec<String>,
-}
-
-impl Retry {
-    fn new(max_retries: Option<u32>) -> Shared<Retry> {
-        let mut policy = ReconnectingClientFactory::default();
-        policy.initial_delay = SECOND;
-        policy.factor = 2.0;
-        policy.max_delay = SECOND * 10;
-        policy.jitter = 0.0;
-        policy.max_retries = max_retries;
-        Shared::new(Retry {
-            policy,
-            delays: Vec::new(),
-            started: 0,
-            made: 0,
-            failures: Vec::new(),
-        })
-    }
-
-    fn record(&mut self, reactor: &mut Reactor) {
-        let delay = self.policy.is_waiting(reactor).then(|| self.policy.delay());
-        self.delays.push(delay);
-    }
+    /// Failures and losses, in order, each with the connector's value.
+    ends: Vec<String>,
+    do_start: u32,
+    do_stop: u32,
 }
 
 struct Quiet;
 
 impl Protocol for Quiet {
-    type Factory = Retry;
+    type Factory = Recorder;
 
     fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
         cx.factory().made += 1;
@@ -63,42 +43,63 @@ impl Protocol for Quiet {
     fn data_received(&mut self, _: &mut Context<'_, Self>, _: &[u8]) {}
 }
 
-impl Factory for Retry {
+impl Factory for Recorder {
     type Protocol = Quiet;
 
     fn build_protocol(&mut self, _: &Address) -> Option<Quiet> {
+        self.built += 1;
         Some(Quiet)
+    }
+
+    fn do_start(&mut self, _: &mut Reactor) {
+        self.do_start += 1;
+    }
+
+    fn do_stop(&mut self, _: &mut Reactor) {
+        self.do_stop += 1;
     }
 }
 
-impl ClientFactory for Retry {
+impl ClientFactory for Recorder {
+    type Data = &'static str;
+
     fn started_connecting(&mut self, _: &mut Reactor, _: &Connector<Self>) {
         self.started += 1;
     }
 
     fn client_connection_failed(
         &mut self,
-        reactor: &mut Reactor,
+        _: &mut Reactor,
         connector: &Connector<Self>,
         reason: &ConnectError,
     ) {
-        self.failures.push(match reason {
-            ConnectError::Failed(DisconnectReason::Refused) => "refused".into(),
-            ConnectError::Cancelled => "cancelled".into(),
+        let reason = match reason {
+            ConnectError::Failed(DisconnectReason::Refused) => "refused".to_owned(),
+            ConnectError::Cancelled => "cancelled".to_owned(),
             other => other.to_string(),
-        });
-        self.policy.connection_failed(reactor, connector);
-        self.record(reactor);
+        };
+        self.ends.push(format!("{}: {reason}", connector.data()));
     }
 
     fn client_connection_lost(
         &mut self,
-        reactor: &mut Reactor,
+        _: &mut Reactor,
         connector: &Connector<Self>,
         _: &DisconnectReason,
     ) {
-        self.policy.connection_lost(reactor, connector);
-        self.record(reactor);
+        self.ends.push(format!("{}: lost", connector.data()));
+    }
+}
+
+/// Exact delays (no jitter): 2 s, 4 s, 8 s, then 10 s.
+fn policy(max_retries: Option<u32>) -> ReconnectPolicy {
+    ReconnectPolicy {
+        initial_delay: SECOND,
+        factor: 2.0,
+        max_delay: SECOND * 10,
+        jitter: 0.0,
+        max_retries,
+        ..ReconnectPolicy::default()
     }
 }
 
@@ -112,106 +113,116 @@ fn manual_reactor() -> (Reactor, ManualClock) {
     (Reactor::with_clock(clock.clone()).unwrap(), clock)
 }
 
-/// Waits for the next attempt to end, checks it scheduled `delay`, and checks the
-/// retry starts at that delay and not a millisecond before.
+/// Connects to a closed loopback port through a wrapper with `policy`.
+fn refused(
+    reactor: &mut Reactor,
+    policy: ReconnectPolicy,
+) -> (
+    Shared<Recorder>,
+    ReconnectingClientFactory<Recorder>,
+    Connector<Recorder>,
+) {
+    let recorder = Shared::new(Recorder::default());
+    let reconnecting = ReconnectingClientFactory::with_policy(&recorder, policy);
+    let connector = connect_tcp_with(
+        reactor,
+        "127.0.0.1",
+        closed_port(),
+        &reconnecting,
+        "refused",
+        &ConnectOptions::default(),
+    );
+    (recorder, reconnecting, connector)
+}
+
+/// Waits for the next attempt to end, checks the connector then waits `delay`, and
+/// that the retry starts at that delay and not a millisecond before.
 #[track_caller]
 fn expect_retry_after(
     reactor: &mut Reactor,
     clock: &ManualClock,
-    factory: &Shared<Retry>,
+    recorder: &Shared<Recorder>,
+    connector: &Connector<Recorder>,
     delay: Duration,
 ) {
-    let attempts = factory.borrow().delays.len();
+    let ends = recorder.borrow().ends.len();
     turn_until(reactor, "the attempt to end", || {
-        factory.borrow().delays.len() > attempts
+        recorder.borrow().ends.len() > ends
     });
-    assert_eq!(factory.borrow().delays.last(), Some(&Some(delay)));
-    let started = factory.borrow().started;
+    assert_eq!(connector.retry_delay(), Some(delay));
+    let started = recorder.borrow().started;
     clock.advance(delay - MILLI);
     turn_a_while(reactor, 2);
     assert_eq!(
-        factory.borrow().started,
+        recorder.borrow().started,
         started,
         "retried before {delay:?}"
     );
     clock.advance(MILLI);
     turn_until(reactor, "the retry to start", || {
-        factory.borrow().started > started
+        recorder.borrow().started > started
     });
+    assert_eq!(connector.retry_delay(), None);
 }
 
 #[test]
-fn delays_grow_by_the_factor_up_to_the_maximum_and_retries_end() {
+fn refused_attempts_retry_with_growing_delays_until_max_retries() {
     let (mut reactor, clock) = manual_reactor();
-    let factory = Retry::new(Some(6));
-    connect_tcp(
-        &mut reactor,
-        "127.0.0.1",
-        closed_port(),
-        &factory,
-        &ConnectOptions::default(),
-    );
+    let (recorder, _reconnecting, connector) = refused(&mut reactor, policy(Some(6)));
     for seconds in [2, 4, 8, 10, 10, 10] {
-        expect_retry_after(&mut reactor, &clock, &factory, SECOND * seconds);
+        expect_retry_after(
+            &mut reactor,
+            &clock,
+            &recorder,
+            &connector,
+            SECOND * seconds,
+        );
     }
     turn_until(&mut reactor, "the last attempt to end", || {
-        factory.borrow().delays.len() == 7
+        recorder.borrow().ends.len() == 7
     });
-    assert_eq!(factory.borrow().delays.last(), Some(&None));
+    // Gave up: nothing waits, and nothing more happens however long one waits.
+    assert_eq!(connector.retry_delay(), None);
     clock.advance(SECOND * 3600);
     turn_a_while(&mut reactor, 5);
-    let factory = factory.borrow();
-    assert_eq!(factory.started, 7);
-    assert_eq!(factory.failures, ["refused"; 7]);
+    let recorder = recorder.borrow();
+    assert_eq!(recorder.started, 7);
+    assert_eq!(recorder.ends, ["refused: refused"; 7]);
+    // The wrapped factory's use count: started for each attempt, stopped after each.
+    assert_eq!((recorder.do_start, recorder.do_stop), (7, 7));
 }
 
 #[test]
-fn stop_trying_cancels_the_scheduled_retry_and_the_attempt_in_progress() {
+fn stop_trying_cancels_the_attempt_in_progress_and_the_retry_waiting() {
+    // While an attempt is in progress (the retry has just started).
     let (mut reactor, clock) = manual_reactor();
-    let factory = Retry::new(None);
-    let connector = connect_tcp(
-        &mut reactor,
-        "127.0.0.1",
-        closed_port(),
-        &factory,
-        &ConnectOptions::default(),
-    );
-    expect_retry_after(&mut reactor, &clock, &factory, SECOND * 2);
-    // An attempt is in progress: stopping cancels it, and nothing is scheduled.
-    factory
-        .borrow_mut()
-        .policy
-        .stop_trying(&mut reactor, &connector);
+    let (recorder, reconnecting, connector) = refused(&mut reactor, policy(None));
+    expect_retry_after(&mut reactor, &clock, &recorder, &connector, SECOND * 2);
+    assert!(connector.is_connecting());
+    reconnecting.stop_trying(&mut reactor);
+    assert!(!reconnecting.is_trying());
     turn_until(&mut reactor, "the cancellation", || {
-        factory.borrow().delays.len() == 2
+        recorder.borrow().ends.len() == 2
     });
-    assert_eq!(factory.borrow().failures.last().unwrap(), "cancelled");
-    assert_eq!(factory.borrow().delays.last(), Some(&None));
+    assert_eq!(recorder.borrow().ends[1], "refused: cancelled");
+    assert_eq!(connector.retry_delay(), None);
     clock.advance(SECOND * 3600);
     turn_a_while(&mut reactor, 5);
-    assert_eq!(factory.borrow().started, 2);
+    assert_eq!(recorder.borrow().started, 2);
 
-    // Stopping while a retry waits cancels it.
-    let factory = Retry::new(None);
-    let connector = connect_tcp(
-        &mut reactor,
-        "127.0.0.1",
-        closed_port(),
-        &factory,
-        &ConnectOptions::default(),
-    );
+    // While a retry waits: through the connector this time.
+    let (recorder, _reconnecting, connector) = refused(&mut reactor, policy(None));
     turn_until(&mut reactor, "the first attempt to end", || {
-        !factory.borrow().delays.is_empty()
+        !recorder.borrow().ends.is_empty()
     });
-    assert!(factory.borrow_mut().policy.is_waiting(&mut reactor));
-    factory
-        .borrow_mut()
-        .policy
-        .stop_trying(&mut reactor, &connector);
-    assert!(!factory.borrow_mut().policy.is_waiting(&mut reactor));
+    assert_eq!(connector.retry_delay(), Some(SECOND * 2));
+    assert!(connector.stop_trying(&mut reactor));
+    assert!(!connector.stop_trying(&mut reactor), "stopped already");
+    assert_eq!(connector.retry_delay(), None);
     clock.advance(SECOND * 3600);
     turn_a_while(&mut reactor, 5);
-    assert_eq!(factory.borrow().started, 1);
+    assert_eq!(recorder.borrow().started, 1);
+    assert_eq!(recorder.borrow().ends, ["refused: refused"]);
 }
 
 /// Hangs up at once.
@@ -229,49 +240,104 @@ impl Protocol for Closer {
 }
 
 #[test]
-fn the_delay_starts_again_after_a_successful_connection() {
+fn a_lost_connection_retries_from_the_first_delay_again() {
     let (mut reactor, clock) = manual_reactor();
-    let port = closed_port();
-    let factory = Retry::new(None);
+    let server = for_protocol::<Closer>();
+    let port = listen_tcp(&mut reactor, 0, &server, &TcpListenOptions::default()).unwrap();
+    let port_number = port.get_host().port().unwrap();
+    // The server is there now and hangs up at once: each connection is made, then
+    // lost; the delay after each loss is the first one, never a grown one.
+    let recorder = Shared::new(Recorder::default());
+    let reconnecting = ReconnectingClientFactory::with_policy(&recorder, policy(None));
+    let connector = connect_tcp_with(
+        &mut reactor,
+        "127.0.0.1",
+        port_number,
+        &reconnecting,
+        "closer",
+        &ConnectOptions::default(),
+    );
+    for _ in 0..3 {
+        expect_retry_after(&mut reactor, &clock, &recorder, &connector, SECOND * 2);
+    }
+    turn_until(&mut reactor, "the fourth connection to end", || {
+        recorder.borrow().ends.len() == 4
+    });
+    // Then the server goes away: the failures after the last success grow again.
+    port.stop_listening(&mut reactor);
+    assert_eq!(connector.retry_delay(), Some(SECOND * 2));
+    clock.advance(SECOND * 2);
+    expect_retry_after(&mut reactor, &clock, &recorder, &connector, SECOND * 4);
+    connector.stop_trying(&mut reactor);
+    turn_until(&mut reactor, "the cancellation", || {
+        recorder.borrow().ends.len() == 6
+    });
+    let recorder = recorder.borrow();
+    assert_eq!(
+        recorder.ends,
+        [
+            "closer: lost",
+            "closer: lost",
+            "closer: lost",
+            "closer: lost",
+            "closer: refused",
+            "closer: cancelled"
+        ]
+    );
+    // Every protocol came from the wrapped factory (build_client_protocol's default).
+    assert_eq!((recorder.built, recorder.made), (4, 4));
+}
+
+#[test]
+fn connectors_made_after_stop_trying_try_once() {
+    let (mut reactor, clock) = manual_reactor();
+    let recorder = Shared::new(Recorder::default());
+    let reconnecting = ReconnectingClientFactory::with_policy(&recorder, policy(None));
+    reconnecting.stop_trying(&mut reactor);
+    let connector = connect_tcp_with(
+        &mut reactor,
+        "127.0.0.1",
+        closed_port(),
+        &reconnecting,
+        "late",
+        &ConnectOptions::default(),
+    );
+    turn_until(&mut reactor, "the attempt to end", || {
+        !recorder.borrow().ends.is_empty()
+    });
+    assert_eq!(connector.retry_delay(), None);
+    clock.advance(SECOND * 3600);
+    turn_a_while(&mut reactor, 5);
+    assert_eq!(recorder.borrow().started, 1);
+}
+
+#[test]
+fn a_plain_factory_never_retries() {
+    let (mut reactor, clock) = manual_reactor();
+    let plain = for_protocol::<Closer>();
     let connector = connect_tcp(
         &mut reactor,
         "127.0.0.1",
-        port,
-        &factory,
+        closed_port(),
+        &plain,
         &ConnectOptions::default(),
     );
-    expect_retry_after(&mut reactor, &clock, &factory, SECOND * 2);
-    turn_until(&mut reactor, "the second attempt to end", || {
-        factory.borrow().delays.len() == 2
+    turn_until(&mut reactor, "the attempt to end", || {
+        !connector.is_connecting()
     });
-    assert_eq!(factory.borrow().delays.last(), Some(&Some(SECOND * 4)));
-    // Now a server appears on the port: the next attempt connects, and the server
-    // hangs up.
-    let Ok(listening) = listen_tcp(
-        &mut reactor,
-        port,
-        &for_protocol::<Closer>(),
-        &TcpListenOptions::default(),
-    ) else {
-        eprintln!("port {port} was taken meanwhile; skipped");
-        return;
-    };
-    clock.advance(SECOND * 4);
-    turn_until(&mut reactor, "the connection to be made and lost", || {
-        factory.borrow().delays.len() == 3
-    });
-    assert_eq!(factory.borrow().made, 1);
-    // Back to the first delay, not 8 s.
-    assert_eq!(factory.borrow().delays.last(), Some(&Some(SECOND * 2)));
-    factory
-        .borrow_mut()
-        .policy
-        .stop_trying(&mut reactor, &connector);
-    listening.stop_listening(&mut reactor);
+    assert_eq!(connector.retry_delay(), None);
+    assert!(
+        !connector.stop_trying(&mut reactor),
+        "it was never retrying"
+    );
+    clock.advance(SECOND * 3600);
+    turn_a_while(&mut reactor, 5);
+    assert!(!connector.is_connecting() && !connector.is_connected());
 }
 
-/// `count` successive delays from a policy seeded with `seed`, scheduled against a
-/// connector whose attempts never run (the manual clock is never advanced).
+// ===== the policy alone =====
+
+/// `count` successive delays from a policy seeded with `seed`.
 fn jittered_delays(
     seed: u64,
     factor: f64,
@@ -279,31 +345,39 @@ fn jittered_delays(
     jitter: f64,
     count: usize,
 ) -> Vec<f64> {
-    let (mut reactor, _clock) = manual_reactor();
-    let factory = Retry::new(None);
-    let connector = connect_tcp(
-        &mut reactor,
-        "127.0.0.1",
-        closed_port(),
-        &factory,
-        &ConnectOptions::default(),
-    );
-    let mut policy = ReconnectingClientFactory::default();
-    policy.initial_delay = SECOND;
-    policy.factor = factor;
-    policy.max_delay = max_delay;
-    policy.jitter = jitter;
-    policy.seed_jitter(seed);
-    let delays = (0..count)
-        .map(|_| {
-            policy
-                .retry(&mut reactor, &connector)
-                .expect("no retry limit")
-                .as_secs_f64()
-        })
+    let policy = ReconnectPolicy {
+        initial_delay: SECOND,
+        factor,
+        max_delay,
+        jitter,
+        max_retries: None,
+        jitter_seed: Some(seed),
+    };
+    let delays: Vec<f64> = policy
+        .backoff()
+        .take(count)
+        .map(|d| d.as_secs_f64())
         .collect();
-    policy.stop_trying(&mut reactor, &connector);
+    assert_eq!(delays.len(), count, "no retry limit");
     delays
+}
+
+#[test]
+fn max_retries_counts_consecutive_failures_and_reset_starts_again() {
+    let mut backoff = policy(Some(2)).backoff();
+    assert_eq!(backoff.next(), Some(SECOND * 2));
+    assert_eq!(backoff.next(), Some(SECOND * 4));
+    assert_eq!(backoff.next(), None);
+    assert_eq!(backoff.next(), None);
+    backoff.reset();
+    assert_eq!(backoff.retries(), 0);
+    assert_eq!(backoff.next(), Some(SECOND * 2));
+    // No retries at all.
+    let never = ReconnectPolicy {
+        max_retries: Some(0),
+        ..ReconnectPolicy::default()
+    };
+    assert_eq!(never.backoff().next(), None);
 }
 
 #[test]
@@ -366,4 +440,11 @@ fn jittered_delays_stay_around_the_cap_and_never_go_negative() {
         spread > 1.0,
         "jitter 0.1 spread the capped delays by at most {spread}"
     );
+}
+
+#[test]
+fn a_huge_jitter_never_waits_a_negative_time() {
+    let delays = jittered_delays(3, 2.0, SECOND * 10, 5.0, 200);
+    assert!(delays.iter().all(|d| d.is_finite() && *d >= 0.0));
+    assert!(delays.iter().any(|d| *d == 0.0), "a jitter of 5 reaches 0");
 }

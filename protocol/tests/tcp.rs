@@ -188,6 +188,7 @@ fn classify(reason: &ConnectError) -> String {
 }
 
 impl ClientFactory for Client {
+    type Data = ();
     fn started_connecting(&mut self, reactor: &mut Reactor, connector: &Connector<Self>) {
         self.events.push("started".into());
         if self.stop_when_started {

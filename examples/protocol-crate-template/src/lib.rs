@@ -128,6 +128,8 @@ impl Factory for UpperClientFactory {
 }
 
 impl ClientFactory for UpperClientFactory {
+    type Data = ();
+
     fn client_connection_failed(
         &mut self,
         reactor: &mut Reactor,
