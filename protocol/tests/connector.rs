@@ -205,7 +205,7 @@ fn connect(reactor: &mut Reactor, port: u16, client: &Shared<Client>) -> Connect
     if client.borrow().in_made == InMade::StopConnectingAndRetryOnFailure {
         return connect_tcp(reactor, "127.0.0.1", port, client, &options);
     }
-    let policy = client.borrow().policy.clone();
+    let policy = client.borrow().policy;
     let reconnecting = ReconnectingClientFactory::with_policy(client, policy);
     client.borrow_mut().reconnecting = Some(reconnecting.clone());
     connect_tcp(reactor, "127.0.0.1", port, &reconnecting, &options)
