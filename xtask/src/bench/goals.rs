@@ -188,7 +188,17 @@ fn bound(table: &Table, goal: &str, key: &str, limit: f64, unit: &str, at_most: 
 
 /// Every goal, in the order.
 pub(crate) fn check(table: &Table) -> Vec<Goal> {
-    let mut goals = vec![
+    let mut goals = bulk_goals(table);
+    goals.extend(per_request_goals(table));
+    goals.extend(idle_goals(table));
+    goals.push(slow_goal(table));
+    goals.extend(timer_and_deferred_goals(table));
+    goals
+}
+
+/// The bulk download's throughput, CPU and memory.
+fn bulk_goals(table: &Table) -> Vec<Goal> {
+    vec![
         against_peer(
             table,
             "bulk: MB/s ≥ 0.95 × raw-mio",
@@ -249,6 +259,12 @@ pub(crate) fn check(table: &Table) -> Vec<Goal> {
             0.75,
             16.0,
         ),
+    ]
+}
+
+/// Poems, echo, UDP and stdio against their peers.
+fn per_request_goals(table: &Table) -> Vec<Goal> {
+    vec![
         against_peer(
             table,
             "poems: server CPU µs/download ≤ 1.05 × raw-mio",
@@ -299,14 +315,17 @@ pub(crate) fn check(table: &Table) -> Vec<Goal> {
             1.1,
             false,
         ),
-    ];
+    ]
+}
+
+/// One goal per idle scenario measured (one unmeasured goal if none was).
+fn idle_goals(table: &Table) -> Vec<Goal> {
+    let mut goals = Vec::new();
     let idle_rows = table
         .rows
         .iter()
         .filter(|r| r.key.starts_with("idle.") && r.key.ends_with(".bytes_per_conn"));
-    let mut any_idle = false;
     for row in idle_rows {
-        any_idle = true;
         let prefix = row.key.trim_end_matches(".bytes_per_conn");
         let goal = format!(
             "{}: ≤ 256 B per connection, given back after close",
@@ -332,11 +351,16 @@ pub(crate) fn check(table: &Table) -> Vec<Goal> {
             per <= 256.0 && kept <= allowance,
         ));
     }
-    if !any_idle {
+    if goals.is_empty() {
         goals.push(Goal::unmeasured(
             "idle: ≤ 256 B per connection, given back after close",
         ));
     }
+    goals
+}
+
+/// The slow mode: byte-exact poems at a bounded CPU cost.
+fn slow_goal(table: &Table) -> Goal {
     let slow_goal = "slow: every poem byte-exact, server CPU < 50% of one core";
     let not_exact = table
         .summary("slow.not_exact", "ours")
@@ -346,7 +370,7 @@ pub(crate) fn check(table: &Table) -> Vec<Goal> {
         .and_then(|r| r.cell("ours"))
         .map_or(0, |c| c.failures);
     match (not_exact, table.median("slow.cpu_pct", "ours")) {
-        (Some((worst, rounds)), Some(cpu)) => goals.push(Goal::new(
+        (Some((worst, rounds)), Some(cpu)) => Goal::new(
             slow_goal,
             format!(
                 "{} poems not byte-exact in the worst of {rounds} rounds; CPU {}% of a core",
@@ -354,42 +378,47 @@ pub(crate) fn check(table: &Table) -> Vec<Goal> {
                 format_number(cpu)
             ),
             worst == 0.0 && slow_failures == 0 && cpu < 50.0,
-        )),
-        _ => goals.push(Goal::unmeasured(slow_goal)),
+        ),
+        _ => Goal::unmeasured(slow_goal),
     }
-    goals.push(bound(
-        table,
-        "timers: ≤ 100 ns per schedule",
-        "timers.schedule_ns",
-        100.0,
-        "ns",
-        true,
-    ));
-    goals.push(bound(
-        table,
-        "timers: ≤ 100 ns per cancel",
-        "timers.cancel_ns",
-        100.0,
-        "ns",
-        true,
-    ));
-    goals.push(against_peer(
-        table,
-        "deferred: a Deferred through 10 callbacks ≥ 20× Twisted's",
-        "deferred.chain_ns",
-        "twisted",
-        1.0 / 20.0,
-        false,
-    ));
-    goals.push(against_peer(
-        table,
-        "deferred: a task woken and polled ≤ 2× a tokio oneshot's",
-        "deferred.wake_ns",
-        "tokio-current",
-        2.0,
-        false,
-    ));
-    goals
+}
+
+/// The timer wheel and the deferred layer against their bounds and peers.
+fn timer_and_deferred_goals(table: &Table) -> Vec<Goal> {
+    vec![
+        bound(
+            table,
+            "timers: ≤ 100 ns per schedule",
+            "timers.schedule_ns",
+            100.0,
+            "ns",
+            true,
+        ),
+        bound(
+            table,
+            "timers: ≤ 100 ns per cancel",
+            "timers.cancel_ns",
+            100.0,
+            "ns",
+            true,
+        ),
+        against_peer(
+            table,
+            "deferred: a Deferred through 10 callbacks ≥ 20× Twisted's",
+            "deferred.chain_ns",
+            "twisted",
+            1.0 / 20.0,
+            false,
+        ),
+        against_peer(
+            table,
+            "deferred: a task woken and polled ≤ 2× a tokio oneshot's",
+            "deferred.wake_ns",
+            "tokio-current",
+            2.0,
+            false,
+        ),
+    ]
 }
 
 /// The goals as a markdown table.

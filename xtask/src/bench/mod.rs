@@ -94,6 +94,9 @@ pub(crate) fn smoke() -> Result<(), TaskError> {
     main(&["--smoke".to_owned()])
 }
 
+/// `cargo xtask bench [--smoke] [--rounds N] [SCENARIO...]`: builds, runs the chosen
+/// scenarios, prints the table (and, for a full run, judges the goals and writes the
+/// report to `docs/`).
 pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
     let options = parse_args(args)?;
     let started = Instant::now();
@@ -103,16 +106,51 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
             "xtask: bench: the machine is busy (load average {load:.2}): expect noisy figures"
         );
     }
-    let wants = |s: &str| options.scenarios.iter().any(|x| x == s);
     let plan = if options.smoke {
         Plan::smoke(options.rounds)
     } else {
         Plan::full(options.rounds)
     };
-
     let bin = build(&options)?;
     let source = machine::source_state();
-    let python = if [
+    let python = twisted_if_wanted(&options);
+    let (env, data) = environment(bin, &python)?;
+    let ctx = Ctx {
+        env: &env,
+        plan: &plan,
+        data: &data,
+    };
+    let (table, notes) = run_scenarios(&ctx, &options);
+    let took = started.elapsed().as_secs();
+    if options.smoke {
+        print_table(&table, &[]);
+        say(&format!(
+            "Smoke run ({took} s): debug builds and tiny sizes, so no goals judged and docs/benchmarks.md left alone."
+        ));
+    } else {
+        let goals = goals::check(&table);
+        print_table(&table, &goals);
+        let partial = options.scenarios.len() < SCENARIOS.len();
+        let report = Report {
+            command: command_line(args),
+            machine: machine::Machine::read(),
+            pinned: env.pin,
+            twisted: python.map(|(_, version)| version),
+            rounds: plan.rounds,
+            took_s: took,
+            load: (load_before, machine::load_average()),
+            source,
+            scenarios: partial.then(|| options.scenarios.clone()),
+            notes,
+        };
+        write_report(&report, &table, &goals)?;
+    }
+    fail_on_failed_runs(&table)
+}
+
+/// Twisted's Python and version, when a chosen scenario has a Twisted peer.
+fn twisted_if_wanted(options: &Options) -> Option<(PathBuf, String)> {
+    let with_twisted = [
         "bulk",
         "poems",
         "echo",
@@ -120,14 +158,21 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
         "transform",
         "proxy",
         "deferred",
-    ]
-    .iter()
-    .any(|s| wants(s))
-    {
+    ];
+    let wanted = options
+        .scenarios
+        .iter()
+        .any(|s| with_twisted.contains(&s.as_str()));
+    if wanted {
         twisted(options.smoke)
     } else {
         None
-    };
+    }
+}
+
+/// How servers are started (pinned when the machine allows), and where data and logs
+/// go.
+fn environment(bin: PathBuf, python: &Option<(PathBuf, String)>) -> Result<(Env, Data), TaskError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = cores >= 2 && machine::has("taskset");
     if !pin {
@@ -148,81 +193,75 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
         dir: data_dir,
         slow_poem: root().join("poetry-server/src/default_poem.txt"),
     };
-    let ctx = Ctx {
-        env: &env,
-        plan: &plan,
-        data: &data,
-    };
+    Ok((env, data))
+}
 
+/// Runs the chosen scenarios in the fixed order; returns the figures and the notes
+/// the scenarios left.
+fn run_scenarios(ctx: &Ctx<'_>, options: &Options) -> (Table, Vec<String>) {
     let mut table = Table::default();
     let mut notes = Vec::new();
+    let wants = |s: &str| options.scenarios.iter().any(|x| x == s);
     for name in SCENARIOS.iter().filter(|s| wants(s)) {
         eprintln!("xtask: bench {name}");
         match *name {
-            "bulk" => notes.extend(bulk::run(&ctx, &mut table)),
-            "poems" => scenarios::poems(&ctx, &mut table),
-            "echo" => scenarios::echo(&ctx, &mut table),
-            "udp" => transports::udp(&ctx, &mut table),
-            "stdio" => transports::stdio(&ctx, &mut table),
-            "idle" => idle::run(&ctx, &mut table),
-            "slow" => scenarios::slow(&ctx, &mut table),
-            "timers" => scenarios::timers(&ctx, &mut table),
-            "transform" => services::transform(&ctx, &mut table),
-            "proxy" => services::proxy(&ctx, &mut table),
-            "deferred" => deferred::run_scenario(&ctx, &mut table),
+            "bulk" => notes.extend(bulk::run(ctx, &mut table)),
+            "poems" => scenarios::poems(ctx, &mut table),
+            "echo" => scenarios::echo(ctx, &mut table),
+            "udp" => transports::udp(ctx, &mut table),
+            "stdio" => transports::stdio(ctx, &mut table),
+            "idle" => idle::run(ctx, &mut table),
+            "slow" => scenarios::slow(ctx, &mut table),
+            "timers" => scenarios::timers(ctx, &mut table),
+            "transform" => services::transform(ctx, &mut table),
+            "proxy" => services::proxy(ctx, &mut table),
+            "deferred" => deferred::run_scenario(ctx, &mut table),
             _ => unreachable!("SCENARIOS lists the names matched here"),
         }
     }
-    let took = started.elapsed().as_secs();
+    (table, notes)
+}
 
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "\n{}", table.to_markdown());
-    let _ = writeln!(
-        out,
-        "Median (min–max) over the rounds; ×r = ours ÷ that server; * = spread over a quarter of the median.\n"
-    );
-    if options.smoke {
-        let _ = writeln!(
-            out,
-            "Smoke run ({took} s): debug builds and tiny sizes, so no goals judged and docs/benchmarks.md left alone."
-        );
-    } else {
-        let goals = goals::check(&table);
-        let _ = writeln!(out, "{}", goals::to_markdown(&goals));
-        for note in &notes {
-            let _ = writeln!(out, "{note}");
-        }
-        let partial = options.scenarios.len() < SCENARIOS.len();
-        let report = Report {
-            command: command_line(args),
-            machine: machine::Machine::read(),
-            pinned: pin,
-            twisted: python.map(|(_, version)| version),
-            rounds: plan.rounds,
-            took_s: took,
-            load: (load_before, machine::load_average()),
-            source,
-            scenarios: partial.then(|| options.scenarios.clone()),
-            notes,
-        };
-        let file = report.file_name();
-        let docs = root().join("docs");
-        std::fs::create_dir_all(&docs).map_err(TaskError::Io)?;
-        std::fs::write(docs.join(&file), report.to_markdown(&table, &goals))
-            .map_err(TaskError::Io)?;
-        let _ = writeln!(out, "Written to docs/{file} ({took} s).");
+/// Prints the figures, their legend, and the goals if judged.
+fn print_table(table: &Table, goals: &[goals::Goal]) {
+    say(&format!("\n{}", table.to_markdown()));
+    say("Median (min–max) over the rounds; ×r = ours ÷ that server; * = spread over a quarter of the median.\n");
+    if !goals.is_empty() {
+        say(&goals::to_markdown(goals));
     }
-    drop(out);
-    let failures = table.failures();
-    if failures > 0 {
-        for note in table.failure_notes() {
-            eprintln!("xtask: bench: {note}");
-        }
-        return Err(TaskError::Io(std::io::Error::other(format!(
-            "bench: {failures} runs failed (servers' stderr in target/bench-data/logs)"
-        ))));
+}
+
+/// Prints a line. A closed standard output (`| head`) must not stop the report being
+/// written to `docs/`, so a failed write is ignored.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+/// Prints the notes and writes the report to `docs/`.
+fn write_report(report: &Report, table: &Table, goals: &[goals::Goal]) -> Result<(), TaskError> {
+    for note in &report.notes {
+        say(note);
     }
+    let file = report.file_name();
+    let docs = root().join("docs");
+    std::fs::create_dir_all(&docs).map_err(TaskError::Io)?;
+    std::fs::write(docs.join(&file), report.to_markdown(table, goals)).map_err(TaskError::Io)?;
+    say(&format!("Written to docs/{file} ({} s).", report.took_s));
     Ok(())
+}
+
+/// An error naming how many runs failed, if any did (their notes on stderr).
+fn fail_on_failed_runs(table: &Table) -> Result<(), TaskError> {
+    let failures = table.failures();
+    if failures == 0 {
+        return Ok(());
+    }
+    for note in table.failure_notes() {
+        eprintln!("xtask: bench: {note}");
+    }
+    Err(TaskError::Io(std::io::Error::other(format!(
+        "bench: {failures} runs failed (servers' stderr in target/bench-data/logs)"
+    ))))
 }
 
 /// `cargo xtask bench` and the arguments as given.

@@ -119,17 +119,27 @@ impl Env {
         server: &str,
         service: Service<'_>,
     ) -> Option<(PathBuf, Vec<OsString>)> {
-        let port: Vec<OsString> = vec!["--port".into(), "0".into()];
-        let mut args = Vec::new();
+        match server {
+            "ours" | "ours-copy" => self.ours_line(server, service),
+            "raw-mio" | "raw-mio-sendfile" => self.raw_mio_line(server, service),
+            "tokio-multi" | "tokio-current" => self.tokio_line(server, service),
+            "twisted" => self.twisted_line(service),
+            _ => None,
+        }
+    }
+
+    /// Our servers: `poetry-server` (`ours-copy`: without sendfile), the echo example,
+    /// the UDP echo, the transform server and the proxy.
+    fn ours_line(&self, server: &str, service: Service<'_>) -> Option<(PathBuf, Vec<OsString>)> {
+        let mut args = port_zero();
         let program = match (server, service) {
             ("ours" | "ours-copy", Service::Poetry(poem)) => {
-                args.extend(port);
                 args.extend(["--delay".into(), "0".into()]);
                 if server == "ours-copy" {
                     args.push("--no-sendfile".into());
                 }
                 args.push(poem.into());
-                self.bin.join("poetry-server")
+                "poetry-server"
             }
             (
                 "ours",
@@ -140,7 +150,6 @@ impl Env {
                     max_connections,
                 },
             ) => {
-                args.extend(port);
                 args.extend([
                     "--num-bytes".into(),
                     num_bytes.to_string().into(),
@@ -150,101 +159,87 @@ impl Env {
                     max_connections.to_string().into(),
                 ]);
                 args.push(poem.into());
-                self.bin.join("poetry-server")
+                "poetry-server"
             }
             ("ours", Service::Echo) => {
                 // The protocol crate's example takes its port as its one argument.
-                args.push("0".into());
-                self.bin.join("examples").join("echo_server")
+                return Some((
+                    self.bin.join("examples").join("echo_server"),
+                    vec!["0".into()],
+                ));
             }
+            ("ours", Service::UdpEcho) => "udp-echo-server",
+            ("ours", Service::Transform) => "poetry-transform-server",
+            ("ours", Service::Proxy { upstream }) => {
+                args.push(upstream.to_string().into());
+                "poetry-proxy"
+            }
+            _ => return None,
+        };
+        Some((self.bin.join(program), args))
+    }
+
+    /// The mio baseline (`raw-mio-sendfile`: poems with sendfile).
+    fn raw_mio_line(&self, server: &str, service: Service<'_>) -> Option<(PathBuf, Vec<OsString>)> {
+        let mut args: Vec<OsString> = match (server, service) {
             ("raw-mio" | "raw-mio-sendfile", Service::Poetry(poem)) => {
-                args.push("poetry".into());
-                args.extend(port);
+                let mut args = vec!["poetry".into()];
+                args.extend(port_zero());
                 if server == "raw-mio-sendfile" {
                     args.push("--sendfile".into());
                 }
                 args.push(poem.into());
-                self.bin.join("raw-mio-server")
+                return Some((self.bin.join("raw-mio-server"), args));
             }
-            ("ours", Service::UdpEcho) => {
-                args.extend(port);
-                self.bin.join("udp-echo-server")
-            }
-            ("raw-mio", Service::UdpEcho) => {
-                args.push("udp-echo".into());
-                args.extend(port);
-                self.bin.join("raw-mio-server")
-            }
-            ("tokio-multi" | "tokio-current", Service::UdpEcho) => {
-                let runtime = server.trim_start_matches("tokio-");
-                args.extend(["--runtime".into(), runtime.into(), "udp-echo".into()]);
-                args.extend(port);
-                self.bin.join("tokio-server")
-            }
-            ("raw-mio", Service::Echo) => {
-                args.push("echo".into());
-                args.extend(port);
-                self.bin.join("raw-mio-server")
-            }
-            ("tokio-multi" | "tokio-current", Service::Poetry(_) | Service::Echo) => {
-                let runtime = server.trim_start_matches("tokio-");
-                args.extend(["--runtime".into(), runtime.into()]);
-                match service {
-                    Service::Poetry(poem) => {
-                        args.push("poetry".into());
-                        args.extend(port);
-                        args.push(poem.into());
-                    }
-                    _ => {
-                        args.push("echo".into());
-                        args.extend(port);
-                    }
-                }
-                self.bin.join("tokio-server")
-            }
-            ("ours", Service::Transform) => {
-                args.extend(port);
-                self.bin.join("poetry-transform-server")
-            }
-            ("ours", Service::Proxy { upstream }) => {
-                args.extend(port);
-                args.push(upstream.to_string().into());
-                self.bin.join("poetry-proxy")
-            }
-            ("twisted", Service::Transform) => {
-                args.push(
-                    root()
-                        .join("bench/peers/twisted/transform_server.py")
-                        .into(),
-                );
-                args.extend(port);
-                self.python.clone()?
-            }
-            ("twisted", Service::Proxy { upstream }) => {
-                args.push(root().join("bench/peers/twisted/poetry_proxy.py").into());
-                args.extend(port);
-                args.push(format!("127.0.0.1:{upstream}").into());
-                self.python.clone()?
-            }
-            ("twisted", Service::Poetry(_) | Service::Echo) => {
-                let python = self.python.clone()?;
-                let dir = root().join("bench/peers/twisted");
-                match service {
-                    Service::Poetry(poem) => {
-                        args.push(dir.join("poetry_server.py").into());
-                        args.extend(port);
-                        args.push(poem.into());
-                    }
-                    _ => {
-                        args.push(dir.join("echo_server.py").into());
-                        args.extend(port);
-                    }
-                }
-                python
-            }
+            ("raw-mio", Service::UdpEcho) => vec!["udp-echo".into()],
+            ("raw-mio", Service::Echo) => vec!["echo".into()],
             _ => return None,
         };
-        Some((program, args))
+        args.extend(port_zero());
+        Some((self.bin.join("raw-mio-server"), args))
+    }
+
+    /// The tokio peer, on its multi-threaded or current-thread runtime.
+    fn tokio_line(&self, server: &str, service: Service<'_>) -> Option<(PathBuf, Vec<OsString>)> {
+        let runtime = server.trim_start_matches("tokio-");
+        let mut args: Vec<OsString> = vec!["--runtime".into(), runtime.into()];
+        match service {
+            Service::Poetry(poem) => {
+                args.push("poetry".into());
+                args.extend(port_zero());
+                args.push(poem.into());
+            }
+            Service::Echo => {
+                args.push("echo".into());
+                args.extend(port_zero());
+            }
+            Service::UdpEcho => {
+                args.push("udp-echo".into());
+                args.extend(port_zero());
+            }
+            _ => return None,
+        }
+        Some((self.bin.join("tokio-server"), args))
+    }
+
+    /// Twisted's servers, run by the Python that has Twisted.
+    fn twisted_line(&self, service: Service<'_>) -> Option<(PathBuf, Vec<OsString>)> {
+        let python = self.python.clone()?;
+        let dir = root().join("bench/peers/twisted");
+        let (script, extra): (&str, Option<OsString>) = match service {
+            Service::Poetry(poem) => ("poetry_server.py", Some(poem.into())),
+            Service::Echo => ("echo_server.py", None),
+            Service::Transform => ("transform_server.py", None),
+            Service::Proxy { upstream } => (
+                "poetry_proxy.py",
+                Some(format!("127.0.0.1:{upstream}").into()),
+            ),
+            _ => return None,
+        };
+        let mut args = vec![dir.join(script).into()];
+        args.extend(port_zero());
+        args.extend(extra);
+        Some((python, args))
     }
 
     /// Starts `server` serving `service` on CPU 0, with `nofile` descriptors if given,
@@ -444,6 +439,11 @@ pub(crate) fn number(fields: &Fields, key: &str) -> Result<f64, RunFailure> {
         .ok_or_else(|| RunFailure(format!("the RESULT has no number {key}")))
 }
 
+/// `--port 0`: every server picks a free port and prints it.
+fn port_zero() -> Vec<OsString> {
+    vec!["--port".into(), "0".into()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,6 +545,54 @@ mod tests {
             show("raw-mio", Service::UdpEcho).unwrap(),
             "/t/release/raw-mio-server udp-echo --port 0"
         );
+        let slow = Service::Slow {
+            poem,
+            num_bytes: 10,
+            delay: "0.1",
+            max_connections: 5,
+        };
+        assert_eq!(
+            show("ours", slow).unwrap(),
+            "/t/release/poetry-server --port 0 --num-bytes 10 --delay 0.1 --max-connections 5 /d/poem"
+        );
+        assert_eq!(show("ours-copy", slow), None);
+        assert_eq!(show("ours-copy", Service::Echo), None);
+        assert_eq!(show("nobody", Service::Echo), None);
+    }
+
+    #[test]
+    fn twisted_server_lines() {
+        let e = Env {
+            python: Some(PathBuf::from("/py")),
+            ..env()
+        };
+        let show = |service| {
+            let (program, args) = e.server_line("twisted", service)?;
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    let a = a.to_string_lossy();
+                    a.rsplit_once("bench/peers/twisted/")
+                        .map_or(a.to_string(), |(_, script)| script.to_owned())
+                })
+                .collect();
+            Some(format!("{} {}", program.display(), args.join(" ")))
+        };
+        let poem = Path::new("/d/poem");
+        assert_eq!(
+            show(Service::Poetry(poem)).unwrap(),
+            "/py poetry_server.py --port 0 /d/poem"
+        );
+        assert_eq!(show(Service::Echo).unwrap(), "/py echo_server.py --port 0");
+        assert_eq!(
+            show(Service::Transform).unwrap(),
+            "/py transform_server.py --port 0"
+        );
+        assert_eq!(
+            show(Service::Proxy { upstream: 7 }).unwrap(),
+            "/py poetry_proxy.py --port 0 127.0.0.1:7"
+        );
+        assert_eq!(show(Service::UdpEcho), None);
     }
 
     #[test]
