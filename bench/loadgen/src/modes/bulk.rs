@@ -29,35 +29,11 @@ pub(crate) fn run(args: &BulkArgs) -> Result<Report, Error> {
     stream
         .set_read_timeout(Some(Duration::from_secs(1)))
         .map_err(Error::setup("set a read timeout"))?;
-    let mut buf = vec![0u8; BUF];
     let mut hasher = args.expect_sum.map(|_| Fnv1a64::new());
-    let mut bytes = 0u64;
     let mut found = Vec::new();
-    let mut timed_out = false;
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                bytes += n as u64;
-                if let Some(h) = &mut hasher {
-                    h.update(&buf[..n]);
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
-            Err(e) => {
-                found.push(format!("read failed after {bytes} bytes: {e}"));
-                break;
-            }
-        }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            found.push(format!("timed out after {}s", args.timeout_s));
-            break;
-        }
+    let (bytes, timed_out) = read_all(&mut stream, deadline, &mut hasher, &mut found);
+    if timed_out {
+        found.push(format!("timed out after {}s", args.timeout_s));
     }
     let elapsed = start.elapsed();
     let sum = hasher.map(|h| h.finish());
@@ -85,4 +61,39 @@ pub(crate) fn run(args: &BulkArgs) -> Result<Report, Error> {
         .field("mib_per_s", rate(bytes as f64 / 1048576.0, secs(elapsed)))
         .field("timed_out", timed_out);
     Ok(Report::new("bulk", problems(found), fields))
+}
+
+/// Reads until the end of the stream, an error (noted in `found`) or `deadline`;
+/// returns the bytes read and whether the deadline passed.
+fn read_all(
+    stream: &mut TcpStream,
+    deadline: Instant,
+    hasher: &mut Option<Fnv1a64>,
+    found: &mut Vec<String>,
+) -> (u64, bool) {
+    let mut buf = vec![0u8; BUF];
+    let mut bytes = 0u64;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (bytes, false),
+            Ok(n) => {
+                bytes += n as u64;
+                if let Some(h) = hasher {
+                    h.update(&buf[..n]);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                found.push(format!("read failed after {bytes} bytes: {e}"));
+                return (bytes, false);
+            }
+        }
+        if Instant::now() >= deadline {
+            return (bytes, true);
+        }
+    }
 }

@@ -40,6 +40,17 @@ struct Tally {
 }
 
 impl Tally {
+    /// Adds another worker's tally to this one (the first problem stays first).
+    fn merge(&mut self, t: Tally) {
+        self.connected += t.connected;
+        self.requests += t.requests;
+        self.failures += t.failures;
+        self.corrupted += t.corrupted;
+        self.latencies_us.extend(t.latencies_us);
+        self.first_problem = self.first_problem.take().or(t.first_problem);
+        self.connect_timed_out |= t.connect_timed_out;
+    }
+
     fn note(&mut self, why: impl FnOnce() -> String) {
         if self.first_problem.is_none() {
             self.first_problem = Some(why());
@@ -71,6 +82,19 @@ fn message(size: usize) -> Vec<u8> {
 }
 
 pub(crate) fn run(args: &EchoArgs) -> Result<Report, Error> {
+    let plan = plan(args)?;
+    let threads = threads(args.threads, args.connections);
+    let (tallies, elapsed) = run_workers(&plan, threads, args.connections)?;
+    let mut tally = Tally::default();
+    for t in tallies {
+        tally.merge(t);
+    }
+    tally.latencies_us.sort_unstable();
+    Ok(report(args, threads, &tally, elapsed))
+}
+
+/// The run's plan, from checked arguments.
+fn plan(args: &EchoArgs) -> Result<Plan, Error> {
     if args.connections == 0 || args.size == 0 || args.duration_ms == 0 {
         return Err(Error::InvalidArgs(
             "--connections, --size and --duration-ms must be at least 1".into(),
@@ -82,13 +106,21 @@ pub(crate) fn run(args: &EchoArgs) -> Result<Report, Error> {
             "--timeout-s must be longer than --duration-ms".into(),
         ));
     }
-    let plan = Plan {
+    Ok(Plan {
         addr: target(args.port),
         size: args.size,
         duration,
         deadline: Instant::now() + seconds(args.timeout_s),
-    };
-    let threads = threads(args.threads, args.connections);
+    })
+}
+
+/// Runs `threads` workers sharing `connections`; returns each one's tally and how
+/// long the measured part took (from the first worker through the barrier).
+fn run_workers(
+    plan: &Plan,
+    threads: usize,
+    connections: usize,
+) -> Result<(Vec<Tally>, Duration), Error> {
     let polls = (0..threads)
         .map(|_| Poll::new())
         .collect::<Result<Vec<_>, _>>()
@@ -99,12 +131,12 @@ pub(crate) fn run(args: &EchoArgs) -> Result<Report, Error> {
     let results = std::thread::scope(|scope| {
         let handles = polls
             .into_iter()
-            .zip(split(args.connections, threads))
+            .zip(split(connections, threads))
             .map(|(poll, conns)| {
                 let (barrier, begun) = (&barrier, &begun);
                 std::thread::Builder::new()
                     .name("loadgen-echo".into())
-                    .spawn_scoped(scope, move || worker(&plan, poll, conns, barrier, begun))
+                    .spawn_scoped(scope, move || worker(plan, poll, conns, barrier, begun))
             })
             .collect::<Vec<_>>();
         handles
@@ -120,18 +152,12 @@ pub(crate) fn run(args: &EchoArgs) -> Result<Report, Error> {
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .map_or(Duration::ZERO, |t| t.elapsed());
-    let mut tally = Tally::default();
-    for result in results {
-        let t = result?;
-        tally.connected += t.connected;
-        tally.requests += t.requests;
-        tally.failures += t.failures;
-        tally.corrupted += t.corrupted;
-        tally.latencies_us.extend(t.latencies_us);
-        tally.first_problem = tally.first_problem.or(t.first_problem);
-        tally.connect_timed_out |= t.connect_timed_out;
-    }
-    tally.latencies_us.sort_unstable();
+    let tallies = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok((tallies, elapsed))
+}
+
+/// The JSON report: the figures, and what went wrong.
+fn report(args: &EchoArgs, threads: usize, tally: &Tally, elapsed: Duration) -> Report {
     let lat = &tally.latencies_us;
     let mut fields = Object::new();
     fields
@@ -164,7 +190,7 @@ pub(crate) fn run(args: &EchoArgs) -> Result<Report, Error> {
     if tally.requests == 0 && found.is_empty() {
         found.push("no request completed".to_owned());
     }
-    Ok(Report::new("echo", problems(found), fields))
+    Report::new("echo", problems(found), fields)
 }
 
 fn worker(
@@ -306,25 +332,7 @@ fn connect_all(
     count: usize,
     tally: &mut Tally,
 ) -> (Vec<Conn>, Option<std::io::Error>) {
-    let mut pending: Vec<Option<TcpStream>> = Vec::with_capacity(count);
-    for slot in 0..count {
-        let registered = TcpStream::connect(plan.addr).and_then(|mut s| {
-            poll.registry().register(
-                &mut s,
-                Token(slot),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            Ok(s)
-        });
-        match registered {
-            Ok(s) => pending.push(Some(s)),
-            Err(e) => {
-                tally.failures += 1;
-                tally.note(|| format!("connect: {e}"));
-                pending.push(None);
-            }
-        }
-    }
+    let mut pending = open_all(plan, poll, count, tally);
     let mut waiting = pending.iter().filter(|s| s.is_some()).count();
     let mut ready: Vec<Conn> = Vec::with_capacity(count);
     while waiting > 0 {
@@ -341,42 +349,84 @@ fn connect_all(
                 continue;
             };
             waiting -= 1;
-            let error = match stream.take_error() {
-                Ok(Some(e)) | Err(e) => Some(e),
-                Ok(None) => stream.peer_addr().err(),
-            };
-            match error {
-                None if event.is_writable() => {
-                    let _ = stream.set_nodelay(true);
+            match established(stream, event.is_writable()) {
+                Ok(conn) => {
                     tally.connected += 1;
-                    ready.push(Conn {
-                        stream,
-                        writing: true,
-                        done: 0,
-                        started: Instant::now(),
-                    });
+                    ready.push(conn);
                 }
-                None => {
-                    // Readable before writable: the server spoke or closed first.
+                Err(why) => {
                     tally.failures += 1;
-                    tally.note(|| "server spoke or closed before the first message".into());
-                }
-                Some(e) => {
-                    tally.failures += 1;
-                    tally.note(|| format!("connect: {e}"));
+                    tally.note(|| why);
                 }
             }
         }
     }
-    // Tokens index `pending`; re-register the survivors under their new index.
+    let renumbered = renumber(poll, &mut ready).err();
+    (ready, renumbered)
+}
+
+/// Starts `count` connections, registered under their index; `None` for those that
+/// failed at once (counted).
+fn open_all(plan: &Plan, poll: &Poll, count: usize, tally: &mut Tally) -> Vec<Option<TcpStream>> {
+    (0..count)
+        .map(|slot| {
+            let registered = TcpStream::connect(plan.addr).and_then(|mut s| {
+                poll.registry().register(
+                    &mut s,
+                    Token(slot),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                Ok(s)
+            });
+            registered
+                .map_err(|e| {
+                    tally.failures += 1;
+                    tally.note(|| format!("connect: {e}"));
+                })
+                .ok()
+        })
+        .collect()
+}
+
+/// A connection whose first event came: ready for its first message, or why not.
+fn established(stream: TcpStream, writable: bool) -> Result<Conn, String> {
+    let error = match stream.take_error() {
+        Ok(Some(e)) | Err(e) => Some(e),
+        Ok(None) => stream.peer_addr().err(),
+    };
+    match error {
+        None if writable => {
+            // Without it only the latencies suffer, and the run reports them.
+            let _ = stream.set_nodelay(true);
+            Ok(Conn {
+                stream,
+                writing: true,
+                done: 0,
+                started: Instant::now(),
+            })
+        }
+        // Readable before writable: the server spoke or closed first.
+        None => Err("server spoke or closed before the first message".into()),
+        Some(e) => Err(format!("connect: {e}")),
+    }
+}
+
+/// Tokens index the connections tried; re-registers the established ones under their
+/// new index.
+///
+/// # Errors
+///
+/// A failed re-registration: that connection's events would name another's slot, so
+/// the run cannot go on.
+fn renumber(poll: &Poll, ready: &mut [Conn]) -> std::io::Result<()> {
     for (i, conn) in ready.iter_mut().enumerate() {
-        let _ = poll.registry().reregister(
+        poll.registry().reregister(
             &mut conn.stream,
             Token(i),
             Interest::READABLE | Interest::WRITABLE,
-        );
+        )?;
     }
-    (ready, None)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -54,18 +54,7 @@ enum State {
 }
 
 pub(crate) fn run(args: &IdleArgs) -> Result<Report, Error> {
-    if args.connections == 0 || args.connect_batch == 0 {
-        return Err(Error::InvalidArgs(
-            "--connections and --connect-batch must be at least 1".into(),
-        ));
-    }
-    let limit = raise_fd_limit().map_err(Error::setup("raise RLIMIT_NOFILE"))?;
-    if args.connections as u64 + SPARE_FDS > limit {
-        return Err(Error::InvalidArgs(format!(
-            "{} connections need more descriptors than the limit of {limit}",
-            args.connections
-        )));
-    }
+    let limit = check_and_raise_limit(args)?;
     let start = Instant::now();
     let mut idle = Idle {
         poll: Poll::new().map_err(Error::setup("create a poll"))?,
@@ -114,6 +103,24 @@ pub(crate) fn run(args: &IdleArgs) -> Result<Report, Error> {
         .field("rlimit_nofile", limit)
         .field("timed_out", timed_out);
     Ok(Report::new("idle", problems(found), fields))
+}
+
+/// Checks the arguments and raises the descriptor limit; returns the limit, which
+/// must leave room for every connection.
+fn check_and_raise_limit(args: &IdleArgs) -> Result<u64, Error> {
+    if args.connections == 0 || args.connect_batch == 0 {
+        return Err(Error::InvalidArgs(
+            "--connections and --connect-batch must be at least 1".into(),
+        ));
+    }
+    let limit = raise_fd_limit().map_err(Error::setup("raise RLIMIT_NOFILE"))?;
+    if args.connections as u64 + SPARE_FDS > limit {
+        return Err(Error::InvalidArgs(format!(
+            "{} connections need more descriptors than the limit of {limit}",
+            args.connections
+        )));
+    }
+    Ok(limit)
 }
 
 /// The connections under test and the poll that watches them.

@@ -70,6 +70,16 @@ fn check(reply: &[u8], size: usize) -> Option<u64> {
 }
 
 pub(crate) fn run(args: &UdpArgs) -> Result<Report, Error> {
+    let duration = check_args(args)?;
+    let (mut poll, mut peers) = open_peers(args)?;
+    let start = Instant::now();
+    let mut tally = Tally::default();
+    exchange(args, &mut poll, &mut peers, start + duration, &mut tally)?;
+    Ok(report(args, &tally, start.elapsed()))
+}
+
+/// The run's duration, from checked arguments.
+fn check_args(args: &UdpArgs) -> Result<Duration, Error> {
     if args.sockets == 0 || args.window == 0 || args.size < 8 || args.duration_ms == 0 {
         return Err(Error::InvalidArgs(
             "--sockets, --window and --duration-ms must be at least 1, --size at least 8".into(),
@@ -86,7 +96,12 @@ pub(crate) fn run(args: &UdpArgs) -> Result<Report, Error> {
             "--timeout-s must be longer than --duration-ms".into(),
         ));
     }
-    let mut poll = Poll::new().map_err(Error::setup("create a poll"))?;
+    Ok(duration)
+}
+
+/// One connected UDP socket per `--sockets`, registered under its index.
+fn open_peers(args: &UdpArgs) -> Result<(Poll, Vec<Peer>), Error> {
+    let poll = Poll::new().map_err(Error::setup("create a poll"))?;
     let mut peers = Vec::with_capacity(args.sockets);
     for i in 0..args.sockets {
         let mut socket = UdpSocket::bind(target(0)).map_err(Error::setup("bind a UDP socket"))?;
@@ -104,39 +119,51 @@ pub(crate) fn run(args: &UdpArgs) -> Result<Report, Error> {
             last_heard: Instant::now(),
         });
     }
-    let start = Instant::now();
-    let end = start + duration;
-    let mut tally = Tally::default();
+    Ok((poll, peers))
+}
+
+/// Keeps every socket's window full until `end`, counting echoes and losses.
+fn exchange(
+    args: &UdpArgs,
+    poll: &mut Poll,
+    peers: &mut [Peer],
+    end: Instant,
+    tally: &mut Tally,
+) -> Result<(), Error> {
     let mut out = vec![0u8; args.size];
     let mut buf = vec![0u8; 65_536];
     let mut events = Events::with_capacity(256);
-    for peer in &mut peers {
-        top_up(peer, args.window, &mut out, &mut tally);
+    for peer in peers.iter_mut() {
+        top_up(peer, args.window, &mut out, tally);
     }
     while Instant::now() < end {
         // Wake at least every LOSS_WAIT to look for lost windows.
         let wake = end.min(Instant::now() + LOSS_WAIT);
-        poll_until(&mut poll, &mut events, wake).map_err(Error::setup("poll"))?;
+        poll_until(poll, &mut events, wake).map_err(Error::setup("poll"))?;
         for event in events.iter() {
             if let Some(peer) = peers.get_mut(event.token().0) {
-                receive(peer, args.size, &mut buf, &mut tally);
+                receive(peer, args.size, &mut buf, tally);
             }
         }
         let now = Instant::now();
         if now >= end {
             break;
         }
-        for peer in &mut peers {
+        for peer in peers.iter_mut() {
             if peer.in_flight > 0 && now - peer.last_heard >= LOSS_WAIT {
                 tally.lost += peer.in_flight as u64;
                 peer.in_flight = 0;
                 peer.floor = peer.next;
                 peer.last_heard = now;
             }
-            top_up(peer, args.window, &mut out, &mut tally);
+            top_up(peer, args.window, &mut out, tally);
         }
     }
-    let elapsed = start.elapsed();
+    Ok(())
+}
+
+/// The JSON report: the figures, and what went wrong.
+fn report(args: &UdpArgs, tally: &Tally, elapsed: Duration) -> Report {
     let mut fields = Object::new();
     fields
         .field("sockets", args.sockets)
@@ -161,7 +188,7 @@ pub(crate) fn run(args: &UdpArgs) -> Result<Report, Error> {
     if tally.echoed == 0 {
         found.push("no datagram came back".to_owned());
     }
-    Ok(Report::new("udp", problems(found), fields))
+    Report::new("udp", problems(found), fields)
 }
 
 /// Sends until `window` datagrams are in flight (stops early if the socket is full).
