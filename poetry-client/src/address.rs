@@ -2,6 +2,9 @@
 
 use std::error::Error;
 use std::fmt;
+use std::str::FromStr;
+
+use poetry_cli::shorten;
 
 /// Where to fetch a poem from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,25 +58,6 @@ impl Error for AddressError {}
 /// The longest host name DNS allows, in text form.
 const MAX_HOST_LEN: usize = 253;
 
-/// Keeps hostile arguments out of error lines: at most 40 characters, and control
-/// characters escaped, so the line stays one line.
-fn shorten(text: &str) -> String {
-    const MAX: usize = 40;
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn parse_port(text: &str) -> Result<u16, AddressError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(AddressError::PortNotInteger);
@@ -81,6 +65,15 @@ fn parse_port(text: &str) -> Result<u16, AddressError> {
     match text.parse::<u32>() {
         Ok(port @ 1..=65535) => Ok(port as u16),
         _ => Err(AddressError::PortOutOfRange(shorten(text))),
+    }
+}
+
+impl FromStr for PoemAddress {
+    type Err = AddressError;
+
+    /// As [`parse_address`] (so `clap` takes a `PoemAddress` argument as it is).
+    fn from_str(arg: &str) -> Result<Self, AddressError> {
+        parse_address(arg)
     }
 }
 
@@ -141,6 +134,7 @@ mod tests {
         let c = parse_address("[::1]:10002").unwrap();
         assert_eq!((c.host.as_str(), c.port), ("::1", 10002));
         assert_eq!(c.to_string(), "[::1]:10002");
+        assert_eq!("example.org:79".parse::<PoemAddress>(), Ok(b));
     }
 
     #[test]

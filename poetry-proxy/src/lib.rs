@@ -90,7 +90,6 @@
 
 mod server;
 mod service;
-mod upstream;
 
 pub use poetry_client::GetOptions;
 
@@ -110,4 +109,3 @@ pub fn default_get_options() -> GetOptions {
 }
 pub use crate::server::{serve, ProxyFactory, ProxyOptions, ProxyProtocol};
 pub use crate::service::{ProxyEvent, ProxyService, ProxyStats, UpstreamError};
-pub use crate::upstream::{Upstream, UpstreamParseError};

@@ -91,6 +91,24 @@ fn bad_arguments_exit_2_with_one_line() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
         assert!(stderr.starts_with("poetry-proxy: "), "{stderr}");
     }
+    // The upstream is parsed as the client parses its addresses, and the message
+    // names the argument and what is wrong with it.
+    let refusal = |arg: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_poetry-proxy"));
+        command.arg(arg);
+        String::from_utf8_lossy(&run_bounded(command, None, PATIENCE).stderr).into_owned()
+    };
+    for (arg, why) in [
+        ("x", "Ports must be integers."),
+        ("0", "out of range"),
+        ("[::1:80", "Bad address"),
+    ] {
+        let stderr = refusal(arg);
+        assert!(
+            stderr.contains("UPSTREAM") && stderr.contains(why),
+            "{arg}: {stderr}"
+        );
+    }
 }
 
 #[test]

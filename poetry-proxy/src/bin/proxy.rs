@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use poetry_cli::{one_line, parse_positive_seconds, parse_seconds};
-use poetry_proxy::{serve, GetOptions, ProxyOptions, Upstream};
+use poetry_client::PoemAddress;
+use poetry_proxy::{serve, GetOptions, ProxyOptions};
 use protocol::reactor::Reactor;
 
 /// Proxies the poem of the poetry server at UPSTREAM: the first client's request
@@ -23,7 +24,7 @@ use protocol::reactor::Reactor;
 #[command(name = "poetry-proxy", version, allow_negative_numbers = true)]
 struct Args {
     /// The poetry server: PORT (on 127.0.0.1), HOST:PORT or [IPV6]:PORT.
-    upstream: Upstream,
+    upstream: PoemAddress,
     /// The port to listen on; 0 or absent picks a free port.
     #[arg(long, default_value_t = 0)]
     port: u16,
