@@ -9,6 +9,7 @@
 //! | [`bytes`] | deterministic pseudo-random bytes (xorshift) and a byte comparison that does not print megabytes |
 //! | [`net`] | resets (`SO_LINGER` 0, through socket2), dead ports, the `on port N` of a start line |
 //! | [`process`] | [`PATIENCE`], child processes killed on drop, bounded runs, the one-line refusal of bad arguments |
+//! | [`server`] | our servers under test ([`Running`]: the start line's port, stdout line by line, SIGTERM), [`ScratchFile`] |
 //!
 //! ```no_run
 //! # fn find_nc() -> Option<std::path::PathBuf> { None }
@@ -25,12 +26,17 @@ pub mod net;
 pub mod peers;
 pub mod poems;
 pub mod process;
+pub mod server;
 
 pub use build::{build_example, workspace};
 pub use bytes::{assert_same_bytes, pseudo_random, Xorshift};
 pub use net::{dead_port, parse_port, reset};
-pub use peers::{peer_or_skip, skip, skip_log, twisted_peer, twisted_python, under_ci};
+pub use peers::{
+    find_nc, nc_or_skip, peer_or_skip, skip, skip_log, twisted_peer, twisted_python,
+    twisted_python_or_skip, under_ci,
+};
 pub use poems::{poem, poem_bytes, poems, poems_dir};
 pub use process::{
-    one_line_error, run_bounded, run_bounded_with_stdout, ChildGuard, Collected, PATIENCE,
+    one_line_error, run_bounded, run_bounded_from, run_bounded_with_stdout, ChildGuard, Collected, PATIENCE,
 };
+pub use server::{Running, ScratchFile};

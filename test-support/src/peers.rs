@@ -82,3 +82,26 @@ pub fn twisted_peer(script: &str) -> Option<PathBuf> {
     let path = crate::workspace().join("bench/peers/twisted").join(script);
     path.is_file().then_some(path)
 }
+
+/// `nc` on the `PATH`, if installed.
+pub fn find_nc() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nc"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// `nc`, or `None` after a loud skip ([`peer_or_skip`]: a failure under `CI=true`).
+pub fn nc_or_skip() -> Option<PathBuf> {
+    peer_or_skip("nc", find_nc(), "apt-get install netcat-openbsd")
+}
+
+/// A Python with Twisted ([`twisted_python`]), or `None` after a loud skip
+/// ([`peer_or_skip`]: a failure under `CI=true`).
+pub fn twisted_python_or_skip() -> Option<PathBuf> {
+    peer_or_skip(
+        "Twisted",
+        twisted_python(),
+        "python3 -m venv .venv && .venv/bin/pip install -r bench/peers/twisted/requirements.txt",
+    )
+}

@@ -1,6 +1,7 @@
 //! Child processes, always bounded and always cleaned up.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -98,9 +99,27 @@ pub fn run_bounded(mut command: Command, limit: Duration) -> Output {
 /// # Panics
 ///
 /// If it cannot start, or outlives `limit`.
-pub fn run_bounded_with_stdout(mut command: Command, limit: Duration) -> Output {
+pub fn run_bounded_with_stdout(command: Command, limit: Duration) -> Output {
+    run_child(command, Stdio::null(), limit)
+}
+
+/// As [`run_bounded`], with the file at `input` as the command's stdin.
+///
+/// # Panics
+///
+/// If the file cannot be opened, the command cannot start, or it outlives `limit`.
+pub fn run_bounded_from(mut command: Command, input: &Path, limit: Duration) -> Output {
+    let file = std::fs::File::open(input)
+        .unwrap_or_else(|e| panic!("the input file {}: {e}", input.display()));
+    command.stdout(Stdio::piped());
+    run_child(command, Stdio::from(file), limit)
+}
+
+/// Runs `command` with `stdin`, stderr captured (and stdout if piped), bounded by
+/// `limit`.
+fn run_child(mut command: Command, stdin: Stdio, limit: Duration) -> Output {
     let shown = format!("{command:?}");
-    command.stdin(Stdio::null()).stderr(Stdio::piped());
+    command.stdin(stdin).stderr(Stdio::piped());
     let mut child = ChildGuard(
         command
             .spawn()
