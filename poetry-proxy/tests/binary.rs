@@ -10,7 +10,8 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use util::{proxy, run_bounded, twisted_peer, twisted_python, upstream, Running, PATIENCE};
+use test_support::{run_bounded, twisted_peer, twisted_python_or_skip, Running};
+use util::{proxy, upstream, PATIENCE};
 
 const POEM: &[u8] = "ÉTÉ, here is my poem,\nand its second line.\n".as_bytes();
 
@@ -85,7 +86,7 @@ fn bad_arguments_exit_2_with_one_line() {
     for args in cases {
         let mut command = Command::new(env!("CARGO_BIN_EXE_poetry-proxy"));
         command.args(args);
-        let output = run_bounded(command, None, PATIENCE);
+        let output = run_bounded(command, PATIENCE);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
@@ -96,7 +97,7 @@ fn bad_arguments_exit_2_with_one_line() {
     let refusal = |arg: &str| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_poetry-proxy"));
         command.arg(arg);
-        String::from_utf8_lossy(&run_bounded(command, None, PATIENCE).stderr).into_owned()
+        String::from_utf8_lossy(&run_bounded(command, PATIENCE).stderr).into_owned()
     };
     for (arg, why) in [
         ("x", "Ports must be integers."),
@@ -113,7 +114,7 @@ fn bad_arguments_exit_2_with_one_line() {
 
 #[test]
 fn twisted_poetry_client_through_our_proxy() {
-    let Some(python) = twisted_python() else {
+    let Some(python) = twisted_python_or_skip() else {
         return;
     };
     let upstream_port = upstream(POEM, 1, None);
@@ -121,14 +122,10 @@ fn twisted_poetry_client_through_our_proxy() {
     let address = format!("127.0.0.1:{}", proxy.port);
     // Three downloads at once through the proxy: one upstream fetch serves them all.
     let mut command = Command::new(python);
-    command.arg(twisted_peer("get_poetry.py")).args([
-        "--timeout",
-        "20",
-        &address,
-        &address,
-        &address,
-    ]);
-    let output = run_bounded(command, None, PATIENCE);
+    command
+        .arg(twisted_peer("get_poetry.py").expect("a peer script of the repository"))
+        .args(["--timeout", "20", &address, &address, &address]);
+    let output = run_bounded(command, PATIENCE);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert_eq!(output.stdout, POEM.repeat(3));
@@ -138,13 +135,13 @@ fn twisted_poetry_client_through_our_proxy() {
 
 #[test]
 fn our_client_through_twisted_proxy_in_front_of_our_server() {
-    let Some(python) = twisted_python() else {
+    let Some(python) = twisted_python_or_skip() else {
         return;
     };
     // Our poetry server (fast), and our client (the proxy crate's get_poetry), on one
     // reactor; Twisted's proxy between them.
     let mut reactor = protocol::reactor::Reactor::new().unwrap();
-    let lighthouse = util::workspace().join("poems/lighthouse.txt");
+    let lighthouse = test_support::workspace().join("poems/lighthouse.txt");
     let want = std::fs::read(&lighthouse).unwrap();
     let options = poetry_server::ServerOptions {
         delay: Duration::ZERO,
@@ -155,7 +152,7 @@ fn our_client_through_twisted_proxy_in_front_of_our_server() {
     let server_port = server.get_host().port().unwrap();
     let mut command = Command::new(python);
     command
-        .arg(twisted_peer("poetry_proxy.py"))
+        .arg(twisted_peer("poetry_proxy.py").expect("a peer script of the repository"))
         .arg(format!("127.0.0.1:{server_port}"))
         .env("PYTHONUNBUFFERED", "1");
     // The Twisted proxy's stdout is read on a thread while our reactor serves.

@@ -7,9 +7,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
-use util::{
-    nc, run_bounded, transform_server, twisted_peer, twisted_python, ScratchFile, PATIENCE,
+use test_support::{
+    nc_or_skip, run_bounded, run_bounded_from, twisted_peer, twisted_python_or_skip, ScratchFile,
 };
+use util::{transform_server, PATIENCE};
 
 /// Sends `request` on a fresh connection and reads until the server closes.
 fn try_ask(port: u16, request: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -67,7 +68,7 @@ fn bad_arguments_exit_2_with_one_line() {
     for args in cases {
         let mut command = Command::new(env!("CARGO_BIN_EXE_poetry-transform-server"));
         command.args(args);
-        let output = run_bounded(command, None, PATIENCE);
+        let output = run_bounded(command, PATIENCE);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
@@ -81,7 +82,7 @@ fn a_port_in_use_exits_2() {
     let port = first.port.to_string();
     let mut command = Command::new(env!("CARGO_BIN_EXE_poetry-transform-server"));
     command.args(["--port", &port]);
-    let output = run_bounded(command, None, PATIENCE);
+    let output = run_bounded(command, PATIENCE);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&output.stderr).lines().count(), 1);
 }
@@ -118,12 +119,12 @@ fn the_connection_cap_refuses_with_a_clean_close() {
 
 #[test]
 fn nc_with_the_tutorials_request() {
-    let Some(nc) = nc() else { return };
+    let Some(nc) = nc_or_skip() else { return };
     let server = transform_server(&[]);
     let request = ScratchFile::new("nc-request", b"27:cummingsify.HERE IS MY POEM,");
     let mut command = Command::new(nc);
     command.args(["127.0.0.1", &server.port.to_string()]);
-    let output = run_bounded(command, Some(request.0.clone()), PATIENCE);
+    let output = run_bounded_from(command, &request.0, PATIENCE);
     assert!(
         output.status.success(),
         "{}",
@@ -134,10 +135,10 @@ fn nc_with_the_tutorials_request() {
 
 #[test]
 fn twisted_netstring_client_gets_every_poem_transformed() {
-    let Some(python) = twisted_python() else {
+    let Some(python) = twisted_python_or_skip() else {
         return;
     };
-    let script = twisted_peer("transform_client.py");
+    let script = twisted_peer("transform_client.py").expect("a peer script of the repository");
     let server = transform_server(&[]);
     let address = format!("127.0.0.1:{}", server.port);
     let mut poems: Vec<(String, Vec<u8>)> = ["lighthouse.txt", "ete.txt", "crlf.txt", "haiku.txt"]
@@ -145,7 +146,7 @@ fn twisted_netstring_client_gets_every_poem_transformed() {
         .map(|name| {
             (
                 name.to_string(),
-                std::fs::read(util::workspace().join("poems").join(name)).unwrap(),
+                std::fs::read(test_support::workspace().join("poems").join(name)).unwrap(),
             )
         })
         .collect();
@@ -159,7 +160,7 @@ fn twisted_netstring_client_gets_every_poem_transformed() {
             .arg(&script)
             .args([&address, "cummingsify"])
             .arg(&file.0);
-        let output = run_bounded(command, None, PATIENCE);
+        let output = run_bounded(command, PATIENCE);
         assert!(
             output.status.success(),
             "{name}: {}",
@@ -181,7 +182,7 @@ fn twisted_netstring_client_gets_every_poem_transformed() {
         .arg(&script)
         .args([&address, "no-such-transform"])
         .arg(&file.0);
-    let output = run_bounded(command, None, PATIENCE);
+    let output = run_bounded(command, PATIENCE);
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
 }

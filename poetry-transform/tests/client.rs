@@ -13,7 +13,8 @@ use poetry_transform::{
     Transforms,
 };
 use protocol::reactor::Reactor;
-use util::{run_bounded, twisted_peer, twisted_python, Running, PATIENCE};
+use test_support::{run_bounded, twisted_peer, twisted_python_or_skip, Running};
+use util::PATIENCE;
 
 /// Turns the reactor until `d` has a result (at most a minute: a Twisted peer on a
 /// loaded machine can be slow).
@@ -156,12 +157,12 @@ fn cancelling_resets_the_request() {
 
 #[test]
 fn our_client_against_twisted_transform_server() {
-    let Some(python) = twisted_python() else {
+    let Some(python) = twisted_python_or_skip() else {
         return;
     };
     let mut command = Command::new(python);
     command
-        .arg(twisted_peer("transform_server.py"))
+        .arg(twisted_peer("transform_server.py").expect("a peer script of the repository"))
         .args(["--port", "0"]);
     let twisted = Running::start(command);
     assert!(
@@ -172,7 +173,7 @@ fn our_client_against_twisted_transform_server() {
     let mut reactor = Reactor::new().unwrap();
     let address = ("127.0.0.1", twisted.port);
     for name in ["ete.txt", "lighthouse.txt", "crlf.txt"] {
-        let poem = std::fs::read(util::workspace().join("poems").join(name)).unwrap();
+        let poem = std::fs::read(test_support::workspace().join("poems").join(name)).unwrap();
         let d = transform(
             &mut reactor,
             address,
@@ -227,7 +228,7 @@ fn the_client_6_example_transforms_and_falls_back() {
     drop(dead);
     let mut command = Command::new(example);
     command.args([server.port, text, binary, dead_port].map(|p| p.to_string()));
-    let output = run_bounded(command, None, PATIENCE);
+    let output = run_bounded(command, PATIENCE);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "a download failed: {stderr}");

@@ -37,6 +37,7 @@ pub use peers::{
 };
 pub use poems::{poem, poem_bytes, poems, poems_dir};
 pub use process::{
-    one_line_error, run_bounded, run_bounded_from, run_bounded_with_stdout, ChildGuard, Collected, PATIENCE,
+    one_line_error, run_bounded, run_bounded_from, run_bounded_with_stdout, ChildGuard, Collected,
+    PATIENCE,
 };
 pub use server::{Running, ScratchFile};

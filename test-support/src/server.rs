@@ -65,6 +65,21 @@ impl Running {
         }
     }
 
+    /// Starts the program at `exe` with `--port 0` and `args`, logging warnings only
+    /// (`RUST_LOG=warn`): how every one of our servers is tested.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    pub fn on_free_port(exe: &str, args: &[&str]) -> Running {
+        let mut command = Command::new(exe);
+        command
+            .args(["--port", "0"])
+            .args(args)
+            .env("RUST_LOG", "warn");
+        Running::start(command)
+    }
+
     /// Stops it with SIGTERM and returns its exit status and stderr (waiting up to
     /// two seconds for the line that says it `stopped`).
     ///
@@ -117,8 +132,7 @@ impl ScratchFile {
     ///
     /// If the file cannot be written.
     pub fn new(name: &str, bytes: &[u8]) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("test-support-{}-{name}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("test-support-{}-{name}", std::process::id()));
         std::fs::write(&path, bytes).expect("a scratch file");
         ScratchFile(path)
     }

@@ -9,9 +9,50 @@ pub(crate) mod sum;
 pub(crate) mod udp;
 
 use std::io;
+use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
+
+use crate::fnv::format_sum;
+use crate::Error;
+
+/// Waits for every worker thread, in order: a worker that could not be spawned, or
+/// that panicked, is an error in its place.
+pub(crate) fn join_workers<T>(
+    handles: Vec<io::Result<ScopedJoinHandle<'_, Result<T, Error>>>>,
+) -> Vec<Result<T, Error>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.map_err(Error::setup("spawn a worker thread"))?
+                .join()
+                .map_err(|_| Error::WorkerPanicked)?
+        })
+        .collect()
+}
+
+/// Notes in `found` how the `bytes` read (and their `sum`, if computed) differ from
+/// what `--expect-bytes` and `--expect-sum` asked for.
+pub(crate) fn check_expected(
+    found: &mut Vec<String>,
+    (bytes, sum): (u64, Option<u64>),
+    expect_bytes: Option<u64>,
+    expect_sum: Option<u64>,
+) {
+    if let Some(expect) = expect_bytes.filter(|e| *e != bytes) {
+        found.push(format!("expected {expect} bytes, got {bytes}"));
+    }
+    if let (Some(expect), Some(sum)) = (expect_sum, sum) {
+        if expect != sum {
+            found.push(format!(
+                "expected sum {}, got {}",
+                format_sum(expect),
+                format_sum(sum)
+            ));
+        }
+    }
+}
 
 /// Polls until `deadline` at the latest; `EINTR` is a normal wake-up. Returns `false`
 /// once the deadline has passed (without polling).

@@ -3,37 +3,22 @@
 //! the workspace): the proxy under test, an upstream poetry server on a thread, and
 //! a longer patience for Twisted's programs.
 
-// Each test file uses its own subset of these helpers (and of those re-exported).
-#![allow(dead_code, unused_imports)]
+// Each test file uses its own subset of these helpers.
+#![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
 
-pub(crate) use test_support::{workspace, Running, ScratchFile};
+use test_support::Running;
 
 /// How long a run of a Twisted program may take before the test gives up: generous,
 /// since a Python with Twisted can take tens of seconds to start on a loaded machine
 /// (the bound only matters when something is wrong).
 pub(crate) const PATIENCE: Duration = Duration::from_secs(90);
 
-/// Runs `command` (stdin from the file `stdin` if given), bounded by `limit`.
-pub(crate) fn run_bounded(command: Command, stdin: Option<PathBuf>, limit: Duration) -> Output {
-    match stdin {
-        Some(input) => test_support::run_bounded_from(command, &input, limit),
-        None => test_support::run_bounded(command, limit),
-    }
-}
-
 /// `poetry-proxy ARGS` on a free port.
 pub(crate) fn proxy(args: &[&str]) -> Running {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_poetry-proxy"));
-    command
-        .args(["--port", "0"])
-        .args(args)
-        .env("RUST_LOG", "warn");
-    Running::start(command)
+    Running::on_free_port(env!("CARGO_BIN_EXE_poetry-proxy"), args)
 }
 
 /// A poetry server on a thread: each of the next `clients` connections gets `poem`
@@ -59,21 +44,4 @@ pub(crate) fn upstream(poem: &'static [u8], clients: usize, reset_after: Option<
         }
     });
     port
-}
-
-/// `nc`, if installed (else skipped, loudly; a failure under `CI=true`).
-pub(crate) fn nc() -> Option<PathBuf> {
-    test_support::nc_or_skip()
-}
-
-/// A Python that can import Twisted (else skipped, loudly; a failure under
-/// `CI=true`).
-pub(crate) fn twisted_python() -> Option<PathBuf> {
-    test_support::twisted_python_or_skip()
-}
-
-/// A Twisted peer script of `bench/peers/twisted`.
-pub(crate) fn twisted_peer(script: &str) -> PathBuf {
-    test_support::twisted_peer(script)
-        .unwrap_or_else(|| panic!("bench/peers/twisted/{script} is part of the repository"))
 }

@@ -20,7 +20,7 @@ use crate::report::problems;
 use crate::stats::{ms, percentile, rate};
 use crate::{Error, Report};
 
-use super::{micros, poll_until, secs, split};
+use super::{join_workers, micros, poll_until, secs, split};
 
 const BUF: usize = 64 * 1024;
 
@@ -218,14 +218,7 @@ fn download_all(
                     .spawn_scoped(scope, move || worker(&plan, poll, slots, claimed))
             })
             .collect::<Vec<_>>();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.map_err(Error::setup("spawn a worker thread"))?
-                    .join()
-                    .map_err(|_| Error::WorkerPanicked)?
-            })
-            .collect::<Vec<_>>()
+        join_workers(handles)
     });
     let elapsed = start.elapsed();
     let mut tally = Tally::default();

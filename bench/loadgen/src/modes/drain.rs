@@ -12,7 +12,7 @@ use crate::report::problems;
 use crate::stats::rate;
 use crate::{Error, Report};
 
-use super::secs;
+use super::{check_expected, secs};
 
 const BUF: usize = 256 * 1024;
 
@@ -44,20 +44,7 @@ pub(crate) fn run(args: &DrainArgs) -> Result<Report, Error> {
     // From the first byte: the producer's start-up is not its throughput.
     let elapsed = first.unwrap_or(start).elapsed();
     let sum = hasher.map(|h| h.finish());
-    if let Some(expect) = args.expect_bytes {
-        if expect != bytes {
-            found.push(format!("expected {expect} bytes, got {bytes}"));
-        }
-    }
-    if let (Some(expect), Some(sum)) = (args.expect_sum, sum) {
-        if expect != sum {
-            found.push(format!(
-                "expected sum {}, got {}",
-                format_sum(expect),
-                format_sum(sum)
-            ));
-        }
-    }
+    check_expected(&mut found, (bytes, sum), args.expect_bytes, args.expect_sum);
     let mut fields = Object::new();
     fields
         .field("bytes", bytes)

@@ -18,7 +18,7 @@ use crate::report::problems;
 use crate::stats::{percentile, rate};
 use crate::{Error, Report};
 
-use super::{micros, poll_until, secs, split};
+use super::{join_workers, micros, poll_until, secs, split};
 
 #[derive(Debug, Clone, Copy)]
 struct Plan {
@@ -139,14 +139,7 @@ fn run_workers(
                     .spawn_scoped(scope, move || worker(plan, poll, conns, barrier, begun))
             })
             .collect::<Vec<_>>();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.map_err(Error::setup("spawn a worker thread"))?
-                    .join()
-                    .map_err(|_| Error::WorkerPanicked)?
-            })
-            .collect::<Vec<_>>()
+        join_workers(handles)
     });
     let elapsed = begun
         .into_inner()
