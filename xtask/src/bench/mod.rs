@@ -98,6 +98,10 @@ pub(crate) fn smoke() -> Result<(), TaskError> {
 /// scenarios, prints the table (and, for a full run, judges the goals and writes the
 /// report to `docs/`).
 pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        say(&usage());
+        return Ok(());
+    }
     let options = parse_args(args)?;
     let started = Instant::now();
     let load_before = machine::load_average();
@@ -262,6 +266,17 @@ fn fail_on_failed_runs(table: &Table) -> Result<(), TaskError> {
     Err(TaskError::Io(std::io::Error::other(format!(
         "bench: {failures} runs failed (servers' stderr in target/bench-data/logs)"
     ))))
+}
+
+/// What `cargo xtask bench --help` prints.
+fn usage() -> String {
+    format!(
+        "usage: cargo xtask bench [--smoke] [--rounds N] [SCENARIO...]\n\
+         --smoke: debug builds and tiny sizes, one round, no goals judged (what `cargo xtask ci` runs)\n\
+         --rounds N: rounds per figure, 1 to 100 (default 3)\n\
+         scenarios (default: all): {}",
+        SCENARIOS.join(", ")
+    )
 }
 
 /// `cargo xtask bench` and the arguments as given.
@@ -574,6 +589,21 @@ mod tests {
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn help_names_every_option_and_scenario() {
+        assert!(
+            main(&args(&["--smoke", "--help"])).is_ok(),
+            "help runs nothing"
+        );
+        let usage = usage();
+        for word in ["--smoke", "--rounds"]
+            .into_iter()
+            .chain(SCENARIOS.iter().copied())
+        {
+            assert!(usage.contains(word), "{word} missing from {usage}");
+        }
     }
 
     #[test]
