@@ -358,3 +358,76 @@ fn a_panic_in_data_received_closes_only_that_connection() {
     assert_eq!(client_log.borrow().shape(), ["made", "lost"]);
     assert!(!pair.client_reason().unwrap().is_clean());
 }
+
+/// An echo registered as its transport's streaming producer (as the echo example is),
+/// recording `stop_producing` and its end in its factory.
+#[derive(Default)]
+struct StreamingEcho;
+
+impl Protocol for StreamingEcho {
+    type Factory = Vec<String>;
+
+    fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
+        cx.register_producer(true);
+    }
+
+    fn data_received(&mut self, cx: &mut Context<'_, Self>, data: &[u8]) {
+        cx.write(data);
+    }
+
+    fn stop_producing(&mut self, cx: &mut Context<'_, Self>) {
+        cx.factory().push("stop_producing".into());
+    }
+
+    fn connection_lost(&mut self, cx: &mut Context<'_, Self>, reason: &DisconnectReason) {
+        cx.factory().push(format!("lost: {reason}"));
+    }
+}
+
+/// The same echo framed by lines, to check the framing receivers pass the producer
+/// calls on.
+#[derive(Default)]
+struct StreamingLines;
+
+impl protocol::basic::LineProtocol for StreamingLines {
+    type Factory = Vec<String>;
+
+    fn connection_made(&mut self, cx: &mut protocol::basic::LineContext<'_, '_, Self>) {
+        cx.register_producer(true);
+    }
+
+    fn line_received(&mut self, cx: &mut protocol::basic::LineContext<'_, '_, Self>, line: &[u8]) {
+        cx.send_line(line);
+    }
+
+    fn stop_producing(&mut self, cx: &mut protocol::basic::LineContext<'_, '_, Self>) {
+        cx.factory().push("stop_producing".into());
+    }
+
+    fn connection_lost(
+        &mut self,
+        cx: &mut protocol::basic::LineContext<'_, '_, Self>,
+        reason: &DisconnectReason,
+    ) {
+        cx.factory().push(format!("lost: {reason}"));
+    }
+}
+
+#[test]
+fn a_streaming_producer_is_stopped_not_waited_for_when_the_peer_ends() {
+    let expected = ["stop_producing", "lost: connection was closed cleanly"];
+    let mut test = ProtocolTest::new(StreamingEcho, Shared::new(Vec::new()));
+    test.feed(b"hello\r\n");
+    test.close_peer_write();
+    test.pump();
+    assert_eq!(*test.factory().borrow(), expected);
+    assert_eq!(test.take_written(), b"hello\r\n");
+
+    let lines = protocol::basic::LineReceiver::new(StreamingLines);
+    let mut test = ProtocolTest::new(lines, Shared::new(Vec::new()));
+    test.feed(b"hello\r\n");
+    test.close_peer_write();
+    test.pump();
+    assert_eq!(*test.factory().borrow(), expected);
+    assert_eq!(test.take_written(), b"hello\r\n");
+}

@@ -56,6 +56,12 @@ macro_rules! forwarded_callbacks {
             let _ = cx;
         }
 
+        /// As [`Protocol::stop_producing`](crate::Protocol::stop_producing).
+        #[doc(alias = "stopProducing")]
+        fn stop_producing(&mut self, cx: &mut $cx) {
+            let _ = cx;
+        }
+
         /// As [`Protocol::timeout_connection`](crate::Protocol::timeout_connection);
         /// the default aborts with
         /// [`DisconnectReason::TimedOut`](::transport::DisconnectReason::TimedOut).
@@ -189,6 +195,10 @@ macro_rules! framing_receiver {
 
             fn resume_producing(&mut self, cx: &mut $crate::Context<'_, Self>) {
                 self.with_context(cx, |p, cx| p.resume_producing(cx));
+            }
+
+            fn stop_producing(&mut self, cx: &mut $crate::Context<'_, Self>) {
+                self.with_context(cx, |p, cx| p.stop_producing(cx));
             }
 
             fn timeout_connection(&mut self, cx: &mut $crate::Context<'_, Self>) {
