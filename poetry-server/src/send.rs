@@ -240,7 +240,7 @@ impl PoetryProtocol {
         }
         let limit = cx.factory().options.idle_timeout;
         if limit.is_some_and(|limit| self.stalled >= limit) {
-            cx.abort_with_reason(DisconnectReason::TimedOut);
+            cx.abort_timed_out();
             return;
         }
         self.linger_poll = (self.linger_poll * 2).min(LINGER_POLL_MAX);

@@ -701,7 +701,7 @@ impl<F: ClientFactory> Connector<F> {
         let handler = ProtocolHandler::new(protocol, self.factory.clone())
             .on_made(Box::new(move |reactor, id| made.made(reactor, attempt, id)))
             .on_lost(Box::new(move |reactor, reason| lost.lost(reactor, reason)));
-        if let Err(e) = Connection::start_boxed(reactor, stream, handler) {
+        if let Err(e) = Connection::start(reactor, stream, peer, handler) {
             self.fail(reactor, ConnectError::Setup(e));
         }
     }

@@ -206,8 +206,7 @@ fn accept_with<F: Factory>(factory: Shared<F>) -> OnAccept {
         match built {
             Ok(Some(protocol)) => {
                 let handler = ProtocolHandler::new(protocol, factory.clone());
-                if let Err(e) = Connection::start_with_peer(reactor, stream, peer.clone(), handler)
-                {
+                if let Err(e) = Connection::start(reactor, stream, peer.clone(), handler) {
                     warn!("cannot start connection from {peer}: {e}");
                 }
             }

@@ -131,7 +131,7 @@ pub trait Protocol: Sized + 'static {
     /// aborts the connection with [`DisconnectReason::TimedOut`].
     #[doc(alias = "timeoutConnection")]
     fn timeout_connection(&mut self, cx: &mut Context<'_, Self>) {
-        cx.abort_with_reason(DisconnectReason::TimedOut);
+        cx.abort_timed_out();
     }
 }
 

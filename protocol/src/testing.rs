@@ -71,8 +71,12 @@ fn start<P: Protocol>(
     let handler = ProtocolHandler::new(protocol, factory).on_lost(Box::new(move |_, reason| {
         *sink.borrow_mut() = Some(clone_reason(reason));
     }));
-    let id =
-        Connection::start(reactor, stream, handler).expect("an in-memory stream always registers");
+    // A memory stream's peer is its other end's number: no system call.
+    let peer = stream
+        .peer_address()
+        .expect("a memory stream knows its peer");
+    let id = Connection::start(reactor, Box::new(stream), peer, handler)
+        .expect("an in-memory stream always registers");
     (id, lost)
 }
 

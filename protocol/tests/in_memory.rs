@@ -92,7 +92,7 @@ impl Protocol for Recorder {
 
     fn timeout_connection(&mut self, cx: &mut Context<'_, Self>) {
         cx.factory().events.push(Event::Timeout);
-        cx.abort_with_reason(DisconnectReason::TimedOut);
+        cx.abort_timed_out();
     }
 }
 
@@ -243,7 +243,7 @@ impl Protocol for Idle {
 
     fn timeout_connection(&mut self, cx: &mut Context<'_, Self>) {
         cx.factory().events.push(Event::Timeout);
-        cx.abort_with_reason(DisconnectReason::TimedOut);
+        cx.abort_timed_out();
     }
 }
 

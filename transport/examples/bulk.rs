@@ -140,13 +140,13 @@ fn transport_rate(total: u64) -> Result<f64, Box<dyn Error>> {
     let (_, address) = Listener::start(
         &mut reactor,
         listener,
-        Box::new(move |reactor: &mut Reactor, stream, _| {
+        Box::new(move |reactor: &mut Reactor, stream, peer| {
             let source = Source {
                 total,
                 sent: 0,
                 chunk: chunk.clone(),
             };
-            if let Err(e) = Connection::start_boxed(reactor, stream, source) {
+            if let Err(e) = Connection::start(reactor, stream, peer, source) {
                 eprintln!("bulk: cannot serve: {e}");
             }
         }),
@@ -165,7 +165,7 @@ fn transport_rate(total: u64) -> Result<f64, Box<dyn Error>> {
         Some(Duration::from_secs(10)),
         Box::new(move |reactor: &mut Reactor, outcome| match outcome {
             Ok(stream) => {
-                if let Err(e) = Connection::start_boxed(reactor, stream, sink) {
+                if let Err(e) = Connection::start(reactor, stream, Address::Tcp(target), sink) {
                     *failed.borrow_mut() = Some(e.to_string());
                     reactor.stop();
                 }

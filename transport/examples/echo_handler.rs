@@ -59,7 +59,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         &mut reactor,
         listener,
         Box::new(|reactor: &mut Reactor, stream, peer| {
-            if let Err(e) = Connection::start_boxed(reactor, stream, Echo) {
+            if let Err(e) = Connection::start(reactor, stream, peer.clone(), Echo) {
                 log::warn!("cannot serve {peer}: {e}");
             }
         }),

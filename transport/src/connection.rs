@@ -210,7 +210,8 @@ impl Transport<'_> {
 
     /// Closes the connection now, discarding anything unsent and resetting it
     /// (Twisted's `abortConnection`). The reason given is
-    /// [`DisconnectReason::Aborted`].
+    /// [`DisconnectReason::Aborted`]; for a deadline that passed, see
+    /// [`abort_timed_out`](Self::abort_timed_out).
     #[doc(alias = "abortConnection")]
     pub fn abort_connection(&mut self) {
         if self.core.state != State::Closed {
@@ -297,17 +298,21 @@ impl Transport<'_> {
         }
     }
 
-    /// Closes the connection now, as [`abort_connection`](Self::abort_connection),
-    /// but reporting `reason` to the handler (an idle timeout reports
-    /// [`DisconnectReason::TimedOut`]).
-    pub fn abort_with_reason(&mut self, reason: DisconnectReason) {
+    /// Aborts the connection because a deadline passed (an idle timeout, a peer too
+    /// slow to take the end of a send): as [`abort_connection`](Self::abort_connection),
+    /// a reset, but the reason given is [`DisconnectReason::TimedOut`] (Twisted's
+    /// `TimeoutMixin` aborts the same way, reporting `ConnectionAborted`).
+    pub fn abort_timed_out(&mut self) {
         if self.core.state != State::Closed && self.core.failure.is_none() {
-            self.core.failure = Some(reason);
+            self.core.failure = Some(DisconnectReason::TimedOut);
         }
     }
 
-    /// A shorter-lived copy of this view, for wrapping it in a context of one's own
-    /// (the protocol crate's `Context` does).
+    /// A shorter-lived copy of this view. Not part of the supported API (hidden from
+    /// the docs): the protocol crate wraps the view in its `Context` with it, which a
+    /// handler's `&mut Transport<'_>` cannot do otherwise without changing every
+    /// handler's signature. A handler has no use for it.
+    #[doc(hidden)]
     pub fn reborrow(&mut self) -> Transport<'_> {
         Transport {
             core: self.core,
@@ -709,41 +714,39 @@ impl<H> std::fmt::Debug for Connection<H> {
 }
 
 impl<H: Handler> Connection<H> {
-    /// Registers a connected `stream` with the reactor, reading, and calls the
-    /// handler's `connection_made`. Returns the connection's id.
+    /// Puts a connected `stream` to `peer` in the reactor, reading, and calls the
+    /// handler's `connection_made` (Twisted builds a `tcp.Connection` and calls
+    /// `makeConnection`). Returns the connection's id, which the handler already had.
     ///
-    /// # Errors
-    ///
-    /// [`TransportError::Reactor`] if the stream cannot be registered (it is closed).
-    pub fn start(
-        reactor: &mut Reactor,
-        stream: impl Stream,
-        handler: H,
-    ) -> Result<DescriptorId, TransportError> {
-        Self::start_boxed(reactor, Box::new(stream), handler)
-    }
-
-    /// As [`start`](Self::start), for a stream already boxed.
-    ///
-    /// # Errors
-    ///
-    /// [`TransportError::Reactor`] if the stream cannot be registered (it is closed).
-    pub fn start_boxed(
-        reactor: &mut Reactor,
-        stream: Box<dyn Stream>,
-        handler: H,
-    ) -> Result<DescriptorId, TransportError> {
-        let peer = stream.peer_address().unwrap_or(Address::Unix(None));
-        Self::start_with_peer(reactor, stream, peer, handler)
-    }
-
-    /// As [`start_boxed`](Self::start_boxed), for a stream whose peer is already
-    /// known (`accept` returns it), sparing a system call per connection.
+    /// The caller names the peer: whoever made the stream knows it (`accept` and a
+    /// connect return it, a pipe's is [`Address::Pipe`]), and asking the socket
+    /// would cost a system call per connection. For a stream of unknown origin,
+    /// [`Stream::peer_address`] asks it.
     ///
     /// # Errors
     ///
     /// [`TransportError::Reactor`] if the reactor cannot take another descriptor.
-    pub fn start_with_peer(
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use reactor::Reactor;
+    /// use transport::{Connection, DisconnectReason, Handler, MemoryStream, Stream, Transport};
+    ///
+    /// struct Quiet;
+    /// impl Handler for Quiet {
+    ///     fn data_received(&mut self, _: &mut Transport<'_>, _: &[u8]) {}
+    ///     fn connection_lost(&mut self, _: &mut Transport<'_>, _: &DisconnectReason) {}
+    /// }
+    ///
+    /// let mut reactor = Reactor::new()?;
+    /// let (ours, _theirs) = MemoryStream::pair(1024);
+    /// let peer = ours.peer_address()?;
+    /// let id = Connection::start(&mut reactor, Box::new(ours), peer, Quiet)?;
+    /// assert!(reactor.contains(id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start(
         reactor: &mut Reactor,
         stream: Box<dyn Stream>,
         peer: Address,

@@ -74,7 +74,9 @@
 //! let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
 //! ours.set_nonblocking(true)?;
 //! let mut reactor = Reactor::new()?;
-//! Connection::start(&mut reactor, mio::net::UnixStream::from_std(ours), Echo)?;
+//! let ours = mio::net::UnixStream::from_std(ours);
+//! let peer = transport::Address::Unix(None); // a socket pair's peer has no name
+//! Connection::start(&mut reactor, Box::new(ours), peer, Echo)?;
 //! (&theirs).write_all(b"ping")?;
 //! reactor.run()?;
 //! let mut reply = Vec::new();

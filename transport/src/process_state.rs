@@ -288,7 +288,7 @@ fn start_pipe(
         child: child.clone(),
         fd,
     };
-    let id = Connection::start_with_peer(reactor, Box::new(stream), Address::Pipe, end)?;
+    let id = Connection::start(reactor, Box::new(stream), Address::Pipe, end)?;
     child.state.borrow_mut().pipes[fd as usize] = Some(id);
     Ok(())
 }
@@ -466,7 +466,7 @@ impl Child {
                 self.pid()
             );
             Connection::<PipeEnd>::with_handler(reactor, id, |_, t| {
-                t.abort_with_reason(DisconnectReason::TimedOut);
+                t.abort_timed_out();
             });
         }
     }

@@ -196,7 +196,7 @@ pub fn start_stdio<H: Handler>(
     handler: H,
 ) -> Result<DescriptorId, TransportError> {
     let (readable, writable) = (stream.input_always_ready(), stream.output_always_ready());
-    let id = Connection::start_with_peer(reactor, Box::new(stream), Address::Pipe, handler)?;
+    let id = Connection::start(reactor, Box::new(stream), Address::Pipe, handler)?;
     if readable || writable {
         // Nothing will ever report these ready: mark them so once; they stay ready
         // (reads and writes on them never meet `WouldBlock`). A connection that

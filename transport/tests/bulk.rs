@@ -166,7 +166,7 @@ fn many_writes_arrive_in_order_through_partial_writes() {
         blocked,
     };
     let mut reactor = Reactor::new().unwrap();
-    Connection::start(&mut reactor, util::into_mio(server), writer).unwrap();
+    util::start(&mut reactor, Box::new(util::into_mio(server)), writer).unwrap();
     util::turn_until(&mut reactor, |_| !stats.borrow().lost.is_empty());
 
     let stats = stats.borrow();
@@ -260,13 +260,13 @@ fn sixty_four_mebibytes_over_tcp_byte_exact() {
     let (listener_id, address) = Listener::start(
         &mut reactor,
         listener,
-        Box::new(move |reactor: &mut Reactor, stream, _peer: Address| {
+        Box::new(move |reactor: &mut Reactor, stream, peer: Address| {
             let writer = PullWriter {
                 total: TOTAL,
                 sent: 0,
                 lost: lost.clone(),
             };
-            Connection::start_boxed(reactor, stream, writer).unwrap();
+            Connection::start(reactor, stream, peer, writer).unwrap();
         }),
     )
     .unwrap();
@@ -286,7 +286,7 @@ fn sixty_four_mebibytes_over_tcp_byte_exact() {
         Some(LIMIT),
         Box::new(move |reactor: &mut Reactor, outcome| match outcome {
             Ok(stream) => {
-                Connection::start_boxed(reactor, stream, DrainHandler(d)).unwrap();
+                util::start(reactor, stream, DrainHandler(d)).unwrap();
             }
             Err(reason) => *failure.borrow_mut() = Some(reason.to_string()),
         }),
@@ -469,7 +469,7 @@ fn streaming_producer_is_paused_at_the_high_water_mark() {
         signals,
     };
     let mut reactor = Reactor::new().unwrap();
-    Connection::start(&mut reactor, util::into_mio(server), writer).unwrap();
+    util::start(&mut reactor, Box::new(util::into_mio(server)), writer).unwrap();
     util::turn_until(&mut reactor, |_| !stats.borrow().lost.is_empty());
 
     let (received, matched, rounds) = peer.join().unwrap();

@@ -32,7 +32,7 @@ fn lose_connection_delivers_everything_written_before_it() {
             t.lose_connection();
         });
         let mut reactor = Reactor::new().unwrap();
-        Connection::start_boxed(&mut reactor, ours, probe).unwrap();
+        util::start(&mut reactor, ours, probe).unwrap();
         util::turn_until(&mut reactor, |_| record.borrow().is_lost());
 
         let drained = reader.join().unwrap();
@@ -60,7 +60,7 @@ fn abort_connection_discards_the_buffer_and_resets() {
         t.abort_connection();
     });
     let mut reactor = Reactor::new().unwrap();
-    Connection::start(&mut reactor, util::into_mio(ours), probe).unwrap();
+    util::start(&mut reactor, Box::new(util::into_mio(ours)), probe).unwrap();
     util::turn_until(&mut reactor, |_| record.borrow().is_lost());
     assert_eq!(record.borrow().only_reason(), Ended::Aborted);
     assert!(buffered_at_abort.get() > 0);
@@ -99,7 +99,7 @@ fn lose_write_connection_sends_eof_and_keeps_reading() {
             t.lose_write_connection();
         });
         let mut reactor = Reactor::new().unwrap();
-        Connection::start_boxed(&mut reactor, ours, probe).unwrap();
+        util::start(&mut reactor, ours, probe).unwrap();
         util::turn_until(&mut reactor, |_| record.borrow().is_lost());
 
         assert_eq!(peer_thread.join().unwrap().unwrap(), b"request", "{kind}");
@@ -128,7 +128,7 @@ fn abort_inside_write_connection_lost_takes_effect_at_once() {
             .on_made(|t| t.lose_write_connection())
             .on_write_lost(|t| t.abort_connection());
         let mut reactor = Reactor::new().unwrap();
-        Connection::start_boxed(&mut reactor, ours, probe).unwrap();
+        util::start(&mut reactor, ours, probe).unwrap();
         // The peer stays silent: no later event would act on the abort for us.
         assert_eq!(record.borrow().only_reason(), Ended::Aborted, "{kind}");
         assert_eq!(reactor.descriptor_count(), 0, "{kind}");
@@ -148,7 +148,7 @@ fn writes_made_while_the_writing_half_closes_are_still_sent() {
             t.write(b"after");
         });
         let mut reactor = Reactor::new().unwrap();
-        Connection::start_boxed(&mut reactor, ours, probe).unwrap();
+        util::start(&mut reactor, ours, probe).unwrap();
         util::turn_until(&mut reactor, |_| record.borrow().write_lost == 1);
         let mut got = Vec::new();
         peer.read_to_end(&mut got).unwrap();
@@ -181,7 +181,7 @@ fn peer_eof_with_keep_writing_lets_us_write_after_it() {
             EofAction::KeepWriting
         });
         let mut reactor = Reactor::new().unwrap();
-        Connection::start_boxed(&mut reactor, ours, probe).unwrap();
+        util::start(&mut reactor, ours, probe).unwrap();
         util::turn_until(&mut reactor, |_| record.borrow().is_lost());
 
         assert_eq!(
@@ -212,7 +212,7 @@ fn peer_eof_closes_by_default_after_flushing() {
             }
         });
         let mut reactor = Reactor::new().unwrap();
-        Connection::start_boxed(&mut reactor, ours, probe).unwrap();
+        util::start(&mut reactor, ours, probe).unwrap();
         util::turn_until(&mut reactor, |_| record.borrow().is_lost());
 
         let drained = peer_thread.join().unwrap();
@@ -271,7 +271,7 @@ fn peer_reset_mid_stream_is_lost_not_done() {
         lost: lost.clone(),
     };
     let mut reactor = Reactor::new().unwrap();
-    Connection::start(&mut reactor, util::into_mio(ours), writer).unwrap();
+    util::start(&mut reactor, Box::new(util::into_mio(ours)), writer).unwrap();
     util::turn_until(&mut reactor, |_| !lost.borrow().is_empty());
     peer_thread.join().unwrap();
 
@@ -327,7 +327,7 @@ fn lose_write_connection_waits_for_a_registered_producer() {
             lost: lost.clone(),
         };
         let mut reactor = Reactor::new().unwrap();
-        Connection::start_boxed(&mut reactor, ours, producer).unwrap();
+        util::start(&mut reactor, ours, producer).unwrap();
         util::turn_until(&mut reactor, |_| refused.get().is_some());
         let mut got = Vec::new();
         peer.read_to_end(&mut got).unwrap();

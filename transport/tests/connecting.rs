@@ -186,10 +186,10 @@ fn round_trip(
     let (listener_id, address) = Listener::start(
         reactor,
         listener,
-        Box::new(move |reactor: &mut Reactor, stream, _| {
+        Box::new(move |reactor: &mut Reactor, stream, peer| {
             // One connection expected; a second would find no probe and be dropped.
             if let Some(probe) = server_probe.take() {
-                Connection::start_boxed(reactor, stream, probe).unwrap();
+                Connection::start(reactor, stream, peer, probe).unwrap();
             }
         }),
     )
@@ -210,7 +210,7 @@ fn round_trip(
         Some(LIMIT),
         Box::new(move |reactor: &mut Reactor, outcome| match outcome {
             Ok(stream) => {
-                Connection::start_boxed(reactor, stream, client_probe).unwrap();
+                util::start(reactor, stream, client_probe).unwrap();
             }
             Err(reason) => *failure.borrow_mut() = Some(ended(&reason)),
         }),

@@ -199,11 +199,11 @@ fn starved_server() {
     let (listener_id, _) = Listener::start(
         &mut reactor,
         acceptor,
-        Box::new(move |reactor: &mut Reactor, stream, _| {
+        Box::new(move |reactor: &mut Reactor, stream, peer| {
             let (probe, record) = Probe::new();
             let probe = probe.on_data(|t, data| t.write(data));
             keep.borrow_mut().push(record);
-            Connection::start_boxed(reactor, stream, probe).unwrap();
+            Connection::start(reactor, stream, peer, probe).unwrap();
         }),
     )
     .unwrap();

@@ -17,7 +17,7 @@ fn pause_reading_holds_data_and_eof_until_resumed() {
         let (probe, record) = Probe::new();
         let probe = probe.on_made(|t| t.pause_reading());
         let mut reactor = Reactor::new().unwrap();
-        let id = Connection::start_boxed(&mut reactor, ours, probe).unwrap();
+        let id = util::start(&mut reactor, ours, probe).unwrap();
         // On loopback and socket pairs the bytes are in our receive queue once
         // write_all returns: a few turns would deliver them if reading were on.
         peer.write_all(b"held back").unwrap();
@@ -55,7 +55,7 @@ fn pausing_inside_data_received_stops_the_next_read() {
         t.pause_reading();
     });
     let mut reactor = Reactor::new().unwrap();
-    let id = Connection::start(&mut reactor, util::into_mio(ours), probe).unwrap();
+    let id = util::start(&mut reactor, Box::new(util::into_mio(ours)), probe).unwrap();
     // More than one read's worth, so a second data_received would follow at once.
     peer.write_all(pattern(0, 4 * transport::READ_CHUNK))
         .unwrap();
@@ -94,7 +94,7 @@ fn close_grace_period_is_cancelled_when_the_peer_drains_in_time() {
         }
         t.lose_connection();
     });
-    Connection::start(&mut reactor, util::into_mio(ours), probe).unwrap();
+    util::start(&mut reactor, Box::new(util::into_mio(ours)), probe).unwrap();
     util::turn_until(&mut reactor, |_| record.borrow().is_lost());
     assert_eq!(record.borrow().only_reason(), Ended::Done);
     assert_eq!(
@@ -122,7 +122,7 @@ fn tcp_options_apply_to_tcp_only() {
             *keep.borrow_mut() = Some((nodelay, keepalive, off));
         });
         let mut reactor = Reactor::new().unwrap();
-        Connection::start_boxed(&mut reactor, ours, probe).unwrap();
+        util::start(&mut reactor, ours, probe).unwrap();
         let results = results.borrow_mut().take().unwrap();
         if kind == "unix" {
             let unsupported = Err(io::ErrorKind::Unsupported);
@@ -163,7 +163,12 @@ fn pull_producer_with_nothing_to_write_does_not_spin() {
     let idle = Idle {
         asked: asked.clone(),
     };
-    Connection::start(&mut reactor, mio::net::UnixStream::from_std(ours), idle).unwrap();
+    util::start(
+        &mut reactor,
+        Box::new(mio::net::UnixStream::from_std(ours)),
+        idle,
+    )
+    .unwrap();
     for _ in 0..10 {
         reactor.iterate(Some(Duration::from_millis(1))).unwrap();
     }
@@ -187,7 +192,7 @@ fn close_grace_period_ends_when_the_buffer_drains() {
         t.write(b"more than four bytes");
         t.lose_connection();
     });
-    let id = Connection::start(&mut reactor, ours, probe).unwrap();
+    let id = util::start(&mut reactor, Box::new(ours), probe).unwrap();
     let buffered = |r: &mut Reactor| {
         Connection::<Probe>::with_handler(r, id, |_, t| t.buffered()).expect("still open")
     };

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use reactor::{ManualClock, Reactor};
-use transport::{Address, Connection, DisconnectReason, Handler, Transport};
+use transport::{Address, DisconnectReason, Handler, Transport};
 use util::{pattern, Ended, Probe};
 
 /// How a test ends the connection.
@@ -72,7 +72,7 @@ fn end_by(ending: Ending) -> (util::Record, Address, Address) {
         Ending::CloseTimeout => Reactor::with_clock(clock.clone()).unwrap(),
         _ => Reactor::new().unwrap(),
     };
-    Connection::start(&mut reactor, util::into_mio(ours), probe).unwrap();
+    util::start(&mut reactor, Box::new(util::into_mio(ours)), probe).unwrap();
     let mut peer = Some(peer);
     match ending {
         Ending::PeerClose => drop(peer.take()),
@@ -160,7 +160,7 @@ fn a_panicking_handler_closes_only_its_own_connection() {
     util::bound_peer(&peer_a);
     let (probe_a, record_a) = Probe::new();
     let probe_a = probe_a.on_made(|_| panic!("boom in connection_made"));
-    Connection::start(&mut reactor, util::into_mio(ours_a), probe_a).unwrap();
+    util::start(&mut reactor, Box::new(util::into_mio(ours_a)), probe_a).unwrap();
     assert_eq!(record_a.borrow().only_reason(), Ended::Panicked);
 
     // Panics in data_received.
@@ -168,14 +168,14 @@ fn a_panicking_handler_closes_only_its_own_connection() {
     util::bound_peer(&peer_b);
     let (probe_b, record_b) = Probe::new();
     let probe_b = probe_b.on_data(|_, _| panic!("boom in data_received"));
-    Connection::start(&mut reactor, util::into_mio(ours_b), probe_b).unwrap();
+    util::start(&mut reactor, Box::new(util::into_mio(ours_b)), probe_b).unwrap();
 
     // Echoes, on the same reactor.
     let (ours_c, mut peer_c) = util::tcp_pair();
     util::bound_peer(&peer_c);
     let (probe_c, record_c) = Probe::new();
     let probe_c = probe_c.on_data(|t, data| t.write(data));
-    Connection::start(&mut reactor, util::into_mio(ours_c), probe_c).unwrap();
+    util::start(&mut reactor, Box::new(util::into_mio(ours_c)), probe_c).unwrap();
 
     peer_b.write_all(b"boom").unwrap();
     peer_c.write_all(b"one").unwrap();
@@ -241,9 +241,9 @@ fn addresses_first_asked_after_a_reset_are_still_right() {
         let remote = Address::Tcp(ours.peer_addr().unwrap());
         let seen = Rc::new(RefCell::new(None));
         let mut reactor = Reactor::new().unwrap();
-        Connection::start(
+        util::start(
             &mut reactor,
-            util::into_mio(ours),
+            Box::new(util::into_mio(ours)),
             LateAddresses(seen.clone()),
         )
         .unwrap();

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use reactor::{DescriptorId, Reactor};
-use transport::{Connection, MemoryStream, Stream};
+use transport::{MemoryStream, Stream};
 use util::{pattern, Ended, Probe, LIMIT};
 
 /// Turns the reactor, telling it the memory-backed connection `id` is readable and
@@ -76,7 +76,7 @@ fn writes_keep_their_order_through_a_one_byte_pipe() {
         t.lose_connection();
     });
     let mut reactor = Reactor::new().unwrap();
-    let id = Connection::start(&mut reactor, ours, probe).unwrap();
+    let id = util::start(&mut reactor, Box::new(ours), probe).unwrap();
     let mut received = Vec::new();
     pump(&mut reactor, id, &mut theirs, reader(&mut received));
 
@@ -94,7 +94,7 @@ fn echo_through_a_small_pipe() {
     let (probe, record) = Probe::new();
     let probe = probe.on_data(|t, data| t.write(data));
     let mut reactor = Reactor::new().unwrap();
-    let id = Connection::start(&mut reactor, ours, probe).unwrap();
+    let id = util::start(&mut reactor, Box::new(ours), probe).unwrap();
     let request = pattern(0, 5000);
     let mut sent = 0;
     let mut echoed = Vec::new();
@@ -113,7 +113,7 @@ fn peer_dropped_after_writing_is_done() {
     let (ours, mut theirs) = MemoryStream::pair(4);
     let (probe, record) = Probe::new();
     let mut reactor = Reactor::new().unwrap();
-    let id = Connection::start(&mut reactor, ours, probe).unwrap();
+    let id = util::start(&mut reactor, Box::new(ours), probe).unwrap();
     theirs.write_all(b"last").unwrap();
     pump(&mut reactor, id, &mut theirs, |_| {});
     assert_eq!(record.borrow().received, b"last");
@@ -134,7 +134,7 @@ fn peer_reset_is_lost() {
     let (ours, theirs) = MemoryStream::pair(4);
     let (probe, record) = Probe::new();
     let mut reactor = Reactor::new().unwrap();
-    let id = Connection::start(&mut reactor, ours, probe).unwrap();
+    let id = util::start(&mut reactor, Box::new(ours), probe).unwrap();
     theirs.set_reset_on_close().unwrap();
     drop(theirs);
     util::turn_until(&mut reactor, |r| {
@@ -150,7 +150,7 @@ fn peer_dropped_while_we_still_write_is_lost() {
     let (probe, record) = Probe::new();
     let probe = probe.on_made(|t| t.write(pattern(0, 1000)));
     let mut reactor = Reactor::new().unwrap();
-    let id = Connection::start(&mut reactor, ours, probe).unwrap();
+    let id = util::start(&mut reactor, Box::new(ours), probe).unwrap();
     let mut received = Vec::new();
     let mut buf = [0u8; 1];
     // Take a few bytes, then go away with most of them unsent.

@@ -136,7 +136,7 @@ fn pump(
 fn start(handler: impl Handler, capacity: usize) -> (Reactor, DescriptorId, MemoryStream) {
     let mut reactor = Reactor::with_clock(reactor::ManualClock::new()).unwrap();
     let (ours, peer) = MemoryStream::pair(capacity);
-    let id = Connection::start(&mut reactor, ours, handler).unwrap();
+    let id = util::start(&mut reactor, Box::new(ours), handler).unwrap();
     (reactor, id, peer)
 }
 

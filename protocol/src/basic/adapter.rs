@@ -67,7 +67,7 @@ macro_rules! forwarded_callbacks {
         /// [`DisconnectReason::TimedOut`](::transport::DisconnectReason::TimedOut).
         #[doc(alias = "timeoutConnection")]
         fn timeout_connection(&mut self, cx: &mut $cx) {
-            cx.abort_with_reason(::transport::DisconnectReason::TimedOut);
+            cx.abort_timed_out();
         }
     };
 }

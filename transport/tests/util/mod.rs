@@ -450,3 +450,16 @@ impl Drop for TempSocketPath {
 pub(crate) fn init_log() {
     let _ = env_logger::builder().is_test(true).try_init();
 }
+
+/// Starts a connection over `stream` with `handler`, its peer asked of the stream
+/// (the tests' streams are socket pairs and memory pairs, whose peers are cheap to
+/// ask).
+#[track_caller]
+pub(crate) fn start<H: Handler>(
+    reactor: &mut Reactor,
+    stream: Box<dyn transport::Stream>,
+    handler: H,
+) -> Result<reactor::DescriptorId, transport::TransportError> {
+    let peer = stream.peer_address().expect("the stream knows its peer");
+    transport::Connection::start(reactor, stream, peer, handler)
+}
