@@ -28,10 +28,54 @@ const DEMO_POEMS: [(&str, &str); 3] = [
 /// The longest the client may take before the demo gives up on it.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(120);
 
+/// `cargo xtask demo [--all] [--release] [--quick]`: three slow servers and a dead
+/// port, downloaded at once by the client (`--quick`: faster, output checked).
 pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
-    let mut release = false;
-    let mut quick = false;
-    let mut all = false;
+    let (release, quick, all) = parse_demo_args(args)?;
+    if all {
+        return crate::demo_all::main(release, quick);
+    }
+    let bin = build_programs(release)?;
+    let delay = if quick { "0.01" } else { "0.1" };
+    let (mut servers, mut ports, want) = start_servers(&bin, delay)?;
+    let dead = dead_port()?;
+    eprintln!("xtask: port {dead} has no server: that download must fail, and the others go on");
+    ports.push(dead.to_string());
+    let (client, outputs) = client_command(&bin, &ports, quick)?;
+    let status = run_client(client);
+    for server in &mut servers {
+        server.stop(Duration::from_secs(5));
+    }
+    let code = status?;
+    match outputs {
+        Some((out_path, err_path)) => {
+            let got = std::fs::read(&out_path).map_err(TaskError::Io);
+            let said = std::fs::read_to_string(&err_path).map_err(TaskError::Io);
+            let _ = (
+                std::fs::remove_file(&out_path),
+                std::fs::remove_file(&err_path),
+            );
+            let said = said?;
+            eprint!("{said}");
+            check_quick(code, &got?, &want, &said, dead)?;
+            eprintln!("xtask: demo --quick: three poems byte-exact, the dead port reported");
+        }
+        // One address is dead on purpose: the client reports it and exits 1.
+        None if !matches!(code, Some(0) | Some(1)) => {
+            return Err(TaskError::Failed {
+                what: "poetry-client".into(),
+                status: code,
+            });
+        }
+        None => {}
+    }
+    eprintln!("xtask: demo done; the servers are stopped");
+    Ok(())
+}
+
+/// `--release`, `--quick` and `--all`, in that order.
+fn parse_demo_args(args: &[String]) -> Result<(bool, bool, bool), TaskError> {
+    let (mut release, mut quick, mut all) = (false, false, false);
     for arg in args {
         match arg.as_str() {
             "--release" => release = true,
@@ -44,34 +88,47 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
             }
         }
     }
-    if all {
-        return crate::demo_all::main(release, quick);
-    }
+    Ok((release, quick, all))
+}
+
+/// Builds the server and the client; returns where they are.
+fn build_programs(release: bool) -> Result<PathBuf, TaskError> {
     let mut build = cargo();
     build.args(["build", "-q", "-p", "poetry-server", "-p", "poetry-client"]);
     if release {
         build.arg("--release");
     }
     run("build the poetry programs", build)?;
-    let bin = target_dir().join(if release { "release" } else { "debug" });
-    let delay = if quick { "0.01" } else { "0.1" };
+    Ok(target_dir().join(if release { "release" } else { "debug" }))
+}
 
-    // Three slow servers, each serving its own poem at its own pace; stopped on drop.
+/// The demo's servers (stopped on drop), their ports, and the poems they serve one
+/// after the other (what the client must print).
+type Servers = (Vec<Guarded>, Vec<String>, Vec<u8>);
+
+/// Three slow servers, each serving its own poem at its own pace.
+fn start_servers(bin: &Path, delay: &str) -> Result<Servers, TaskError> {
     let mut servers = Vec::new();
     let mut ports = Vec::new();
     let mut want = Vec::new();
     for (name, num_bytes) in DEMO_POEMS {
         let poem = root().join("poems").join(name);
         want.extend(std::fs::read(&poem).map_err(TaskError::Io)?);
-        let (server, port) = start_server(&bin, &poem, num_bytes, delay)?;
+        let (server, port) = start_server(bin, &poem, num_bytes, delay)?;
         eprintln!("xtask: serving {name} on port {port}, {num_bytes} bytes every {delay}s");
         servers.push(server);
         ports.push(port.to_string());
     }
-    let dead = dead_port()?;
-    eprintln!("xtask: port {dead} has no server: that download must fail, and the others go on");
-    ports.push(dead.to_string());
+    Ok((servers, ports, want))
+}
 
+/// The client over `ports`, with its timeline and progress; with `quick`, its output
+/// and errors go to scratch files (returned) to be checked.
+fn client_command(
+    bin: &Path,
+    ports: &[String],
+    quick: bool,
+) -> Result<(Command, Option<(PathBuf, PathBuf)>), TaskError> {
     let flags = ["--timeline", "--progress", "--timeout", "60"];
     eprintln!(
         "xtask: poetry-client {} {}",
@@ -79,38 +136,15 @@ pub(crate) fn main(args: &[String]) -> Result<(), TaskError> {
         ports.join(" ")
     );
     let mut client = Command::new(bin.join("poetry-client"));
-    client.args(flags).args(&ports).stdin(Stdio::null());
+    client.args(flags).args(ports).stdin(Stdio::null());
+    if !quick {
+        return Ok((client, None));
+    }
     let scratch = std::env::temp_dir().join(format!("xtask-demo-{}", std::process::id()));
     let (out_path, err_path) = (scratch.with_extension("out"), scratch.with_extension("err"));
-    if quick {
-        client.stdout(std::fs::File::create(&out_path).map_err(TaskError::Io)?);
-        client.stderr(std::fs::File::create(&err_path).map_err(TaskError::Io)?);
-    }
-    let status = run_client(client);
-    for server in &mut servers {
-        server.stop(Duration::from_secs(5));
-    }
-    let code = status?;
-    if quick {
-        let got = std::fs::read(&out_path).map_err(TaskError::Io);
-        let said = std::fs::read_to_string(&err_path).map_err(TaskError::Io);
-        let _ = (
-            std::fs::remove_file(&out_path),
-            std::fs::remove_file(&err_path),
-        );
-        let said = said?;
-        eprint!("{said}");
-        check_quick(code, &got?, &want, &said, dead)?;
-        eprintln!("xtask: demo --quick: three poems byte-exact, the dead port reported");
-    } else if !matches!(code, Some(0) | Some(1)) {
-        // One address is dead on purpose: the client reports it and exits 1.
-        return Err(TaskError::Failed {
-            what: "poetry-client".into(),
-            status: code,
-        });
-    }
-    eprintln!("xtask: demo done; the servers are stopped");
-    Ok(())
+    client.stdout(std::fs::File::create(&out_path).map_err(TaskError::Io)?);
+    client.stderr(std::fs::File::create(&err_path).map_err(TaskError::Io)?);
+    Ok((client, Some((out_path, err_path))))
 }
 
 /// Where cargo puts its builds.
