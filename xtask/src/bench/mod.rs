@@ -458,6 +458,34 @@ impl Report {
     }
 
     fn to_markdown(&self, table: &Table, goals: &[goals::Goal]) -> String {
+        let mut md = self.header();
+        md += "## Results\n\n";
+        md += "Each cell is the median over the rounds, (min–max), and ×r where r is ours ÷ that\n";
+        md += "server's median. ↑: higher is better (r > 1: ours is ahead); ↓: lower is better\n";
+        md += "(r < 1: ours is ahead). \"ours\" is poetry-server in bulk, poems and slow, the\n";
+        md +=
+            "protocol crate's `echo_server` example in echo and idle, and the reactor in timers;\n";
+        md += "ours-copy is poetry-server `--no-sendfile`; raw-mio-sendfile is the kernel's\n";
+        md += "zero-copy figure. A `*` marks a spread wider than a quarter of the median: other\n";
+        md +=
+            "work on the machine, or a figure that varies by nature (memory kept after close).\n\n";
+        md += &table.to_markdown();
+        md += "\n## Goals\n\n";
+        md += &goals::to_markdown(goals);
+        let notes = table.failure_notes();
+        if !notes.is_empty() {
+            md += "\n## Failed runs\n\n";
+            for note in notes {
+                md += &format!("- {note}\n");
+            }
+        }
+        md += "\n## The scenarios\n\n";
+        md += SCENARIO_NOTES;
+        md
+    }
+
+    /// The title, what the file is, and how and where the run was made.
+    fn header(&self) -> String {
         let m = &self.machine;
         let pinning = if self.pinned {
             "servers (and timers-bench) on CPU 0, loadgen on CPU 1, with `taskset -c`; \
@@ -512,28 +540,6 @@ impl Report {
         if !self.notes.is_empty() {
             md += "\n";
         }
-        md += "## Results\n\n";
-        md += "Each cell is the median over the rounds, (min–max), and ×r where r is ours ÷ that\n";
-        md += "server's median. ↑: higher is better (r > 1: ours is ahead); ↓: lower is better\n";
-        md += "(r < 1: ours is ahead). \"ours\" is poetry-server in bulk, poems and slow, the\n";
-        md +=
-            "protocol crate's `echo_server` example in echo and idle, and the reactor in timers;\n";
-        md += "ours-copy is poetry-server `--no-sendfile`; raw-mio-sendfile is the kernel's\n";
-        md += "zero-copy figure. A `*` marks a spread wider than a quarter of the median: other\n";
-        md +=
-            "work on the machine, or a figure that varies by nature (memory kept after close).\n\n";
-        md += &table.to_markdown();
-        md += "\n## Goals\n\n";
-        md += &goals::to_markdown(goals);
-        let notes = table.failure_notes();
-        if !notes.is_empty() {
-            md += "\n## Failed runs\n\n";
-            for note in notes {
-                md += &format!("- {note}\n");
-            }
-        }
-        md += "\n## The scenarios\n\n";
-        md += SCENARIO_NOTES;
         md
     }
 }

@@ -254,33 +254,48 @@ pub(crate) fn poems(ctx: &Ctx<'_>, table: &mut Table) {
     measure(ctx, table, "poems", &servers, &figures, |server| {
         let (poem, sum) = prepared.clone()?;
         let s = ctx.env.start(server, Service::Poetry(&poem), None)?;
-        let mut args = vec![
-            "poems".to_owned(),
-            "--port".to_owned(),
-            s.port.to_string(),
-            "--concurrency".to_owned(),
-            plan.poems_concurrency.to_string(),
-            "--downloads".to_owned(),
-            plan.poems_downloads.to_string(),
-            "--expect-bytes".to_owned(),
-            plan.poem_bytes.to_string(),
-            "--timeout-s".to_owned(),
-            plan.timeout_s(120).to_string(),
-        ];
+        let mut args = poems_args(plan, s.port, plan.poems_downloads, plan.poems_concurrency);
+        args.extend(["--expect-bytes".to_owned(), plan.poem_bytes.to_string()]);
         if let Some(sum) = sum {
             args.extend(["--expect-sum".to_owned(), sum]);
         }
-        let before = cpu(&s)?;
-        let fields = ctx.loadgen_run(args, None, plan.timeout_s(120))?;
-        let used = cpu(&s)?.saturating_sub(before);
-        let fields = require_ok("loadgen poems", fields)?;
-        s.stop()?;
-        let done = number(&fields, "completed")?.max(1.0);
-        Ok(vec![
-            number(&fields, "downloads_per_s")?,
-            used as f64 / 1000.0 / done,
-        ])
+        downloads_and_cpu(ctx, s, "loadgen poems", args)
     });
+}
+
+/// `loadgen poems` against `port`: `downloads` in all, `concurrency` at once.
+pub(crate) fn poems_args(plan: &Plan, port: u16, downloads: u64, concurrency: u32) -> Vec<String> {
+    vec![
+        "poems".to_owned(),
+        "--port".to_owned(),
+        port.to_string(),
+        "--concurrency".to_owned(),
+        concurrency.to_string(),
+        "--downloads".to_owned(),
+        downloads.to_string(),
+        "--timeout-s".to_owned(),
+        plan.timeout_s(120).to_string(),
+    ]
+}
+
+/// Runs loadgen with `args` (a `poems` run) against `server`, then stops it; returns
+/// downloads/s and the server's CPU µs per download.
+pub(crate) fn downloads_and_cpu(
+    ctx: &Ctx<'_>,
+    server: Server,
+    what: &str,
+    args: Vec<String>,
+) -> Result<Vec<f64>, RunFailure> {
+    let before = cpu(&server)?;
+    let fields = ctx.loadgen_run(args, None, ctx.plan.timeout_s(120))?;
+    let used = cpu(&server)?.saturating_sub(before);
+    let fields = require_ok(what, fields)?;
+    server.stop()?;
+    let done = number(&fields, "completed")?.max(1.0);
+    Ok(vec![
+        number(&fields, "downloads_per_s")?,
+        used as f64 / 1000.0 / done,
+    ])
 }
 
 /// Request and response over `echo_connections` connections: requests/s, server CPU

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::runner::{number, require_ok, RunFailure, Service};
-use super::scenarios::{cpu, measure, prepare, size_label, Ctx};
+use super::runner::{require_ok, RunFailure, Service};
+use super::scenarios::{downloads_and_cpu, measure, poems_args, prepare, size_label, Ctx};
 use super::table::{format_count, Better, Table};
 
 /// A text poem of `bytes` ASCII bytes in upper case, and the transform request for it
@@ -58,31 +58,14 @@ pub(crate) fn transform(ctx: &Ctx<'_>, table: &mut Table) {
     measure(ctx, table, "transform", &servers, &figures, |server| {
         let (request, reply) = prepared.clone()?;
         let s = ctx.env.start(server, Service::Transform, None)?;
-        let args = vec![
-            "poems".to_owned(),
-            "--port".to_owned(),
-            s.port.to_string(),
-            "--concurrency".to_owned(),
-            plan.poems_concurrency.to_string(),
-            "--downloads".to_owned(),
-            plan.poems_downloads.to_string(),
+        let mut args = poems_args(plan, s.port, plan.poems_downloads, plan.poems_concurrency);
+        args.extend([
             "--expect-bytes".to_owned(),
             reply.to_string(),
             "--request".to_owned(),
             request.display().to_string(),
-            "--timeout-s".to_owned(),
-            plan.timeout_s(120).to_string(),
-        ];
-        let before = cpu(&s)?;
-        let fields = ctx.loadgen_run(args, None, plan.timeout_s(120))?;
-        let used = cpu(&s)?.saturating_sub(before);
-        let fields = require_ok("loadgen poems --request", fields)?;
-        s.stop()?;
-        let done = number(&fields, "completed")?.max(1.0);
-        Ok(vec![
-            number(&fields, "downloads_per_s")?,
-            used as f64 / 1000.0 / done,
-        ])
+        ]);
+        downloads_and_cpu(ctx, s, "loadgen poems --request", args)
     });
 }
 
@@ -118,36 +101,19 @@ pub(crate) fn proxy(ctx: &Ctx<'_>, table: &mut Table) {
             },
             None,
         )?;
-        let run = |downloads: u64, concurrency: u32| {
-            let mut args = vec![
-                "poems".to_owned(),
-                "--port".to_owned(),
-                s.port.to_string(),
-                "--concurrency".to_owned(),
-                concurrency.to_string(),
-                "--downloads".to_owned(),
-                downloads.to_string(),
-                "--expect-bytes".to_owned(),
-                plan.poem_bytes.to_string(),
-                "--timeout-s".to_owned(),
-                plan.timeout_s(120).to_string(),
-            ];
+        let args = |downloads: u64, concurrency: u32| {
+            let mut args = poems_args(plan, s.port, downloads, concurrency);
+            args.extend(["--expect-bytes".to_owned(), plan.poem_bytes.to_string()]);
             if let Some(sum) = &sum {
                 args.extend(["--expect-sum".to_owned(), sum.clone()]);
             }
-            ctx.loadgen_run(args, None, plan.timeout_s(120))
+            args
         };
-        require_ok("loadgen poems (filling the cache)", run(1, 1)?)?;
-        let before = cpu(&s)?;
-        let fields = run(plan.poems_downloads, plan.poems_concurrency)?;
-        let used = cpu(&s)?.saturating_sub(before);
-        let fields = require_ok("loadgen poems (from the cache)", fields)?;
-        s.stop()?;
+        let fill = ctx.loadgen_run(args(1, 1), None, plan.timeout_s(120))?;
+        require_ok("loadgen poems (filling the cache)", fill)?;
+        let args = args(plan.poems_downloads, plan.poems_concurrency);
+        let figures = downloads_and_cpu(ctx, s, "loadgen poems (from the cache)", args)?;
         upstream.stop()?;
-        let done = number(&fields, "completed")?.max(1.0);
-        Ok(vec![
-            number(&fields, "downloads_per_s")?,
-            used as f64 / 1000.0 / done,
-        ])
+        Ok(figures)
     });
 }
