@@ -23,15 +23,46 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-fn main() {
-    let count: usize = match std::env::args().nth(1).map(|a| a.parse()) {
+/// The COUNT argument (a million by default); exits 2 on anything but a positive
+/// whole number.
+fn count_arg() -> usize {
+    match std::env::args().nth(1).map(|a| a.parse()) {
         None => 1_000_000,
         Some(Ok(n)) if n > 0 => n,
         Some(_) => {
             eprintln!("timers-bench: COUNT must be a positive whole number");
             std::process::exit(2);
         }
-    };
+    }
+}
+
+/// The times taken and the memory the pending calls held.
+struct Measured {
+    count: usize,
+    cancelled: usize,
+    schedule: Duration,
+    cancel: Duration,
+    fire: Duration,
+    /// Resident bytes the reactor gained for `count` pending calls.
+    reactor_bytes: u64,
+}
+
+/// Prints the RESULT line xtask reads.
+fn print_result(m: &Measured) {
+    let per = |d: Duration, n: usize| d.as_nanos() as f64 / n.max(1) as f64;
+    println!(
+        "RESULT {{\"count\":{},\"schedule_ns\":{:.1},\"cancel_ns\":{:.1},\"fire_ns\":{:.1},\"bytes_per_pending_call\":{:.1},\"structure_bytes_per_call\":{}}}",
+        m.count,
+        per(m.schedule, m.count),
+        per(m.cancel, m.cancelled),
+        per(m.fire, m.count - m.cancelled),
+        m.reactor_bytes as f64 / m.count as f64,
+        Reactor::TIMER_BYTES_PER_CALL
+    );
+}
+
+fn main() {
+    let count = count_arg();
     let clock = ManualClock::new();
     let mut reactor = match Reactor::with_clock(clock.clone()) {
         Ok(reactor) => reactor,
@@ -78,18 +109,16 @@ fn main() {
     );
     assert_eq!(reactor.pending_calls(), 0);
 
-    let per = |d: Duration, n: usize| d.as_nanos() as f64 / n.max(1) as f64;
     // The handles vector is the benchmark's own; subtract it from the reactor's share.
     let handles = (count * std::mem::size_of::<DelayedCall>()) as u64;
-    let reactor_bytes = rss_pending
-        .saturating_sub(rss_before)
-        .saturating_sub(handles);
-    println!(
-        "RESULT {{\"count\":{count},\"schedule_ns\":{:.1},\"cancel_ns\":{:.1},\"fire_ns\":{:.1},\"bytes_per_pending_call\":{:.1},\"structure_bytes_per_call\":{}}}",
-        per(schedule, count),
-        per(cancel, cancelled),
-        per(fire, count - cancelled),
-        reactor_bytes as f64 / count as f64,
-        Reactor::TIMER_BYTES_PER_CALL
-    );
+    print_result(&Measured {
+        count,
+        cancelled,
+        schedule,
+        cancel,
+        fire,
+        reactor_bytes: rss_pending
+            .saturating_sub(rss_before)
+            .saturating_sub(handles),
+    });
 }
