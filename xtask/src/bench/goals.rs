@@ -189,6 +189,7 @@ fn bound(table: &Table, goal: &str, key: &str, limit: f64, unit: &str, at_most: 
 /// Every goal, in the order.
 pub(crate) fn check(table: &Table) -> Vec<Goal> {
     let mut goals = bulk_goals(table);
+    goals.extend(bulk_same_cc_goals(table));
     goals.extend(per_request_goals(table));
     goals.extend(idle_goals(table));
     goals.push(slow_goal(table));
@@ -196,7 +197,7 @@ pub(crate) fn check(table: &Table) -> Vec<Goal> {
     goals
 }
 
-/// The bulk download's throughput, CPU and memory.
+/// The bulk download under the system's congestion control: throughput and memory.
 fn bulk_goals(table: &Table) -> Vec<Goal> {
     vec![
         against_peer(
@@ -230,6 +231,12 @@ fn bulk_goals(table: &Table) -> Vec<Goal> {
             1.0,
             true,
         ),
+    ]
+}
+
+/// The bulk download with every server on the same congestion control.
+fn bulk_same_cc_goals(table: &Table) -> Vec<Goal> {
+    vec![
         against_best_peer(
             table,
             "bulk, same cc for all: MB/s ≥ 1.5 × the best peer",

@@ -81,6 +81,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// Binds the service the mode asks for on loopback `port`.
+async fn bind(port: u16, poem: Option<Arc<[u8]>>, udp: bool) -> Result<Service, String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let cannot = |e: std::io::Error| format!("cannot bind {addr}: {e}");
+    Ok(match poem {
+        _ if udp => Service::UdpEcho(
+            UdpSocket::bind(addr)
+                .await
+                .map_err(|e| format!("cannot bind UDP {addr}: {e}"))?,
+        ),
+        Some(poem) => Service::Poetry(listen(addr).map_err(cannot)?, poem),
+        None => Service::Echo(listen(addr).map_err(cannot)?),
+    })
+}
+
+/// Prints the start line the bench waits for, `Serving <what> on port <N>.`.
+fn announce(service: &Service) -> Result<(), String> {
+    let (bound, what) = match service {
+        Service::Poetry(listener, _) => (listener.local_addr(), "poetry"),
+        Service::Echo(listener) => (listener.local_addr(), "echo"),
+        Service::UdpEcho(socket) => (socket.local_addr(), "UDP echo"),
+    };
+    let port = bound
+        .map_err(|e| format!("cannot read bound address: {e}"))?
+        .port();
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "Serving {what} on port {port}.")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     // Best effort: without it we serve fewer idle connections, nothing worse.
     let _ = raise_fd_limit();
@@ -99,36 +130,13 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     let rt = runtime(flavor).map_err(|e| format!("cannot build the runtime: {e}"))?;
     rt.block_on(async move {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let service = match poem {
-            _ if udp => Service::UdpEcho(
-                UdpSocket::bind(addr)
-                    .await
-                    .map_err(|e| format!("cannot bind UDP {addr}: {e}"))?,
-            ),
-            Some(poem) => Service::Poetry(
-                listen(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?,
-                poem,
-            ),
-            None => Service::Echo(listen(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?),
-        };
+        let service = bind(port, poem, udp).await?;
         // Handlers first, so a signal right after the start line is not lost.
         let mut term =
             signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
         let mut int =
             signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-        let (bound, what) = match &service {
-            Service::Poetry(listener, _) => (listener.local_addr(), "poetry"),
-            Service::Echo(listener) => (listener.local_addr(), "echo"),
-            Service::UdpEcho(socket) => (socket.local_addr(), "UDP echo"),
-        };
-        let port = bound
-            .map_err(|e| format!("cannot read bound address: {e}"))?
-            .port();
-        let mut stdout = std::io::stdout();
-        writeln!(stdout, "Serving {what} on port {port}.")
-            .and_then(|()| stdout.flush())
-            .map_err(|e| format!("cannot write to stdout: {e}"))?;
+        announce(&service)?;
         let serve = async move {
             match service {
                 Service::Poetry(listener, poem) => serve_poetry(listener, poem).await,
