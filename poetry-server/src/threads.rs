@@ -107,6 +107,14 @@ pub fn serve_on_threads(
     if let Some((name, port)) = &listening {
         on_listening(name, *port);
     }
+    join_all(handles)
+}
+
+/// Waits for every reactor thread; returns their summed stats, or the first error one
+/// returned (a thread that panicked is logged).
+fn join_all(
+    handles: Vec<thread::JoinHandle<Result<Stats, ServerError>>>,
+) -> Result<Stats, ServerError> {
     let mut total = Stats::default();
     let mut first_error = None;
     for handle in handles {
