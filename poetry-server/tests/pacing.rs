@@ -26,7 +26,8 @@ fn slow(num_bytes: usize, delay: Duration) -> ServerOptions {
     }
 }
 
-/// A protocol from the factory, as a listening port would build it.
+/// A protocol from the factory, as a listening port would build it (for a test on a
+/// small stream; the others use `ProtocolTest::from_factory`).
 fn build(factory: &Shared<PoetryFactory>) -> PoetryProtocol {
     factory
         .borrow_mut()
@@ -41,7 +42,7 @@ fn slow_mode_sends_num_bytes_per_delay_in_memory() {
         Poem::from_bytes("jabberwocky", POEM),
         slow(num_bytes, delay),
     ));
-    let mut test = ProtocolTest::new(build(&factory), factory.clone());
+    let mut test = ProtocolTest::from_factory(&factory).expect("the factory accepts");
     let mut pieces = Vec::new();
     // The first piece goes at once, on connection_made.
     pieces.push(test.take_written());
@@ -77,7 +78,7 @@ fn slow_mode_stops_its_timer_when_the_client_leaves() {
         Poem::from_bytes("jabberwocky", POEM),
         slow(10, delay),
     ));
-    let mut test = ProtocolTest::new(build(&factory), factory.clone());
+    let mut test = ProtocolTest::from_factory(&factory).expect("the factory accepts");
     assert_eq!(test.take_written(), &POEM[..10]);
     test.advance(delay);
     assert_eq!(test.take_written(), &POEM[10..20]);
@@ -108,7 +109,7 @@ fn slow_pauses_longer_than_the_idle_timeout_are_not_idleness() {
         Poem::from_bytes("jabberwocky", POEM),
         options,
     ));
-    let mut test = ProtocolTest::new(build(&factory), factory.clone());
+    let mut test = ProtocolTest::from_factory(&factory).expect("the factory accepts");
     let mut got = test.take_written();
     for _ in 0..POEM.len().div_ceil(num_bytes) + 1 {
         for _ in 0..3 {
@@ -136,7 +137,7 @@ fn a_client_that_half_closes_still_gets_the_whole_poem() {
         Poem::from_bytes("jabberwocky", POEM),
         slow(num_bytes, delay),
     ));
-    let mut test = ProtocolTest::new(build(&factory), factory.clone());
+    let mut test = ProtocolTest::from_factory(&factory).expect("the factory accepts");
     test.close_peer_write();
     let mut got = test.take_written();
     for _ in 0..POEM.len().div_ceil(num_bytes) {

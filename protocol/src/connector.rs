@@ -4,17 +4,13 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::net::SocketAddr;
-use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use log::{debug, error};
-use reactor::{panic_message, DelayedCall, DescriptorId, Reactor};
-use transport::{
-    start_connect_tcp, start_connect_unix, Address, Connecting, Connection, DisconnectReason,
-    Stream,
-};
+use log::debug;
+use reactor::{DelayedCall, DescriptorId, Reactor};
+use transport::{Connecting, Connection, DisconnectReason, Stream};
 
 use crate::error::ConnectError;
 use crate::factory::ClientFactory;
@@ -22,6 +18,9 @@ use crate::handler::ProtocolHandler;
 use crate::reconnecting::{ConnectWith, Retry};
 use crate::resolver::{self, Lookup};
 use crate::shared::Shared;
+use crate::testing::LostSlot;
+
+mod attempt;
 
 /// Where a connector connects to (Twisted's `getDestination` result).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,16 +88,20 @@ enum Phase {
     Connected(DescriptorId),
 }
 
-/// The stream a [`Destination::Memory`] connector connects with, once.
-pub(crate) struct MemoryPeer(Option<Box<dyn Stream>>);
+/// What a [`Destination::Memory`] connector connects with (once), and what the
+/// test that made it learns: the connection's id, and how it ended.
+pub(crate) struct MemoryPeer {
+    stream: Option<Box<dyn Stream>>,
+    id: Option<DescriptorId>,
+    lost: LostSlot,
+}
 
 impl fmt::Debug for MemoryPeer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "MemoryPeer(ready)"
-        } else {
-            "MemoryPeer(used)"
-        })
+        f.debug_struct("MemoryPeer")
+            .field("unused", &self.stream.is_some())
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,7 +120,8 @@ pub(crate) struct State {
     /// Reconnecting with back-off, when made through a
     /// [`ReconnectingClientFactory`](crate::ReconnectingClientFactory).
     pub(crate) retry: Option<Retry>,
-    memory: MemoryPeer,
+    /// Only for a [`Destination::Memory`] connector.
+    memory: Option<MemoryPeer>,
 }
 
 static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -303,6 +307,27 @@ pub fn connect_unix_with<C: ConnectWith>(
     )
 }
 
+/// Connects to an in-memory peer over `stream`, as the connectors of
+/// [`testing`](crate::testing) do: the first attempt connects with it, any later
+/// one is refused. `lost` learns how the connection ended.
+pub(crate) fn connect_memory<F: ClientFactory>(
+    reactor: &mut Reactor,
+    stream: Box<dyn Stream>,
+    factory: &Shared<F>,
+    data: F::Data,
+    lost: LostSlot,
+) -> Connector<F> {
+    let options = ConnectOptions::default();
+    let connector = Connector::unstarted(Destination::Memory, factory, data, options);
+    connector.state.borrow_mut().memory = Some(MemoryPeer {
+        stream: Some(stream),
+        id: None,
+        lost,
+    });
+    connector.connect(reactor);
+    connector
+}
+
 impl<F: ClientFactory> Connector<F> {
     fn new<C: ConnectWith<Factory = F>>(
         reactor: &mut Reactor,
@@ -333,11 +358,16 @@ impl<F: ClientFactory> Connector<F> {
                 factory_started: false,
                 serial: NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 retry: None,
-                memory: MemoryPeer(None),
+                memory: None,
             })),
             factory: factory.clone(),
             data: Rc::new(data),
         }
+    }
+
+    /// The id of the connection a memory connector made, once made.
+    pub(crate) fn memory_connection(&self) -> Option<DescriptorId> {
+        self.state.borrow().memory.as_ref().and_then(|m| m.id)
     }
 
     pub(crate) fn downgrade(&self) -> WeakConnector<F> {
@@ -504,274 +534,5 @@ impl<F: ClientFactory> Connector<F> {
             _ => {}
         }
         self.report_failure(reactor, ConnectError::Failed(DisconnectReason::TimedOut));
-    }
-
-    fn is_current(&self, attempt: u64) -> bool {
-        self.state.borrow().attempt == attempt
-    }
-
-    fn begin(&self, reactor: &mut Reactor, attempt: u64) {
-        if !self.is_current(attempt) || self.state.borrow().phase != Phase::Starting {
-            return;
-        }
-        // The attempt is armed before user code runs (as Twisted's `connect`), so a
-        // panicking `started_connecting` cannot leave it half begun.
-        self.start_attempt(reactor, attempt);
-        let connector = self.clone();
-        self.factory.call(reactor, move |factory, reactor| {
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-                factory.started_connecting(reactor, &connector)
-            }));
-            if let Err(payload) = outcome {
-                error!(
-                    "started_connecting panicked: {}; the attempt goes on",
-                    panic_message(payload.as_ref())
-                );
-            }
-        });
-    }
-
-    /// Begins resolving (TCP) or connecting (Unix). A failure found at once is
-    /// reported on the next turn, after `started_connecting`.
-    fn start_attempt(&self, reactor: &mut Reactor, attempt: u64) {
-        let destination = self.state.borrow().destination.clone();
-        match destination {
-            Destination::Tcp { host, port } => {
-                let connector = self.clone();
-                let name = host.clone();
-                let lookup = resolver::resolve(reactor, &name, port, move |reactor, result| {
-                    if !connector.is_current(attempt) {
-                        return;
-                    }
-                    match result {
-                        Ok(addresses) => connector.try_tcp(reactor, attempt, addresses, 0),
-                        Err(source) => {
-                            connector.fail(reactor, ConnectError::Lookup { host, source })
-                        }
-                    }
-                });
-                self.state.borrow_mut().phase = Phase::Resolving(lookup);
-            }
-            Destination::Unix(path) => match start_connect_unix(&path) {
-                Ok(stream) => self.watch(
-                    reactor,
-                    attempt,
-                    Box::new(stream),
-                    Address::Unix(Some(path)),
-                    Vec::new(),
-                    0,
-                ),
-                Err(e) => {
-                    let reason = ConnectError::Failed(DisconnectReason::from_io(e));
-                    self.fail_soon(reactor, attempt, reason);
-                }
-            },
-            Destination::Memory => {
-                // Connects on the next turn, after `started_connecting`, as a socket
-                // would; a second attempt has no peer left and is refused.
-                let connector = self.clone();
-                reactor.call_soon(move |reactor| {
-                    if !connector.is_current(attempt) {
-                        return;
-                    }
-                    let stream = connector.state.borrow_mut().memory.0.take();
-                    match stream {
-                        Some(stream) => connector.connected(reactor, attempt, stream),
-                        None => {
-                            let reason = ConnectError::Failed(DisconnectReason::Refused);
-                            connector.fail(reactor, reason);
-                        }
-                    }
-                });
-            }
-        }
-    }
-
-    /// Fails the attempt on the next turn, if it is still current then.
-    fn fail_soon(&self, reactor: &mut Reactor, attempt: u64, reason: ConnectError) {
-        let connector = self.clone();
-        reactor.call_soon(move |reactor| {
-            if connector.is_current(attempt) {
-                connector.fail(reactor, reason);
-            }
-        });
-    }
-
-    /// Tries `addresses[index..]` in turn.
-    fn try_tcp(
-        &self,
-        reactor: &mut Reactor,
-        attempt: u64,
-        addresses: Vec<SocketAddr>,
-        index: usize,
-    ) {
-        let bind = self.state.borrow().options.bind_address;
-        let mut last = None;
-        for (i, address) in addresses.iter().enumerate().skip(index) {
-            match start_connect_tcp(*address, bind) {
-                Ok(stream) => {
-                    let target = Address::Tcp(*address);
-                    return self.watch(
-                        reactor,
-                        attempt,
-                        Box::new(stream),
-                        target,
-                        addresses,
-                        i + 1,
-                    );
-                }
-                Err(e) => {
-                    debug!("connect to {address} failed at once: {e}");
-                    last = Some(DisconnectReason::from_io(e));
-                }
-            }
-        }
-        let reason = last.unwrap_or(DisconnectReason::Refused);
-        self.fail(reactor, ConnectError::Failed(reason));
-    }
-
-    fn watch(
-        &self,
-        reactor: &mut Reactor,
-        attempt: u64,
-        stream: Box<dyn Stream>,
-        target: Address,
-        addresses: Vec<SocketAddr>,
-        next: usize,
-    ) {
-        let connector = self.clone();
-        let on_done = Box::new(
-            move |reactor: &mut Reactor, result: Result<Box<dyn Stream>, DisconnectReason>| {
-                if !connector.is_current(attempt) {
-                    return;
-                }
-                match result {
-                    Ok(stream) => connector.connected(reactor, attempt, stream),
-                    Err(DisconnectReason::Aborted) => {
-                        connector.fail(reactor, ConnectError::Cancelled)
-                    }
-                    Err(reason @ DisconnectReason::TimedOut) => {
-                        connector.fail(reactor, ConnectError::Failed(reason))
-                    }
-                    Err(_) if next < addresses.len() => {
-                        connector.try_tcp(reactor, attempt, addresses, next)
-                    }
-                    Err(reason) => connector.fail(reactor, ConnectError::Failed(reason)),
-                }
-            },
-        );
-        // No timeout of its own: the attempt's one timer covers every address.
-        match Connecting::start(reactor, stream, target, None, on_done) {
-            Ok(id) => self.state.borrow_mut().phase = Phase::Connecting(id),
-            Err(e) => self.fail_soon(reactor, attempt, ConnectError::Setup(e)),
-        }
-    }
-
-    fn connected(&self, reactor: &mut Reactor, attempt: u64, stream: Box<dyn Stream>) {
-        self.state.borrow_mut().phase = Phase::Made;
-        let peer = stream.peer_address().unwrap_or(Address::Unix(None));
-        // Nothing of user code is on the stack here (a connect completes from the
-        // reactor's dispatch), so the factory is free.
-        let built = panic::catch_unwind(AssertUnwindSafe(|| match self.factory.try_borrow_mut() {
-            Some(mut factory) => factory.build_client_protocol(self, &peer),
-            None => {
-                debug_assert!(false, "the factory is borrowed across reactor turns");
-                None
-            }
-        }));
-        if !self.is_current(attempt) {
-            return; // stopped from build_client_protocol: the stream closes as it drops
-        }
-        let protocol = match built {
-            Ok(Some(protocol)) => protocol,
-            Ok(None) => return self.fail(reactor, ConnectError::Refused),
-            Err(payload) => {
-                error!(
-                    "build_protocol panicked for {peer}: {}",
-                    panic_message(payload.as_ref())
-                );
-                return self.fail(reactor, ConnectError::Refused);
-            }
-        };
-        // The connector counts as connected before `connection_made` runs (as
-        // Twisted sets `state = "connected"` before `makeConnection`), so whatever the
-        // protocol asks of it from there acts on the connection.
-        let made = self.clone();
-        let lost = self.clone();
-        let handler = ProtocolHandler::new(protocol, self.factory.clone())
-            .on_made(Box::new(move |reactor, id| made.made(reactor, attempt, id)))
-            .on_lost(Box::new(move |reactor, reason| lost.lost(reactor, reason)));
-        if let Err(e) = Connection::start(reactor, stream, peer, handler) {
-            self.fail(reactor, ConnectError::Setup(e));
-        }
-    }
-
-    /// The connection is made and has its id; its protocol has not heard yet.
-    fn made(&self, reactor: &mut Reactor, attempt: u64, id: DescriptorId) {
-        {
-            let mut state = self.state.borrow_mut();
-            debug_assert_eq!(
-                state.attempt, attempt,
-                "nothing runs between build and made"
-            );
-            debug_assert_eq!(state.phase, Phase::Made);
-            if state.attempt != attempt || state.phase != Phase::Made {
-                return;
-            }
-            state.phase = Phase::Connected(id);
-            if let Some(retry) = state.retry.as_mut() {
-                retry.connected();
-            }
-        }
-        self.disarm_timeout(reactor);
-    }
-
-    fn lost(&self, reactor: &mut Reactor, reason: &DisconnectReason) {
-        self.state.borrow_mut().phase = Phase::Disconnected;
-        let connector = self.clone();
-        let reason = crate::testing::clone_reason(reason);
-        self.factory.call(reactor, move |factory, reactor| {
-            factory.client_connection_lost(reactor, &connector, &reason);
-            // After the factory heard, so a `stop_trying` there holds.
-            crate::reconnecting::retry_later(reactor, &connector);
-        });
-        self.release_if_idle(reactor);
-    }
-
-    fn fail(&self, reactor: &mut Reactor, reason: ConnectError) {
-        self.state.borrow_mut().phase = Phase::Disconnected;
-        self.disarm_timeout(reactor);
-        self.report_failure(reactor, reason);
-    }
-
-    /// Tells the factory an attempt failed, and lets go of it unless it connected
-    /// again.
-    fn report_failure(&self, reactor: &mut Reactor, reason: ConnectError) {
-        debug!(
-            "connect to {} failed: {reason}",
-            self.state.borrow().destination
-        );
-        let connector = self.clone();
-        self.factory.call(reactor, move |factory, reactor| {
-            factory.client_connection_failed(reactor, &connector, &reason);
-            crate::reconnecting::retry_later(reactor, &connector);
-        });
-        self.release_if_idle(reactor);
-    }
-
-    /// After a failure or loss: unless the factory connected again, it no longer uses
-    /// the factory (Twisted calls `doStop` then).
-    fn release_if_idle(&self, reactor: &mut Reactor) {
-        let release = {
-            let mut state = self.state.borrow_mut();
-            let release = state.phase == Phase::Disconnected && state.factory_started;
-            if release {
-                state.factory_started = false;
-            }
-            release
-        };
-        if release {
-            self.factory.stop_use(reactor);
-        }
     }
 }

@@ -8,6 +8,12 @@
 //! server protocol the same way. [`check_chunkings`] replays an input cut at every
 //! chunk size, down to one byte at a time.
 //!
+//! Each takes a protocol already built, or asks a factory for it as the real thing
+//! would: [`ProtocolTest::from_factory`] as a listening port (`do_start`,
+//! `build_protocol`, ... `do_stop`), [`ProtocolTest::from_client_factory`] as a
+//! connector (`started_connecting`, `build_client_protocol`, `client_connection_lost`
+//! or `client_connection_failed`), [`Loopback::from_factories`] both.
+//!
 //! # Examples
 //!
 //! ```
@@ -57,7 +63,12 @@ pub const DEFAULT_CAPACITY: usize = 64 * 1024;
 /// Rounds a pump runs at most before deciding the protocol never settles.
 const MAX_PUMP_ROUNDS: usize = 100_000;
 
-type LostSlot = Rc<RefCell<Option<DisconnectReason>>>;
+mod from_factory;
+
+pub use from_factory::Refused;
+
+/// Where a test learns how its connection ended.
+pub(crate) type LostSlot = Rc<RefCell<Option<DisconnectReason>>>;
 
 /// Starts `protocol` on a connection over `stream`, recording how it ends.
 fn start<P: Protocol>(
@@ -66,11 +77,24 @@ fn start<P: Protocol>(
     factory: Shared<P::Factory>,
     stream: impl Stream,
 ) -> (DescriptorId, LostSlot) {
+    start_then(reactor, protocol, factory, stream, |_| {})
+}
+
+/// As [`start`], and `then` runs once the connection has ended and been recorded.
+fn start_then<P: Protocol>(
+    reactor: &mut Reactor,
+    protocol: P,
+    factory: Shared<P::Factory>,
+    stream: impl Stream,
+    then: impl FnOnce(&mut Reactor) + 'static,
+) -> (DescriptorId, LostSlot) {
     let lost: LostSlot = Rc::new(RefCell::new(None));
     let sink = lost.clone();
-    let handler = ProtocolHandler::new(protocol, factory).on_lost(Box::new(move |_, reason| {
+    let on_lost = move |reactor: &mut Reactor, reason: &DisconnectReason| {
         *sink.borrow_mut() = Some(clone_reason(reason));
-    }));
+        then(reactor);
+    };
+    let handler = ProtocolHandler::new(protocol, factory).on_lost(Box::new(on_lost));
     // A memory stream's peer is its other end's number: no system call.
     let peer = stream
         .peer_address()
@@ -78,6 +102,13 @@ fn start<P: Protocol>(
     let id = Connection::start(reactor, Box::new(stream), peer, handler)
         .expect("an in-memory stream always registers");
     (id, lost)
+}
+
+/// A reactor on a manual clock, for a test.
+fn manual_reactor() -> (Reactor, ManualClock) {
+    let clock = ManualClock::new();
+    let reactor = Reactor::with_clock(clock.clone()).expect("a reactor for the test");
+    (reactor, clock)
 }
 
 /// A copy of a reason for the record (`io::Error` is not `Clone`: kind and text kept).
@@ -147,10 +178,20 @@ impl<P: Protocol> ProtocolTest<P> {
     ///
     /// If `capacity` is zero.
     pub fn with_capacity(protocol: P, factory: Shared<P::Factory>, capacity: usize) -> Self {
-        let clock = ManualClock::new();
-        let mut reactor = Reactor::with_clock(clock.clone()).expect("a reactor for the test");
+        let (mut reactor, clock) = manual_reactor();
         let (ours, peer) = MemoryStream::pair(capacity);
         let (id, lost) = start(&mut reactor, protocol, factory.clone(), ours);
+        Self::assemble(reactor, clock, (id, lost), peer, factory)
+    }
+
+    /// The test around a connection started on `reactor`, settled.
+    fn assemble(
+        reactor: Reactor,
+        clock: ManualClock,
+        (id, lost): (DescriptorId, LostSlot),
+        peer: MemoryStream,
+        factory: Shared<P::Factory>,
+    ) -> Self {
         let mut test = ProtocolTest {
             reactor,
             clock,
@@ -371,11 +412,20 @@ impl<C: Protocol, S: Protocol> Loopback<C, S> {
         server_factory: Shared<S::Factory>,
         capacity: usize,
     ) -> Self {
-        let clock = ManualClock::new();
-        let mut reactor = Reactor::with_clock(clock.clone()).expect("a reactor for the test");
+        let (mut reactor, clock) = manual_reactor();
         let (client_end, server_end) = MemoryStream::pair(capacity);
         let server_side = start(&mut reactor, server, server_factory, server_end);
         let client_side = start(&mut reactor, client, client_factory, client_end);
+        Self::assemble(reactor, clock, client_side, server_side)
+    }
+
+    /// The loopback around two connections started on `reactor`, settled.
+    fn assemble(
+        reactor: Reactor,
+        clock: ManualClock,
+        client_side: (DescriptorId, LostSlot),
+        server_side: (DescriptorId, LostSlot),
+    ) -> Self {
         let mut loopback = Loopback {
             reactor,
             clock,

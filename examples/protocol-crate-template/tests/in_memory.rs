@@ -3,8 +3,8 @@
 
 use protocol::basic::LineReceiver;
 use protocol::prelude::*;
-use protocol::testing::{check_chunkings, Loopback, ProtocolTest, DEFAULT_CAPACITY};
-use upper_echo::{server_factory, UpperClient, UpperClientFactory, UpperEcho, UpperEchoFactory};
+use protocol::testing::{check_chunkings, Loopback, ProtocolTest};
+use upper_echo::{server_factory, UpperClientFactory, UpperEcho, UpperEchoFactory};
 
 fn server() -> (LineReceiver<UpperEcho>, Shared<UpperEchoFactory>) {
     (LineReceiver::new(UpperEcho), server_factory())
@@ -40,14 +40,9 @@ fn an_unfinished_line_waits_for_its_end() {
 fn the_client_and_the_server_talk_in_memory() {
     let lines = vec![b"one".to_vec(), b"Two".to_vec()];
     let client_factory = Shared::new(UpperClientFactory::new(lines));
-    let (server, server_factory) = server();
-    let loopback = Loopback::new(
-        LineReceiver::new(UpperClient::default()),
-        client_factory.clone(),
-        server,
-        server_factory,
-        DEFAULT_CAPACITY,
-    );
+    // Each side's protocol comes from its factory, as a connector and a port build it.
+    let loopback = Loopback::from_factories(&client_factory, (), &server_factory())
+        .expect("neither factory refuses");
     assert!(loopback.client_reason().is_some_and(|r| r.is_clean()));
     let factory = client_factory.borrow();
     assert_eq!(factory.outcome(), Some(&Ok(())));
