@@ -72,6 +72,40 @@ macro_rules! forwarded_callbacks {
     };
 }
 
+/// A context's read-side flow control, for a receiver whose state has a `paused` flag
+/// that its `deliver` honours: `pause_receiving`, `resume_receiving`, `is_paused`.
+/// `$what` names what is delivered ("lines", "strings"). Invoked inside the
+/// context's `impl` block.
+macro_rules! receiving_controls {
+    ($what:literal) => {
+        #[doc = concat!(
+                    "Stops delivering ", $what, " (and reading) until ",
+                    "[`resume_receiving`](Self::resume_receiving): ", $what,
+                    " already read stay buffered (Twisted's `pauseProducing`)."
+                )]
+        #[doc(alias = "pauseProducing")]
+        pub fn pause_receiving(&mut self) {
+            self.state.paused = true;
+            self.cx.pause_reading();
+        }
+
+        #[doc = concat!(
+                    "Delivers the buffered ", $what, " and reads again (Twisted's ",
+                    "`resumeProducing`). Called from a callback, delivery goes on when it returns."
+                )]
+        #[doc(alias = "resumeProducing")]
+        pub fn resume_receiving(&mut self) {
+            self.state.paused = false;
+            self.cx.resume_reading();
+        }
+
+        /// Whether delivery is paused.
+        pub fn is_paused(&self) -> bool {
+            self.state.paused
+        }
+    };
+}
+
 /// The wrapper half of a framing receiver `$receiver<$params>` around a protocol of
 /// type `$inner`, whose callbacks get a `$context<'_, '_, $params>`:
 ///

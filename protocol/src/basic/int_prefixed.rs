@@ -305,25 +305,7 @@ impl<'b, P: LengthPrefix, S: IntStringProtocol<P>> IntStringContext<'_, 'b, P, S
         self.state.reader.framing_mut().set_max_length(max);
     }
 
-    /// Stops delivering strings (and reading) until
-    /// [`resume_receiving`](Self::resume_receiving) (Twisted's `pauseProducing`).
-    #[doc(alias = "pauseProducing")]
-    pub fn pause_receiving(&mut self) {
-        self.state.paused = true;
-        self.cx.pause_reading();
-    }
-
-    /// Delivers the buffered strings and reads again (Twisted's `resumeProducing`).
-    #[doc(alias = "resumeProducing")]
-    pub fn resume_receiving(&mut self) {
-        self.state.paused = false;
-        self.cx.resume_reading();
-    }
-
-    /// Whether delivery is paused.
-    pub fn is_paused(&self) -> bool {
-        self.state.paused
-    }
+    receiving_controls!("strings");
 
     /// What went wrong with the peer's input, if anything.
     pub fn error(&self) -> Option<&IntStringError> {

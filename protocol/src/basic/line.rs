@@ -389,23 +389,7 @@ impl<'b, L: LineProtocol> LineContext<'_, 'b, L> {
         cleared
     }
 
-    /// Stops delivering lines (and reading) until
-    /// [`resume_receiving`](Self::resume_receiving): lines already read stay
-    /// buffered (Twisted's `LineReceiver.pauseProducing`).
-    #[doc(alias = "pauseProducing")]
-    pub fn pause_receiving(&mut self) {
-        self.state.paused = true;
-        self.cx.pause_reading();
-    }
-
-    /// Delivers the buffered lines and reads again (Twisted's
-    /// `LineReceiver.resumeProducing`). Called from a callback, delivery goes on when
-    /// it returns.
-    #[doc(alias = "resumeProducing")]
-    pub fn resume_receiving(&mut self) {
-        self.state.paused = false;
-        self.cx.resume_reading();
-    }
+    receiving_controls!("lines");
 
     /// Stops delivering for good and closes the connection (Twisted's
     /// `LineReceiver.stopProducing`).
@@ -413,11 +397,6 @@ impl<'b, L: LineProtocol> LineContext<'_, 'b, L> {
     pub fn stop_receiving(&mut self) {
         self.state.paused = true;
         self.cx.lose_connection();
-    }
-
-    /// Whether delivery is paused.
-    pub fn is_paused(&self) -> bool {
-        self.state.paused
     }
 
     /// The last limit the peer broke, if any (read it in
