@@ -6,6 +6,11 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
+pub(super) mod sealed {
+    /// Only this module's parsers are [`Framing`](super::Framing)s.
+    pub trait Sealed {}
+}
+
 /// Above this capacity, an emptied buffer is given back rather than kept, so an idle
 /// connection holds no large buffer.
 const KEEP_CAPACITY: usize = 4096;
@@ -17,8 +22,11 @@ const KEEP_CAPACITY: usize = 4096;
 ///
 /// Implemented by [`LineSplitter`](super::LineSplitter),
 /// [`NetstringParser`](super::NetstringParser) and
-/// [`IntPrefixParser`](super::IntPrefixParser).
-pub trait Framing {
+/// [`IntPrefixParser`](super::IntPrefixParser), and sealed: [`FrameReader`] relies on
+/// what they return (a frame takes at least one of the bytes given, and its payload
+/// lies inside it), so a framing of one's own is written as a receiver's parsing,
+/// not as a `Framing`.
+pub trait Framing: sealed::Sealed {
     /// What is wrong with input that breaks the framing.
     type Error;
 

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use super::framing::{Framing, Parsed};
+use super::framing::{sealed::Sealed, Framing, Parsed};
 use super::int_prefixed::{IntStringError, LengthPrefix};
 use super::line::{EmptyDelimiter, LineError};
 use super::netstring::NetstringError;
@@ -102,6 +102,8 @@ impl LineSplitter {
     }
 }
 
+impl Sealed for LineSplitter {}
+
 impl Framing for LineSplitter {
     type Error = LineError;
 
@@ -190,6 +192,8 @@ impl NetstringParser {
         self.max_length = max_length;
     }
 }
+
+impl Sealed for NetstringParser {}
 
 impl Framing for NetstringParser {
     type Error = NetstringError;
@@ -283,6 +287,8 @@ impl<P: LengthPrefix> IntPrefixParser<P> {
         self.max_length = max_length;
     }
 }
+
+impl<P: LengthPrefix> Sealed for IntPrefixParser<P> {}
 
 impl<P: LengthPrefix> Framing for IntPrefixParser<P> {
     type Error = IntStringError;
