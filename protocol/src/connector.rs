@@ -116,15 +116,12 @@ pub(crate) struct State {
     timer: Option<DelayedCall>,
     /// This connector counts as a user of its factory (Twisted's `factoryStarted`).
     factory_started: bool,
-    serial: u64,
     /// Reconnecting with back-off, when made through a
     /// [`ReconnectingClientFactory`](crate::ReconnectingClientFactory).
     pub(crate) retry: Option<Retry>,
     /// Only for a [`Destination::Memory`] connector.
     memory: Option<MemoryPeer>,
 }
-
-static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// One destination and the attempts to connect to it (Twisted's `IConnector`).
 ///
@@ -356,7 +353,6 @@ impl<F: ClientFactory> Connector<F> {
                 attempt: 0,
                 timer: None,
                 factory_started: false,
-                serial: NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 retry: None,
                 memory: None,
             })),
@@ -387,12 +383,6 @@ impl<F: ClientFactory> Connector<F> {
     #[doc(alias = "getDestination")]
     pub fn get_destination(&self) -> Destination {
         self.state.borrow().destination.clone()
-    }
-
-    /// A number that tells this connector (and its clones) from every other one in
-    /// the process.
-    pub fn serial(&self) -> u64 {
-        self.state.borrow().serial
     }
 
     /// Whether a connection made by this connector is open now.

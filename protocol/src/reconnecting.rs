@@ -45,16 +45,19 @@ use crate::shared::Shared;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReconnectPolicy {
     /// The delay the first retry grows from (Twisted's `initialDelay`, 1 s).
+    #[doc(alias = "initialDelay")]
     pub initial_delay: Duration,
     /// Growth of the delay per failure (Twisted's `factor`, e).
     pub factor: f64,
     /// Longest delay before jitter (Twisted's `maxDelay`, one hour).
+    #[doc(alias = "maxDelay")]
     pub max_delay: Duration,
     /// Relative standard deviation of each delay (Twisted's `jitter`, 0.1196...); 0
     /// makes the delays exact.
     pub jitter: f64,
     /// Consecutive failed attempts after which it gives up (Twisted's
     /// `maxRetries`); `None` never does.
+    #[doc(alias = "maxRetries")]
     pub max_retries: Option<u32>,
     /// Seeds the jitter's random numbers, for reproducible delays; `None` (the
     /// default) seeds from the time.

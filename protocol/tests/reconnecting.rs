@@ -289,6 +289,45 @@ fn a_lost_connection_retries_from_the_first_delay_again() {
 }
 
 #[test]
+fn each_connector_of_a_wrapper_jitters_on_its_own_and_stops_with_it() {
+    let (mut reactor, _clock) = manual_reactor();
+    let recorder = Shared::new(Recorder::default());
+    let jittery = ReconnectPolicy {
+        jitter: 0.1,
+        jitter_seed: Some(5),
+        ..policy(None)
+    };
+    let reconnecting = ReconnectingClientFactory::with_policy(&recorder, jittery);
+    let connectors: Vec<Connector<Recorder>> = (0..4)
+        .map(|_| {
+            connect_tcp_with(
+                &mut reactor,
+                "127.0.0.1",
+                closed_port(),
+                &reconnecting,
+                "jittery",
+                &ConnectOptions::default(),
+            )
+        })
+        .collect();
+    turn_until(&mut reactor, "every first attempt to end", || {
+        recorder.borrow().ends.len() == 4
+    });
+    let delays: Vec<f64> = connectors
+        .iter()
+        .map(|c| c.retry_delay().expect("a retry waits").as_secs_f64())
+        .collect();
+    // 2 s spread by 10 %: within 2 × (1 ± 8.6 × 0.1), and not all alike.
+    assert!(
+        delays.iter().all(|d| (0.28..=3.72).contains(d)),
+        "{delays:?}"
+    );
+    assert!(delays.windows(2).any(|w| w[0] != w[1]), "{delays:?}");
+    reconnecting.stop_trying(&mut reactor);
+    assert!(connectors.iter().all(|c| c.retry_delay().is_none()));
+}
+
+#[test]
 fn connectors_made_after_stop_trying_try_once() {
     let (mut reactor, clock) = manual_reactor();
     let recorder = Shared::new(Recorder::default());
