@@ -3,11 +3,17 @@
 //! The close marks the end of a poem, so a clean close must mean the whole poem was
 //! sent. While the poem is incomplete the socket lingers {on, 0}: whatever closes it
 //! (an abort, the reactor's shutdown, a crash or `SIGKILL` of the process) resets the
-//! connection. Once the poem is whole the writing half is shut down (FIN after the
-//! last byte) and the connection lingers, reading and discarding what the client
-//! sends, until the client has acknowledged everything or closes: then linger is
-//! switched off and the socket closed. Closing earlier, with the client's bytes unread,
-//! would make the kernel reset the connection and throw away the poem's tail.
+//! connection. Once the poem is whole in the kernel the writing half is shut down (FIN
+//! after the last byte) and linger is switched off at once: from then on any close,
+//! the reactor stopping or the process dying included, lets the kernel deliver the
+//! rest of the poem and its end, as a clean close must. (Keeping {on, 0} until the
+//! final close reset poems that were whole: a client whose last segment had filled its
+//! window held every byte while the FIN waited for the window to open, and a stop in
+//! that moment reached it as a reset after all the bytes.) The connection then
+//! lingers, reading and discarding what the client sends, until the client has
+//! acknowledged everything or closes: closing earlier, with the client's bytes unread,
+//! would make the kernel reset the connection and throw away the poem's tail. A client
+//! that takes nothing for the idle timeout is still reset.
 
 use std::time::Duration;
 
@@ -26,6 +32,9 @@ pub const SLOW_HIGH_WATER: usize = 64 * 1024;
 const LINGER_POLL_FIRST: Duration = Duration::from_millis(5);
 /// Longest wait between two looks at a lingering connection.
 const LINGER_POLL_MAX: Duration = Duration::from_secs(1);
+/// In fast mode, a streamed file is read ahead (`WILLNEED`) this far beyond what has
+/// been sent, in steps of half of it.
+pub(crate) const READ_AHEAD: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -54,6 +63,8 @@ pub struct PoetryProtocol {
     start: Option<FileState>,
     /// `TCP_CORK` is on.
     corked: bool,
+    /// Fast mode: the end of the part of the file asked to be read ahead.
+    advised: u64,
     /// Lingering: the wait before the next look, the acknowledged count at the last
     /// look and how long it has not moved.
     linger_poll: Duration,
@@ -70,6 +81,7 @@ impl PoetryProtocol {
             no_sendfile: false,
             start: None,
             corked: false,
+            advised: 0,
             linger_poll: LINGER_POLL_FIRST,
             acked: 0,
             stalled: Duration::ZERO,
@@ -137,6 +149,21 @@ impl PoetryProtocol {
                 warn!("sending the poem to {}: {e}", cx.get_peer());
                 false
             }
+        }
+    }
+
+    /// Fast mode: keeps the file asked to be read ahead [`READ_AHEAD`] beyond what has
+    /// been sent, half of it at a time, so that a cold file is read in large steps
+    /// while the socket takes the pages already there.
+    fn read_ahead(&mut self, cx: &mut Context<'_, Self>) {
+        if self.offset + READ_AHEAD / 2 < self.advised {
+            return;
+        }
+        let factory = cx.factory();
+        let end = (self.offset + READ_AHEAD).min(factory.poem.len());
+        if end > self.advised {
+            factory.poem.read_ahead(self.advised, end - self.advised);
+            self.advised = end;
         }
     }
 
@@ -307,8 +334,15 @@ impl Protocol for PoetryProtocol {
     }
 
     fn write_connection_lost(&mut self, cx: &mut Context<'_, Self>) {
-        // The poem and its end are all in the kernel now.
+        // The poem and its end are all in the kernel now: a close from here on, however
+        // it comes, must let the kernel finish (see the module's documentation).
+        if let Some(fd) = cx.handle() {
+            if let Err(e) = sockopt::reset_on_close(fd, false) {
+                warn!("ending the poem to {}: {e}", cx.get_peer());
+            }
+        }
         self.phase = Phase::Lingering;
+        cx.factory().lingering += 1;
         self.timer = Some(cx.call_later(self.linger_poll, |p, cx| p.linger(cx)));
     }
 
@@ -316,6 +350,7 @@ impl Protocol for PoetryProtocol {
         if self.phase != Phase::Sending {
             return;
         }
+        self.read_ahead(cx);
         let more = match self.zero_copy_file(cx) {
             Some(file) => self.send_file(cx, &file),
             None => self.send_next(cx, FAST_CHUNK, false),
@@ -332,11 +367,15 @@ impl Protocol for PoetryProtocol {
         if self.phase == Phase::Refused {
             return;
         }
-        // Lingering, the poem and its end are in the kernel: the close is clean, or
-        // (the reactor stopping) the client has acknowledged everything already.
+        // Lingering, the poem and its end are in the kernel and linger is off: a clean
+        // close, or the reactor's stop, lets the kernel deliver them. Only an abort (the
+        // client stalled past the idle timeout) or the client's own reset cuts them.
         let whole = match self.phase {
             Phase::Ending => reason.is_clean(),
-            Phase::Lingering => reason.is_clean() || cx.bytes_acked() == cx.bytes_sent(),
+            Phase::Lingering => {
+                cx.factory().lingering -= 1;
+                matches!(reason, DisconnectReason::Done | DisconnectReason::Shutdown)
+            }
             Phase::Sending | Phase::Refused => false,
         };
         if whole {

@@ -93,6 +93,9 @@ pub struct PoetryFactory {
     /// Connections open over every reactor sharing the cap (`--reactors N`).
     global_open: Option<Arc<AtomicUsize>>,
     pub(crate) stats: Stats,
+    /// Connections whose whole poem and its end are in the kernel, waiting for the
+    /// client to take them (the lingering close).
+    pub(crate) lingering: usize,
     /// Read buffer for streamed files, shared by all connections.
     scratch: Vec<u8>,
 }
@@ -112,6 +115,7 @@ impl PoetryFactory {
             open: 0,
             global_open: None,
             stats: Stats::default(),
+            lingering: 0,
             scratch: Vec::new(),
         }
     }
@@ -119,6 +123,12 @@ impl PoetryFactory {
     /// What it has done so far.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Connections open now whose whole poem and its end are in the kernel, lingering
+    /// until the client has taken them (on this factory's reactor).
+    pub fn lingering_connections(&self) -> usize {
+        self.lingering
     }
 
     /// Connections open now (on this factory's reactor).
