@@ -30,6 +30,21 @@ fn read_to_end_or_reset(stream: &mut TcpStream) -> (Vec<u8>, bool) {
     }
 }
 
+/// Bytes waiting to be read on `stream` (`FIONREAD`).
+fn unread_bytes(stream: &TcpStream) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer given.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(stream),
+            libc::FIONREAD,
+            &mut n,
+        )
+    };
+    assert_eq!(rc, 0, "ioctl FIONREAD");
+    usize::try_from(n).unwrap_or(0)
+}
+
 #[test]
 fn a_stop_while_lingering_lets_the_kernel_deliver_the_whole_poem() {
     let poem: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 31 % 251) as u8).collect();
@@ -63,20 +78,9 @@ fn a_stop_while_lingering_lets_the_kernel_deliver_the_whole_poem() {
             .iterate(Some(Duration::from_millis(10)))
             .expect("iterate");
     }
-    let mut unread: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int to the pointer given.
-    assert_eq!(
-        unsafe {
-            libc::ioctl(
-                std::os::fd::AsRawFd::as_raw_fd(&client),
-                libc::FIONREAD,
-                &mut unread,
-            )
-        },
-        0
-    );
+    let unread = unread_bytes(&client);
     assert!(
-        (unread as usize) < poem.len(),
+        unread < poem.len(),
         "the client's buffer took the whole poem: the test needs its tail in the server's kernel"
     );
     // What SIGTERM does: every connection is closed with the reactor.
