@@ -78,7 +78,9 @@ fn code_blocks_are_found_and_files_named() {
 }
 
 /// The pages for newcomers whose links and commands are checked.
-const PAGES: [&str; 6] = [
+const PAGES: [&str; 8] = [
+    "README.md",
+    "ARCHITECTURE.md",
     "docs/tour.md",
     "docs/writing-a-protocol-crate.md",
     "reactor/README.md",
@@ -105,7 +107,9 @@ fn example_commands(text: &str) -> Vec<(&str, &str)> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let after = |flag: &str| {
             let at = words.iter().position(|w| *w == flag)?;
-            words.get(at + 1).copied()
+            let word = words.get(at + 1)?;
+            // Prose around a command: `... --example qotd`), or a trailing comma.
+            Some(word.trim_end_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
         };
         if line.contains("cargo run") {
             if let (Some(package), Some(example)) = (after("-p"), after("--example")) {
@@ -142,10 +146,72 @@ fn the_pages_link_to_files_that_exist_and_run_examples_that_exist() {
     }
 }
 
+/// Every `poems/NAME` a text names.
+fn poem_paths(text: &str) -> Vec<&str> {
+    text.match_indices("poems/")
+        .filter_map(|(at, _)| {
+            let rest = &text[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || "/._-".contains(c)))
+                .unwrap_or(rest.len());
+            let path = rest[..end].trim_end_matches('.');
+            (path.len() > "poems/".len()).then_some(path)
+        })
+        .collect()
+}
+
+#[test]
+fn the_pages_name_only_poems_that_exist() {
+    for page in PAGES {
+        let text = fs::read_to_string(root().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        for poem in poem_paths(&text) {
+            assert!(
+                root().join(poem).is_file(),
+                "{page} names {poem}, which the project does not ship"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_readme_gives_each_poem_its_true_size() {
+    let readme = fs::read_to_string(root().join("README.md")).expect("README.md");
+    let mut rows = 0;
+    for line in readme.lines().filter(|l| l.starts_with("| `poems/")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let poem = cells[1].trim_matches('`');
+        let said: u64 = cells[2].replace(',', "").parse().unwrap_or_else(|e| {
+            panic!(
+                "README's row for {poem}: {:?} is not a byte count: {e}",
+                cells[2]
+            )
+        });
+        let size = fs::metadata(root().join(poem))
+            .unwrap_or_else(|e| panic!("README lists {poem}: {e}"))
+            .len();
+        assert_eq!(
+            said, size,
+            "README says {poem} has {said} bytes; it has {size}"
+        );
+        rows += 1;
+    }
+    let shipped = fs::read_dir(root().join("poems")).expect("poems/").count();
+    assert_eq!(
+        rows, shipped,
+        "README's poem table lists {rows} of the {shipped} poems"
+    );
+}
+
 #[test]
 fn links_and_commands_are_found() {
     let text = "see [a](../a.md) and [b](b.svg \"t\"), [c](x.md#part), [w](https://x.org/y)\n\
-                cargo run -p protocol --example echo_server -- 8000\n";
+                cargo run -p protocol --example echo_server -- 8000\n\
+                (`cargo run -p protocol --example qotd`), prose\n";
     assert_eq!(relative_links(text), ["../a.md", "b.svg", "x.md"]);
-    assert_eq!(example_commands(text), [("protocol", "echo_server")]);
+    assert_eq!(
+        example_commands(text),
+        [("protocol", "echo_server"), ("protocol", "qotd")]
+    );
+    let named = "serve poems/ete.txt and `poems/haiku.txt`. The [poems/](poems/) folder";
+    assert_eq!(poem_paths(named), ["poems/ete.txt", "poems/haiku.txt"]);
 }

@@ -73,6 +73,52 @@ fn dependencies_point_down_the_layers() {
     }
 }
 
+#[test]
+fn the_deferred_layer_sits_beside_the_transports() {
+    for (krate, other) in [("transport", "deferred"), ("deferred", "transport")] {
+        let manifest = fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap();
+        assert!(
+            !all_dependencies(&manifest).iter().any(|d| d == other),
+            "{krate} depends on {other}: the deferred layer is built on the reactor beside \
+             the transports, and neither names the other"
+        );
+    }
+}
+
+#[test]
+fn the_side_crates_depend_on_no_layer_and_test_support_is_dev_only() {
+    for krate in ["poetry-cli", "test-support"] {
+        let manifest = fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap();
+        let layers: Vec<String> = all_dependencies(&manifest)
+            .into_iter()
+            .filter(|d| LAYERS.contains(&d.as_str()))
+            .collect();
+        assert!(
+            layers.is_empty(),
+            "{krate} depends on the layers {layers:?}"
+        );
+    }
+    let members = fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    for krate in LAYERS.iter().chain(["poetry-cli", "xtask"].iter()) {
+        let manifest = fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap();
+        let mut table = String::new();
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                table = line.to_owned();
+            } else if line.starts_with("test-support") {
+                assert!(
+                    table.contains("dev-dependencies"),
+                    "{krate} names test-support under {table}: it is for tests only"
+                );
+            }
+        }
+    }
+    assert!(
+        members.contains("test-support"),
+        "test-support is a workspace member"
+    );
+}
+
 /// The workspace crates named in every dependency table of a manifest (normal, dev,
 /// build, target-specific).
 fn all_dependencies(manifest: &str) -> Vec<String> {
