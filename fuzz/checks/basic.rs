@@ -446,7 +446,10 @@ fn int_string_model<P: LengthPrefix>(
         if input.len() - pos < P::WIDTH {
             return (strings, None, input.len() - pos);
         }
-        let length = P::decode(&input[pos..pos + P::WIDTH]);
+        // Big-endian, written here as the model's own reading of the prefix.
+        let length = input[pos..pos + P::WIDTH]
+            .iter()
+            .fold(0usize, |n, b| n << 8 | usize::from(*b));
         if length > max {
             let error = IntStringError::LengthLimitExceeded { length, max };
             return (strings, Some((pos + P::WIDTH - 1, error)), 0);

@@ -10,11 +10,17 @@ use super::netstring::DEFAULT_MAX_STRING_LENGTH;
 use super::parsers::IntPrefixParser;
 use crate::protocol::Context;
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for u8 {}
-    impl Sealed for u16 {}
-    impl Sealed for u32 {}
+/// The prefix's encoding, private to this module's receiver and parser: nothing
+/// outside can call it with a slice of the wrong length.
+pub(super) mod sealed {
+    pub trait Sealed {
+        /// Reads a prefix of `WIDTH` bytes (the callers slice exactly that many).
+        fn decode(bytes: &[u8]) -> usize;
+
+        /// Writes `length` (at most `MAX`, checked by the caller) into `out`, `WIDTH`
+        /// bytes long.
+        fn encode(length: usize, out: &mut [u8]);
+    }
 }
 
 /// The integer type of a length prefix: `u8`, `u16` or `u32`, sent big-endian
@@ -24,21 +30,6 @@ pub trait LengthPrefix: sealed::Sealed + Copy + fmt::Debug + 'static {
     const WIDTH: usize;
     /// The longest string the prefix can announce.
     const MAX: usize;
-
-    /// Reads a prefix of exactly [`WIDTH`](Self::WIDTH) bytes.
-    ///
-    /// # Panics
-    ///
-    /// If `bytes` is not [`WIDTH`](Self::WIDTH) long.
-    fn decode(bytes: &[u8]) -> usize;
-
-    /// Writes `length` into `out`, [`WIDTH`](Self::WIDTH) bytes long.
-    ///
-    /// # Panics
-    ///
-    /// If `out` is not [`WIDTH`](Self::WIDTH) long, or `length` is above
-    /// [`MAX`](Self::MAX).
-    fn encode(length: usize, out: &mut [u8]);
 }
 
 macro_rules! length_prefix {
@@ -46,15 +37,31 @@ macro_rules! length_prefix {
         impl LengthPrefix for $int {
             const WIDTH: usize = std::mem::size_of::<$int>();
             const MAX: usize = <$int>::MAX as usize;
+        }
 
+        impl sealed::Sealed for $int {
             fn decode(bytes: &[u8]) -> usize {
-                let bytes = bytes.try_into().expect("a prefix of WIDTH bytes");
-                <$int>::from_be_bytes(bytes) as usize
+                debug_assert_eq!(
+                    bytes.len(),
+                    <Self as LengthPrefix>::WIDTH,
+                    "a prefix of WIDTH bytes"
+                );
+                bytes.iter().fold(0, |n, b| n << 8 | usize::from(*b))
             }
 
             fn encode(length: usize, out: &mut [u8]) {
-                let length = <$int>::try_from(length).expect("a length of at most MAX");
-                out.copy_from_slice(&length.to_be_bytes());
+                debug_assert!(
+                    length <= <Self as LengthPrefix>::MAX,
+                    "a length of at most MAX"
+                );
+                debug_assert_eq!(
+                    out.len(),
+                    <Self as LengthPrefix>::WIDTH,
+                    "a prefix of WIDTH bytes"
+                );
+                for (i, byte) in out.iter_mut().rev().enumerate() {
+                    *byte = (length >> (8 * i)) as u8;
+                }
             }
         }
     };

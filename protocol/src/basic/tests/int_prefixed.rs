@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::{cut, Log, SECOND};
+use crate::basic::int_prefixed::sealed::Sealed;
 use crate::basic::{
     Int16StringReceiver, Int32StringReceiver, Int8StringReceiver, IntNStringReceiver,
     IntStringContext, IntStringError, IntStringProtocol, LengthPrefix,
@@ -244,6 +245,12 @@ fn the_aliases_name_the_widths() {
     });
     assert_eq!((u8::WIDTH, u16::WIDTH, u32::WIDTH), (1, 2, 4));
     assert_eq!(u32::decode(&[0, 0, 1, 2]), 258);
+    let mut out = [0; 4];
+    u32::encode(258, &mut out);
+    assert_eq!(out, [0, 0, 1, 2]);
+    let mut out = [0; 2];
+    u16::encode(65535, &mut out);
+    assert_eq!((out, u16::decode(&out)), ([255, 255], 65535));
 }
 
 proptest! {
