@@ -405,19 +405,7 @@ pub(crate) fn slow(ctx: &Ctx<'_>, table: &mut Table) {
             max_connections: 20_000,
         };
         let s = ctx.env.start(server, service, nofile)?;
-        let args = vec![
-            "slow".to_owned(),
-            "--port".to_owned(),
-            s.port.to_string(),
-            "--clients".to_owned(),
-            plan.slow_clients.to_string(),
-            "--expect-bytes".to_owned(),
-            expect.to_string(),
-            "--expect-sum".to_owned(),
-            sum,
-            "--timeout-s".to_owned(),
-            plan.timeout_s(120).to_string(),
-        ];
+        let args = slow_args(plan, s.port, *expect, sum);
         let before = cpu(&s)?;
         let started = Instant::now();
         let fields = ctx.loadgen_run(args, nofile, plan.timeout_s(120))?;
@@ -430,6 +418,24 @@ pub(crate) fn slow(ctx: &Ctx<'_>, table: &mut Table) {
             used as f64 / wall.as_nanos().max(1) as f64 * 100.0,
         ])
     });
+}
+
+/// `loadgen slow` against `port`: every client's poem checked against `expect`
+/// bytes and their `sum`.
+fn slow_args(plan: &Plan, port: u16, expect: u64, sum: String) -> Vec<String> {
+    vec![
+        "slow".to_owned(),
+        "--port".to_owned(),
+        port.to_string(),
+        "--clients".to_owned(),
+        plan.slow_clients.to_string(),
+        "--expect-bytes".to_owned(),
+        expect.to_string(),
+        "--expect-sum".to_owned(),
+        sum,
+        "--timeout-s".to_owned(),
+        plan.timeout_s(120).to_string(),
+    ]
 }
 
 /// timers-bench: the reactor's cost per timer call and per pending call.

@@ -240,30 +240,10 @@ fn worker(plan: &Plan, mut poll: Poll, slots: usize, claimed: &AtomicU64) -> Res
             if claimed.fetch_add(1, Ordering::Relaxed) >= plan.downloads {
                 break;
             }
-            let started = Instant::now();
-            let mut stream = match TcpStream::connect(plan.addr) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    tally.fail(|| format!("connect: {e}"));
-                    continue;
-                }
-            };
-            let interest = match plan.request {
-                Some(_) => Interest::READABLE | Interest::WRITABLE,
-                None => Interest::READABLE,
-            };
-            if let Err(e) = poll.registry().register(&mut stream, Token(slot), interest) {
-                tally.fail(|| format!("register: {e}"));
-                continue;
+            if let Some(download) = start_download(plan, &poll, slot, &mut tally) {
+                free.pop();
+                downloads[slot] = Some(download);
             }
-            free.pop();
-            downloads[slot] = Some(Download {
-                stream,
-                started,
-                bytes: 0,
-                hasher: plan.expect_sum.map(|_| Fnv1a64::new()),
-                sent: 0,
-            });
         }
         if free.len() == slots {
             return Ok(tally); // Nothing in flight and nothing left to claim.
@@ -288,6 +268,30 @@ fn worker(plan: &Plan, mut poll: Poll, slots: usize, claimed: &AtomicU64) -> Res
             }
         }
     }
+}
+
+/// Connects a new download, registered under `slot`; `None` (counted as a failure) if
+/// it cannot start.
+fn start_download(plan: &Plan, poll: &Poll, slot: usize, tally: &mut Tally) -> Option<Download> {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(plan.addr)
+        .map_err(|e| tally.fail(|| format!("connect: {e}")))
+        .ok()?;
+    let interest = match plan.request {
+        Some(_) => Interest::READABLE | Interest::WRITABLE,
+        None => Interest::READABLE,
+    };
+    if let Err(e) = poll.registry().register(&mut stream, Token(slot), interest) {
+        tally.fail(|| format!("register: {e}"));
+        return None;
+    }
+    Some(Download {
+        stream,
+        started,
+        bytes: 0,
+        hasher: plan.expect_sum.map(|_| Fnv1a64::new()),
+        sent: 0,
+    })
 }
 
 /// Sends what is left of the request (the socket is writable); once it is all sent,
