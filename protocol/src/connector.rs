@@ -307,15 +307,16 @@ pub fn connect_unix_with<C: ConnectWith>(
 /// Connects to an in-memory peer over `stream`, as the connectors of
 /// [`testing`](crate::testing) do: the first attempt connects with it, any later
 /// one is refused. `lost` learns how the connection ended.
-pub(crate) fn connect_memory<F: ClientFactory>(
+pub(crate) fn connect_memory<C: ConnectWith>(
     reactor: &mut Reactor,
     stream: Box<dyn Stream>,
-    factory: &Shared<F>,
-    data: F::Data,
+    factory: &C,
+    data: <C::Factory as ClientFactory>::Data,
     lost: LostSlot,
-) -> Connector<F> {
+) -> Connector<C::Factory> {
     let options = ConnectOptions::default();
-    let connector = Connector::unstarted(Destination::Memory, factory, data, options);
+    let connector = Connector::unstarted(Destination::Memory, factory.shared(), data, options);
+    factory.adopt(&connector);
     connector.state.borrow_mut().memory = Some(MemoryPeer {
         stream: Some(stream),
         id: None,

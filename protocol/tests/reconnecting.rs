@@ -6,6 +6,7 @@ mod util;
 
 use std::time::Duration;
 
+use protocol::testing::ProtocolTest;
 use protocol::{
     connect_tcp, connect_tcp_with, for_protocol, listen_tcp, ClientFactory, ConnectError,
     ConnectOptions, Connector, Context, DisconnectReason, Factory, Protocol, ReconnectPolicy,
@@ -325,6 +326,47 @@ fn each_connector_of_a_wrapper_jitters_on_its_own_and_stops_with_it() {
     assert!(delays.windows(2).any(|w| w[0] != w[1]), "{delays:?}");
     reconnecting.stop_trying(&mut reactor);
     assert!(connectors.iter().all(|c| c.retry_delay().is_none()));
+}
+
+#[test]
+fn in_memory_a_lost_connection_retries_and_refusals_back_off() {
+    // No socket at all: the test's connector connects once over an in-memory stream,
+    // and every later attempt is refused, as by a server that went away.
+    let recorder = Shared::new(Recorder::default());
+    let reconnecting = ReconnectingClientFactory::with_policy(&recorder, policy(Some(3)));
+    let mut test = ProtocolTest::from_client_factory(&reconnecting, "memory").unwrap();
+    assert_eq!(recorder.borrow().made, 1);
+    test.disconnect_peer(false);
+    // After the loss the first delay again, then 4 s and 8 s after each refusal.
+    for delay in [2, 4, 8] {
+        let started = recorder.borrow().started;
+        test.advance(SECOND * delay - MILLI);
+        assert_eq!(
+            recorder.borrow().started,
+            started,
+            "retried before {delay} s"
+        );
+        test.advance(MILLI);
+        assert_eq!(
+            recorder.borrow().started,
+            started + 1,
+            "no retry at {delay} s"
+        );
+    }
+    // The third refusal was the last retry allowed.
+    test.advance(SECOND * 3600);
+    let recorder = recorder.borrow();
+    assert_eq!(recorder.started, 4);
+    assert_eq!(
+        recorder.ends,
+        [
+            "memory: lost",
+            "memory: refused",
+            "memory: refused",
+            "memory: refused"
+        ]
+    );
+    assert_eq!((recorder.do_start, recorder.do_stop), (4, 4));
 }
 
 #[test]

@@ -14,6 +14,7 @@ use super::{manual_reactor, start_then, Loopback, LostSlot, ProtocolTest, DEFAUL
 use crate::connector::connect_memory;
 use crate::factory::{ClientFactory, Factory};
 use crate::protocol::Protocol;
+use crate::reconnecting::ConnectWith;
 use crate::shared::Shared;
 
 /// Turns a connector's attempt gets at most before the test gives up on it.
@@ -64,10 +65,10 @@ fn accept<F: Factory>(
 /// `started_connecting`, then on the next turn `build_client_protocol` and the
 /// connection; its end reaches `client_connection_lost` and `do_stop`, a refusal
 /// `client_connection_failed`. Turns `reactor` until the attempt is decided.
-fn connect<F: ClientFactory>(
+fn connect<C: ConnectWith>(
     reactor: &mut Reactor,
-    factory: &Shared<F>,
-    data: F::Data,
+    factory: &C,
+    data: <C::Factory as ClientFactory>::Data,
     stream: MemoryStream,
 ) -> Result<(DescriptorId, LostSlot), Refused> {
     let lost = LostSlot::default();
@@ -158,7 +159,10 @@ impl<P: Protocol> ProtocolTest<P> {
     /// `connection_lost`, `client_connection_lost` and `do_stop`. The connector
     /// carries `data` ([`Connector::data`](crate::Connector::data)); it connects
     /// once, so a factory that connects it again hears `client_connection_failed`
-    /// (refused), as from a server that went away.
+    /// (refused), as from a server that went away. `factory` is what
+    /// [`connect_tcp`](crate::connect_tcp) takes: a [`Shared`] client factory, or a
+    /// [`ReconnectingClientFactory`](crate::ReconnectingClientFactory) around one,
+    /// whose connector then retries on the test's clock.
     ///
     /// # Errors
     ///
@@ -212,15 +216,25 @@ impl<P: Protocol> ProtocolTest<P> {
     /// # Ok::<(), Refused>(())
     /// ```
     #[doc(alias = "clientConnectionLost")]
-    pub fn from_client_factory<F>(factory: &Shared<F>, data: F::Data) -> Result<Self, Refused>
+    pub fn from_client_factory<C>(
+        factory: &C,
+        data: <C::Factory as ClientFactory>::Data,
+    ) -> Result<Self, Refused>
     where
-        F: ClientFactory<Protocol = P>,
-        P: Protocol<Factory = F>,
+        C: ConnectWith,
+        C::Factory: ClientFactory<Protocol = P>,
+        P: Protocol<Factory = C::Factory>,
     {
         let (mut reactor, clock) = manual_reactor();
         let (ours, peer) = MemoryStream::pair(DEFAULT_CAPACITY);
         let side = connect(&mut reactor, factory, data, ours)?;
-        Ok(Self::assemble(reactor, clock, side, peer, factory.clone()))
+        Ok(Self::assemble(
+            reactor,
+            clock,
+            side,
+            peer,
+            factory.shared().clone(),
+        ))
     }
 }
 
@@ -278,13 +292,14 @@ impl<C: Protocol, S: Protocol> Loopback<C, S> {
     /// # Ok::<(), Refused>(())
     /// ```
     pub fn from_factories<CF, SF>(
-        client_factory: &Shared<CF>,
-        data: CF::Data,
+        client_factory: &CF,
+        data: <CF::Factory as ClientFactory>::Data,
         server_factory: &Shared<SF>,
     ) -> Result<Self, Refused>
     where
-        CF: ClientFactory<Protocol = C>,
-        C: Protocol<Factory = CF>,
+        CF: ConnectWith,
+        CF::Factory: ClientFactory<Protocol = C>,
+        C: Protocol<Factory = CF::Factory>,
         SF: Factory<Protocol = S>,
         S: Protocol<Factory = SF>,
     {
