@@ -118,6 +118,15 @@ impl Running {
     pub fn stderr(&self) -> String {
         self.stderr.text()
     }
+
+    /// Whether it is still running.
+    ///
+    /// # Panics
+    ///
+    /// If its status cannot be read.
+    pub fn is_running(&mut self) -> bool {
+        self.child.0.try_wait().expect("try_wait").is_none()
+    }
 }
 
 /// A file of its own for one test, removed on drop.

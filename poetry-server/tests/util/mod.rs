@@ -8,20 +8,18 @@
 // Each test file uses its own subset of these helpers (and of the re-exports).
 #![allow(dead_code, unused_imports)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Instant;
 
 // What every crate's tests share, written once in test-support (under the names these
 // tests have always used).
 pub(crate) use test_support::{
     assert_same_bytes, parse_port, poem as shared_poem, poems as shared_poems, pseudo_random,
-    reset, run_bounded, twisted_peer, twisted_python, workspace, ChildGuard, Collected, PATIENCE,
+    reset, run_bounded, twisted_peer, twisted_python, workspace, ChildGuard, Collected, Running,
+    PATIENCE,
 };
 
 /// The `poetry-server` binary under test.
@@ -65,12 +63,11 @@ impl Drop for ScratchDir {
 /// The server binary, running: killed on drop.
 #[derive(Debug)]
 pub(crate) struct Server {
-    child: ChildGuard,
+    running: Running,
     /// The port it announced.
     pub(crate) port: u16,
     /// Its start line (`Serving <name> on port <N>.`).
     pub(crate) banner: String,
-    stderr: Collected,
 }
 
 impl Server {
@@ -79,76 +76,40 @@ impl Server {
     ///
     /// # Panics
     ///
-    /// If it does not announce a port in time.
+    /// If it does not announce a port in time, in the form of a start line.
     pub(crate) fn start(args: &[&str]) -> Server {
         let mut command = Command::new(server_binary());
         if !args.contains(&"--port") {
             command.args(["--port", "0"]);
         }
-        command
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = ChildGuard(command.spawn().expect("poetry-server starts"));
-        let (stderr, _) = Collected::spawn(child.0.stderr.take().unwrap());
-        let stdout = child.0.stdout.take().unwrap();
-        let (lines, banner) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let banner = match banner.recv_timeout(PATIENCE) {
-            Ok(line) => line,
-            Err(_) => panic!(
-                "poetry-server {args:?} printed no start line; stderr:\n{}",
-                stderr.text()
-            ),
-        };
-        let port = parse_banner(&banner)
-            .unwrap_or_else(|| panic!("not a start line: {banner:?}"))
-            .1;
+        command.args(args).env("RUST_LOG", "warn");
+        let running = Running::start(command);
+        let banner = running.banner.clone();
+        assert!(
+            parse_banner(&banner).is_some(),
+            "not a start line: {banner:?}"
+        );
         Server {
-            child,
-            port,
+            port: running.port,
             banner,
-            stderr,
+            running,
         }
     }
 
     /// Stops the server with SIGTERM (it stops its reactor cleanly) and returns its
     /// exit status and everything it wrote on stderr.
-    pub(crate) fn stop(mut self) -> (ExitStatus, String) {
-        let pid = self.child.0.id() as libc::pid_t;
-        // SAFETY: kill only sends a signal to our own child, still unreaped.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        let status = self
-            .child
-            .wait_for(PATIENCE)
-            .expect("poetry-server stops on SIGTERM");
-        // Let the reader thread catch the last line.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.stderr.text().contains("stopped") && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
-        }
-        (status, self.stderr.text())
+    pub(crate) fn stop(self) -> (ExitStatus, String) {
+        self.running.stop()
     }
 
     /// What it has written on stderr so far.
     pub(crate) fn stderr(&self) -> String {
-        self.stderr.text()
+        self.running.stderr()
     }
 
     /// Whether it is still running.
     pub(crate) fn is_running(&mut self) -> bool {
-        self.child.0.try_wait().expect("try_wait").is_none()
+        self.running.is_running()
     }
 }
 
