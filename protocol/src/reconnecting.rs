@@ -291,7 +291,9 @@ impl<F: ClientFactory> ConnectWith for Shared<F> {
 /// policy's next delay and connects again. A connection made resets the delay, so a
 /// loss after a success retries after the first delay again (in Twisted one must
 /// call `resetDelay` in `buildProtocol` for that). [`stop_trying`](Self::stop_trying)
-/// stops every connector it made; [`Connector::stop_trying`] one of them.
+/// stops every connector it made; [`Connector::stop_trying`] one of them. As in
+/// Twisted, [`Connector::disconnect`] alone closes the connection and the connector
+/// then reconnects: stop trying first to end for good.
 ///
 /// Its protocols' `cx.factory()` is the wrapped factory: nothing changes for them.
 ///
