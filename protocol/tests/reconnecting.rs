@@ -369,6 +369,50 @@ fn in_memory_a_lost_connection_retries_and_refusals_back_off() {
     assert_eq!((recorder.do_start, recorder.do_stop), (4, 4));
 }
 
+/// Keeps every connection open.
+#[derive(Default)]
+struct Holder;
+
+impl Protocol for Holder {
+    type Factory = SimpleFactory<Self>;
+
+    fn data_received(&mut self, _: &mut Context<'_, Self>, _: &[u8]) {}
+}
+
+#[test]
+fn disconnect_alone_reconnects_and_stop_trying_first_ends_for_good() {
+    let (mut reactor, clock) = manual_reactor();
+    let server = for_protocol::<Holder>();
+    let port = listen_tcp(&mut reactor, 0, &server, &TcpListenOptions::default()).unwrap();
+    let recorder = Shared::new(Recorder::default());
+    let reconnecting = ReconnectingClientFactory::with_policy(&recorder, policy(None));
+    let connector = connect_tcp_with(
+        &mut reactor,
+        "127.0.0.1",
+        port.get_host().port().unwrap(),
+        &reconnecting,
+        "held",
+        &ConnectOptions::default(),
+    );
+    turn_until(&mut reactor, "the connection", || connector.is_connected());
+    connector.disconnect(&mut reactor);
+    expect_retry_after(&mut reactor, &clock, &recorder, &connector, SECOND * 2);
+    turn_until(&mut reactor, "the second connection", || {
+        connector.is_connected()
+    });
+    assert!(connector.stop_trying(&mut reactor));
+    connector.disconnect(&mut reactor);
+    turn_until(&mut reactor, "the second loss", || {
+        recorder.borrow().ends.len() == 2
+    });
+    assert_eq!(connector.retry_delay(), None);
+    clock.advance(SECOND * 3600);
+    turn_a_while(&mut reactor, 5);
+    assert_eq!(recorder.borrow().made, 2);
+    assert_eq!(recorder.borrow().ends, ["held: lost", "held: lost"]);
+    port.stop_listening(&mut reactor);
+}
+
 #[test]
 fn connectors_made_after_stop_trying_try_once() {
     let (mut reactor, clock) = manual_reactor();
