@@ -25,9 +25,10 @@ use super::table::{Better, FigureId, Table};
 pub(crate) const PRELOAD_LIBRARY: &str = "libtcp_cc_preload.so";
 
 /// Every server of the bulk rows.
-const SERVERS: [&str; 7] = [
+const SERVERS: [&str; 8] = [
     "ours",
     "ours-copy",
+    "ours-kbuf",
     "raw-mio",
     "raw-mio-sendfile",
     "tokio-multi",
@@ -73,7 +74,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, table: &mut Table) -> Vec<String> {
         Err(_) => false,
     };
     notes.push(if warm_checked {
-        "Page cache: before every warm run the poem was read through and `fincore` showed all of it resident; before every cold run the server that answered the probe was stopped, `dd iflag=nocache` dropped the poem (asked from every CPU), `fincore` showed at most 1% (or 512 KiB) left, and a fresh server of the same build and settings was timed.".into()
+        "Page cache: before every warm run the poem was read through and `fincore` showed all of it resident; before every cold run the server that answered the probe was stopped, `dd iflag=nocache` dropped the poem (asked from every CPU), `fincore` showed at most 1% (or 2 MiB, one large folio) left, and a fresh server of the same build and settings was timed.".into()
     } else {
         "Page cache: no `fincore` here, so warmth was not verified and the cold row was not run.".into()
     });

@@ -465,7 +465,9 @@ impl Report {
         md += "(r < 1: ours is ahead). \"ours\" is poetry-server in bulk, poems and slow, the\n";
         md +=
             "protocol crate's `echo_server` example in echo and idle, and the reactor in timers;\n";
-        md += "ours-copy is poetry-server `--no-sendfile`; raw-mio-sendfile is the kernel's\n";
+        md += "ours-copy is poetry-server `--no-sendfile`, ours-kbuf poetry-server `--send-buffer kernel`\n";
+        md += "(the kernel's send-buffer autotuning, as the peers have, instead of the bounded default);\n";
+        md += "raw-mio-sendfile is the kernel's\n";
         md += "zero-copy figure. A `*` marks a spread wider than a quarter of the median: other\n";
         md +=
             "work on the machine, or a figure that varies by nature (memory kept after close).\n\n";
@@ -551,7 +553,7 @@ const SCENARIO_NOTES: &str = "\
   `tcp-cc-preload` shim (`LD_PRELOAD`, no server's code changed) and checked with
   `ss -ti` before each run; and from a cold page cache (`dd iflag=nocache`, checked
   with `fincore`; it matters only to the servers that read the file as they send:
-  ours, ours-copy, raw-mio-sendfile). Server CPU per MB as in poems, over the
+  ours, ours-copy, ours-kbuf, raw-mio-sendfile). Server CPU per MB as in poems, over the
   download. Peak RSS is the server's `VmHWM` after the download (raw-mio, tokio and
   Twisted read the poem whole at start). The peers of the bulk goals are raw-mio,
   tokio and Twisted; raw-mio-sendfile is the kernel's bare zero-copy loop, a

@@ -120,7 +120,7 @@ impl Env {
         service: Service<'_>,
     ) -> Option<(PathBuf, Vec<OsString>)> {
         match server {
-            "ours" | "ours-copy" => self.ours_line(server, service),
+            "ours" | "ours-copy" | "ours-kbuf" => self.ours_line(server, service),
             "raw-mio" | "raw-mio-sendfile" => self.raw_mio_line(server, service),
             "tokio-multi" | "tokio-current" => self.tokio_line(server, service),
             "twisted" => self.twisted_line(service),
@@ -128,15 +128,19 @@ impl Env {
         }
     }
 
-    /// Our servers: `poetry-server` (`ours-copy`: without sendfile), the echo example,
+    /// Our servers: `poetry-server` (`ours-copy`: without sendfile; `ours-kbuf`: with
+    /// the kernel's send buffer autotuning instead of its bounded default), the echo example,
     /// the UDP echo, the transform server and the proxy.
     fn ours_line(&self, server: &str, service: Service<'_>) -> Option<(PathBuf, Vec<OsString>)> {
         let mut args = port_zero();
         let program = match (server, service) {
-            ("ours" | "ours-copy", Service::Poetry(poem)) => {
+            ("ours" | "ours-copy" | "ours-kbuf", Service::Poetry(poem)) => {
                 args.extend(["--delay".into(), "0".into()]);
                 if server == "ours-copy" {
                     args.push("--no-sendfile".into());
+                }
+                if server == "ours-kbuf" {
+                    args.extend(["--send-buffer".into(), "kernel".into()]);
                 }
                 args.push(poem.into());
                 "poetry-server"
@@ -557,6 +561,10 @@ mod tests {
         );
         assert_eq!(show("ours-copy", slow), None);
         assert_eq!(show("ours-copy", Service::Echo), None);
+        assert_eq!(
+            show("ours-kbuf", Service::Poetry(poem)).unwrap(),
+            "/t/release/poetry-server --port 0 --delay 0 --send-buffer kernel /d/poem"
+        );
         assert_eq!(show("nobody", Service::Echo), None);
     }
 

@@ -6,9 +6,10 @@ use super::stats::Summary;
 
 /// The servers, in column order. "ours" is the layered stack: poetry-server for the
 /// poetry scenarios, the protocol crate's echo server for echo and idle.
-pub(crate) const SERVERS: [&str; 8] = [
+pub(crate) const SERVERS: [&str; 9] = [
     "ours",
     "ours-copy",
+    "ours-kbuf",
     "raw-mio",
     "raw-mio-sendfile",
     "tokio-multi",
