@@ -86,6 +86,25 @@ fn read_capped(file: &mut File, size_hint: u64) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
+/// Whether the byte of `file` at `offset` is in the page cache: a one-byte
+/// `preadv2(RWF_NOWAIT)`, which reads only what is cached. `false` where the file
+/// system cannot say.
+fn cached(file: &File, offset: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(offset) = libc::off_t::try_from(offset) else {
+        return false;
+    };
+    let mut byte = 0u8;
+    let iov = libc::iovec {
+        iov_base: (&mut byte as *mut u8).cast(),
+        iov_len: 1,
+    };
+    // SAFETY: `iov` points at one writable byte for the length of the call; the
+    // descriptor is open.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    n == 1
+}
+
 /// `posix_fadvise(2)` on `file`.
 fn advise(file: &File, offset: u64, len: u64, advice: libc::c_int) -> io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -262,11 +281,15 @@ impl Poem {
 
     /// Asks the kernel to start reading `len` bytes from `offset` into the page cache
     /// now (`posix_fadvise(WILLNEED)`), so that a cold file is read ahead of the sends
-    /// that need it; nothing for poems held in memory. Advice only: it never blocks on
-    /// the disk and its failure changes nothing.
+    /// that need it; nothing for poems held in memory, or when the range's last byte is
+    /// cached already (a warm file: walking the cached pages would cost CPU for
+    /// nothing). Advice only: it never waits for the disk and its failure changes
+    /// nothing.
     pub fn read_ahead(&self, offset: u64, len: u64) {
         if let Body::File(file) = &self.body {
-            let _ = advise(file, offset, len, libc::POSIX_FADV_WILLNEED);
+            if len > 0 && !cached(file, offset + len - 1) {
+                let _ = advise(file, offset, len, libc::POSIX_FADV_WILLNEED);
+            }
         }
     }
 
