@@ -65,7 +65,7 @@ const MAX_PUMP_ROUNDS: usize = 100_000;
 
 mod from_factory;
 
-pub use from_factory::Refused;
+pub use from_factory::StartError;
 
 /// Where a test learns how its connection ended.
 pub(crate) type LostSlot = Rc<RefCell<Option<DisconnectReason>>>;

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use protocol::testing::{Loopback, ProtocolTest, Refused};
+use protocol::testing::{Loopback, ProtocolTest, StartError};
 use protocol::{
     Address, ClientFactory, ConnectError, Connector, Context, DisconnectReason, Factory, Protocol,
     Shared,
@@ -161,12 +161,34 @@ fn a_server_factory_that_refuses_is_started_and_stopped() {
     let events = Events::default();
     let factory = Recording::new(&events);
     factory.borrow_mut().refuse = true;
-    assert_eq!(ProtocolTest::from_factory(&factory).err(), Some(Refused));
+    assert_eq!(
+        ProtocolTest::from_factory(&factory).err(),
+        Some(StartError::Refused)
+    );
     assert_eq!(
         taken(&events),
         ["do_start", "build_protocol (memory peer: true)", "do_stop"]
     );
     assert_eq!(factory.users(), 0);
+}
+
+#[test]
+fn a_borrowed_server_factory_is_an_error_not_a_panic() {
+    let events = Events::default();
+    let factory = Recording::new(&events);
+    let guard = factory.borrow();
+    let outcome = ProtocolTest::from_factory(&factory).err();
+    drop(guard);
+    assert_eq!(outcome, Some(StartError::FactoryBorrowed));
+    assert!(
+        !taken(&events)
+            .iter()
+            .any(|e| e.starts_with("build_protocol")),
+        "no protocol is built from a borrowed factory"
+    );
+    assert_eq!(factory.users(), 0);
+    // Once the guard is gone the same factory serves a test.
+    assert!(ProtocolTest::from_factory(&factory).is_ok());
 }
 
 #[test]
@@ -198,7 +220,7 @@ fn a_client_factory_that_refuses_hears_the_failure() {
     let factory = Recording::new(&events);
     factory.borrow_mut().refuse = true;
     let refused = ProtocolTest::from_client_factory(&factory, "task 1");
-    assert_eq!(refused.err(), Some(Refused));
+    assert_eq!(refused.err(), Some(StartError::Refused));
     let refused = ConnectError::Refused.to_string();
     assert_eq!(
         taken(&events),
@@ -302,7 +324,7 @@ fn a_loopback_is_refused_by_either_factory() {
     server.borrow_mut().refuse = true;
     assert_eq!(
         Loopback::from_factories(&client, "c", &server).err(),
-        Some(Refused)
+        Some(StartError::Refused)
     );
     // The server refused first: the client never tried.
     assert!(!taken(&events)
@@ -312,7 +334,7 @@ fn a_loopback_is_refused_by_either_factory() {
     client.borrow_mut().refuse = true;
     assert_eq!(
         Loopback::from_factories(&client, "c", &server).err(),
-        Some(Refused)
+        Some(StartError::Refused)
     );
     assert!(taken(&events).iter().any(|e| e.starts_with("failed c")));
     assert_eq!((client.users(), server.users()), (0, 0));

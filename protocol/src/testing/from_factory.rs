@@ -20,21 +20,34 @@ use crate::shared::Shared;
 /// Turns a connector's attempt gets at most before the test gives up on it.
 const MAX_CONNECT_TURNS: usize = 1_000;
 
-/// The factory refused the in-memory connection: its `build_protocol` (server side)
-/// or `build_client_protocol` (client side) returned `None`. As with a real port or
-/// connector, the factory has heard of it by then (`client_connection_failed` with
-/// [`ConnectError::Refused`](crate::ConnectError::Refused) on the client side) and
-/// its `do_stop` has run.
+/// Why a test built from a factory did not start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refused;
+pub enum StartError {
+    /// The factory refused the in-memory connection: its `build_protocol` (server
+    /// side) or `build_client_protocol` (client side) returned `None`. As with a real
+    /// port or connector, the factory has heard of it by then (`client_connection_failed`
+    /// with [`ConnectError::Refused`](crate::ConnectError::Refused) on the client side)
+    /// and its `do_stop` has run.
+    Refused,
+    /// The server factory was borrowed (a guard from [`Shared::borrow_mut`] or
+    /// [`Shared::borrow`] still alive) when the test asked it for a protocol; nothing
+    /// was started and its `do_stop` has run. A real port asks only from the reactor's
+    /// dispatch, where no guard of the caller's can be alive.
+    FactoryBorrowed,
+}
 
-impl fmt::Display for Refused {
+impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the factory refused the connection")
+        f.write_str(match self {
+            StartError::Refused => "the factory refused the connection",
+            StartError::FactoryBorrowed => {
+                "the factory was borrowed when the test asked it for a protocol"
+            }
+        })
     }
 }
 
-impl std::error::Error for Refused {}
+impl std::error::Error for StartError {}
 
 /// As a listening port that accepts one connection over `stream` and stops
 /// listening when it ends: `do_start`, `build_protocol(peer)`, the connection; then
@@ -43,18 +56,21 @@ fn accept<F: Factory>(
     reactor: &mut Reactor,
     factory: &Shared<F>,
     stream: MemoryStream,
-) -> Result<(DescriptorId, LostSlot), Refused> {
+) -> Result<(DescriptorId, LostSlot), StartError> {
     factory.start_use(reactor);
     let peer = stream
         .peer_address()
         .expect("an in-memory stream knows its peer");
-    let built = factory
-        .try_borrow_mut()
-        .expect("the factory is borrowed: drop its guards before building a test from it")
-        .build_protocol(&peer);
+    let built = match factory.try_borrow_mut() {
+        Some(mut factory) => factory.build_protocol(&peer),
+        None => {
+            factory.stop_use(reactor);
+            return Err(StartError::FactoryBorrowed);
+        }
+    };
     let Some(protocol) = built else {
         factory.stop_use(reactor);
-        return Err(Refused);
+        return Err(StartError::Refused);
     };
     let stopping = factory.clone();
     let then = move |reactor: &mut Reactor| stopping.stop_use(reactor);
@@ -70,7 +86,7 @@ fn connect<C: ConnectWith>(
     factory: &C,
     data: <C::Factory as ClientFactory>::Data,
     stream: MemoryStream,
-) -> Result<(DescriptorId, LostSlot), Refused> {
+) -> Result<(DescriptorId, LostSlot), StartError> {
     let lost = LostSlot::default();
     let connector = connect_memory(reactor, Box::new(stream), factory, data, lost.clone());
     for _ in 0..MAX_CONNECT_TURNS {
@@ -78,7 +94,7 @@ fn connect<C: ConnectWith>(
             return Ok((id, lost));
         }
         if !connector.is_connecting() {
-            return Err(Refused);
+            return Err(StartError::Refused);
         }
         reactor
             .iterate(Some(Duration::ZERO))
@@ -95,7 +111,7 @@ impl<P: Protocol> ProtocolTest<P> {
     ///
     /// # Errors
     ///
-    /// [`Refused`] if `build_protocol` returned `None` (`do_stop` has run).
+    /// [`StartError::Refused`] if `build_protocol` returned `None` (`do_stop` has run).
     ///
     /// # Panics
     ///
@@ -105,7 +121,7 @@ impl<P: Protocol> ProtocolTest<P> {
     ///
     /// ```
     /// use protocol::prelude::*;
-    /// use protocol::testing::{ProtocolTest, Refused};
+    /// use protocol::testing::{ProtocolTest, StartError};
     ///
     /// struct Greeter { number: u32 }
     /// impl Protocol for Greeter {
@@ -135,14 +151,14 @@ impl<P: Protocol> ProtocolTest<P> {
     /// assert_eq!(factory.users(), 1, "in use while the connection lasts");
     /// let mut second = ProtocolTest::from_factory(&factory)?;
     /// assert_eq!(second.take_written(), b"you are visitor 2\n");
-    /// assert_eq!(ProtocolTest::from_factory(&factory).err(), Some(Refused));
+    /// assert_eq!(ProtocolTest::from_factory(&factory).err(), Some(StartError::Refused));
     /// first.disconnect_peer(false);
     /// second.disconnect_peer(false);
     /// assert_eq!(factory.users(), 0, "do_stop ran after each connection");
-    /// # Ok::<(), Refused>(())
+    /// # Ok::<(), StartError>(())
     /// ```
     #[doc(alias = "buildProtocol")]
-    pub fn from_factory<F>(factory: &Shared<F>) -> Result<Self, Refused>
+    pub fn from_factory<F>(factory: &Shared<F>) -> Result<Self, StartError>
     where
         F: Factory<Protocol = P>,
         P: Protocol<Factory = F>,
@@ -166,7 +182,7 @@ impl<P: Protocol> ProtocolTest<P> {
     ///
     /// # Errors
     ///
-    /// [`Refused`] if `build_client_protocol` returned `None` (the factory has heard
+    /// [`StartError::Refused`] if `build_client_protocol` returned `None` (the factory has heard
     /// `client_connection_failed`, and `do_stop` has run).
     ///
     /// # Panics
@@ -178,7 +194,7 @@ impl<P: Protocol> ProtocolTest<P> {
     ///
     /// ```
     /// use protocol::prelude::*;
-    /// use protocol::testing::{ProtocolTest, Refused};
+    /// use protocol::testing::{ProtocolTest, StartError};
     ///
     /// struct Ask;
     /// impl Protocol for Ask {
@@ -213,13 +229,13 @@ impl<P: Protocol> ProtocolTest<P> {
     /// assert_eq!(asker.answer, b"answer");
     /// assert_eq!(asker.ended.len(), 1);
     /// assert!(asker.ended[0].starts_with("first: "));
-    /// # Ok::<(), Refused>(())
+    /// # Ok::<(), StartError>(())
     /// ```
     #[doc(alias = "clientConnectionLost")]
     pub fn from_client_factory<C>(
         factory: &C,
         data: <C::Factory as ClientFactory>::Data,
-    ) -> Result<Self, Refused>
+    ) -> Result<Self, StartError>
     where
         C: ConnectWith,
         C::Factory: ClientFactory<Protocol = P>,
@@ -246,7 +262,7 @@ impl<C: Protocol, S: Protocol> Loopback<C, S> {
     ///
     /// # Errors
     ///
-    /// [`Refused`] if either factory refused (the server's first: then the client
+    /// [`StartError::Refused`] if either factory refused (the server's first: then the client
     /// never connects; if the client's, the server's connection ends first, so its
     /// factory's `do_stop` has run).
     ///
@@ -258,7 +274,7 @@ impl<C: Protocol, S: Protocol> Loopback<C, S> {
     ///
     /// ```
     /// use protocol::prelude::*;
-    /// use protocol::testing::{Loopback, Refused};
+    /// use protocol::testing::{Loopback, StartError};
     ///
     /// #[derive(Default)]
     /// struct Echo;
@@ -289,13 +305,13 @@ impl<C: Protocol, S: Protocol> Loopback<C, S> {
     /// pair.with_client(|_, cx| cx.lose_connection());
     /// assert!(pair.server_reason().is_some_and(|r| r.is_clean()));
     /// assert_eq!((client.users(), server.users()), (0, 0), "both do_stop ran");
-    /// # Ok::<(), Refused>(())
+    /// # Ok::<(), StartError>(())
     /// ```
     pub fn from_factories<CF, SF>(
         client_factory: &CF,
         data: <CF::Factory as ClientFactory>::Data,
         server_factory: &Shared<SF>,
-    ) -> Result<Self, Refused>
+    ) -> Result<Self, StartError>
     where
         CF: ConnectWith,
         CF::Factory: ClientFactory<Protocol = C>,
