@@ -319,3 +319,43 @@ fn an_unregistered_producer_is_not_stopped() {
     });
     assert_eq!(*events.borrow(), ["connection_lost Aborted"]);
 }
+
+/// A producer registered once the writing half is shut can never write: it is
+/// stopped as soon as the callback that registered it returns, and what its
+/// `stop_producing` asks for (here an abort) is acted on at once.
+#[test]
+fn a_producer_registered_on_a_shut_writing_half_is_stopped_at_once() {
+    struct AbortOnStop(Producer);
+    impl Handler for AbortOnStop {
+        fn data_received(&mut self, _: &mut Transport<'_>, _: &[u8]) {}
+        fn write_connection_lost(&mut self, t: &mut Transport<'_>) {
+            self.0.write_connection_lost(t);
+        }
+        fn stop_producing(&mut self, t: &mut Transport<'_>) {
+            self.0.stop_producing(t);
+            t.abort_connection();
+        }
+        fn connection_lost(&mut self, t: &mut Transport<'_>, reason: &DisconnectReason) {
+            self.0.connection_lost(t, reason);
+        }
+    }
+    let (producer, events) = Producer::new(true);
+    let (mut reactor, id, mut peer) = start(AbortOnStop(producer), 64);
+    Connection::<AbortOnStop>::with_handler(&mut reactor, id, |_, t| t.lose_write_connection());
+    let mut got = Vec::new();
+    pump(&mut reactor, id, &mut peer, &mut got, 2);
+    assert_eq!(*events.borrow(), ["write_connection_lost"]);
+    assert!(peer.at_eof(), "the writing half is shut");
+    let registered = Connection::<AbortOnStop>::with_handler(&mut reactor, id, |_, t| {
+        t.register_producer(false);
+    });
+    assert!(registered.is_some());
+    assert_eq!(
+        *events.borrow(),
+        [
+            "write_connection_lost",
+            "stop_producing",
+            "connection_lost Aborted"
+        ]
+    );
+}
