@@ -32,15 +32,29 @@ pub(crate) fn erase<T: 'static>(value: T) -> Box<dyn Any> {
     Box::new(Some(value))
 }
 
-/// Takes the value out of an erased box made by [`erase`], leaving the box empty for
-/// [`refill`]; `None` if it holds no `T` (a bug of the typed layer).
-pub(crate) fn take_value<T: 'static>(erased: &mut Box<dyn Any>) -> Option<T> {
-    erased.downcast_mut::<Option<T>>().and_then(Option::take)
+/// An erased box whose value was taken out, typed again, ready for [`refill`].
+pub(crate) type Emptied<T> = Box<Option<T>>;
+
+/// Takes the value out of an erased box made by [`erase`], handing back the box,
+/// emptied and typed, for [`refill`]; the box as it was if it holds no `T` (a bug of
+/// the typed layer).
+pub(crate) fn take_value<T: 'static>(
+    erased: Box<dyn Any>,
+) -> Result<(T, Emptied<T>), Box<dyn Any>> {
+    let mut slot = erased.downcast::<Option<T>>()?;
+    match slot.take() {
+        Some(value) => Ok((value, slot)),
+        None => Err(slot),
+    }
 }
 
-/// Puts `value` into an emptied box if it was made for a `U`, or into a new one.
-pub(crate) fn refill<U: 'static>(mut emptied: Box<dyn Any>, value: U) -> Box<dyn Any> {
-    match emptied.downcast_mut::<Option<U>>() {
+/// Puts `value` into an emptied box if it was made for a `U`, or into a new one. Both
+/// types are known here, so the check is decided when the code is compiled.
+pub(crate) fn refill<T: 'static, U: 'static>(
+    mut emptied: Box<Option<T>>,
+    value: U,
+) -> Box<dyn Any> {
+    match (&mut *emptied as &mut dyn Any).downcast_mut::<Option<U>>() {
         Some(slot) => {
             debug_assert!(slot.is_none(), "only an emptied box is refilled");
             *slot = Some(value);
@@ -289,6 +303,58 @@ fn put_result(core: &Core, outcome: Outcome) {
     s.result = Some(outcome);
 }
 
+/// Puts a step's result and, if the chain can go on, takes its next step, in one borrow.
+fn put_and_next(core: &Core, outcome: Outcome) -> Option<(Step, Outcome)> {
+    let mut s = core.st.borrow_mut();
+    debug_assert!(s.result.is_none(), "a step's result replaces nothing");
+    if s.paused == 0 && s.waiting_on.is_none() {
+        if let Some(step) = s.steps.pop_front() {
+            return Some((step, outcome));
+        }
+    }
+    s.result = Some(outcome);
+    None
+}
+
+/// A step returned a Deferred: `cur` waits for it, and the loop moves into it (a
+/// Deferred returned into its own chain is a failure instead).
+fn wait_for(cur: &mut Rc<Core>, inner: Rc<Core>, at: &'static Location<'static>) {
+    if Rc::ptr_eq(&inner, cur) {
+        let failure = Failure::from_boxed(Box::new(DeferredError::ReturnedItself), at);
+        put_result(cur, Err(failure));
+        return;
+    }
+    wait_on(cur, &inner);
+    if begin(&inner) {
+        *cur = inner;
+    }
+}
+
+/// A `chain_deferred` step: `cur` goes on with `()`, `target` gets `input` and, if it
+/// can run now, the loop runs it first and comes back to `cur` after.
+fn chain_into(
+    cur: &mut Rc<Core>,
+    resume: &mut Vec<Rc<Core>>,
+    target: Rc<Core>,
+    input: Outcome,
+    at: &'static Location<'static>,
+) {
+    put_result(cur, Ok(erase(())));
+    match target.accept(input) {
+        Accepted::Run => {
+            if begin(&target) {
+                resume.push(mem::replace(cur, target));
+            }
+        }
+        Accepted::Absorbed(_) => {}
+        Accepted::AlreadyCalled(_) => {
+            let _ = cur.st.borrow_mut().result.take();
+            let error = Box::new(DeferredError::AlreadyCalled);
+            put_result(cur, Err(Failure::from_boxed(error, at)));
+        }
+    }
+}
+
 /// `outer` waits for `inner`: the loop follows `inner`, and comes back when it settles.
 fn wait_on(outer: &Rc<Core>, inner: &Rc<Core>) {
     {
@@ -351,39 +417,22 @@ pub(crate) fn run(start: Rc<Core>) {
     let mut resume: Vec<Rc<Core>> = Vec::new();
     let mut cur = start;
     loop {
-        while let Some((step, input)) = next_step(&cur) {
-            match step {
+        let mut next = next_step(&cur);
+        while let Some((step, input)) = next {
+            next = match step {
                 Step::Call(f, at) => match call(f, input, at) {
-                    Next::Done(outcome) => put_result(&cur, outcome),
-                    Next::Wait(inner) if Rc::ptr_eq(&inner, &cur) => {
-                        let failure =
-                            Failure::from_boxed(Box::new(DeferredError::ReturnedItself), at);
-                        put_result(&cur, Err(failure));
-                    }
+                    // The common case: one borrow puts the result and takes the next step.
+                    Next::Done(outcome) => put_and_next(&cur, outcome),
                     Next::Wait(inner) => {
-                        wait_on(&cur, &inner);
-                        if begin(&inner) {
-                            cur = inner;
-                        }
+                        wait_for(&mut cur, inner, at);
+                        next_step(&cur)
                     }
                 },
                 Step::Chain(target, at) => {
-                    put_result(&cur, Ok(erase(())));
-                    match target.accept(input) {
-                        Accepted::Run => {
-                            if begin(&target) {
-                                resume.push(mem::replace(&mut cur, target));
-                            }
-                        }
-                        Accepted::Absorbed(_) => {}
-                        Accepted::AlreadyCalled(_) => {
-                            let _ = cur.st.borrow_mut().result.take();
-                            let error = Box::new(DeferredError::AlreadyCalled);
-                            put_result(&cur, Err(Failure::from_boxed(error, at)));
-                        }
-                    }
+                    chain_into(&mut cur, &mut resume, target, input, at);
+                    next_step(&cur)
                 }
-            }
+            };
         }
         if let Some(outer) = settle(&cur) {
             if begin(&outer) {

@@ -98,7 +98,7 @@ impl<U: 'static> CallbackOutput for Deferred<U> {
 
 /// What a step hands on, given its callback's output and the box its input came in
 /// (reused for the output when the type is the same).
-fn next_of<R: CallbackOutput>(output: R, emptied: Option<Box<dyn Any>>) -> Next {
+fn next_of<R: CallbackOutput, T: 'static>(output: R, emptied: Option<core::Emptied<T>>) -> Next {
     match output.into_then() {
         Then::Now(Ok(value)) => Next::Done(Ok(match emptied {
             Some(emptied) => core::refill(emptied, value),
@@ -116,12 +116,12 @@ fn unerase<T: 'static>(value: Box<dyn Any>, at: &'static Location<'static>) -> R
 
 /// As [`unerase`], also handing back the emptied box for the step's output.
 fn unerase_keeping_box<T: 'static>(
-    mut erased: Box<dyn Any>,
+    erased: Box<dyn Any>,
     at: &'static Location<'static>,
-) -> Result<(T, Box<dyn Any>), Failure> {
-    match core::take_value::<T>(&mut erased) {
-        Some(value) => Ok((value, erased)),
-        None => {
+) -> Result<(T, core::Emptied<T>), Failure> {
+    match core::take_value::<T>(erased) {
+        Ok(taken) => Ok(taken),
+        Err(_) => {
             debug_assert!(false, "a chain's value has the type its handle says");
             let error = DeferredError::Panicked("a chain's value had an unexpected type".into());
             Err(Failure::from_boxed(Box::new(error), at))
@@ -220,7 +220,7 @@ impl<T: 'static> Deferred<T> {
     {
         self.push(Location::caller(), move |outcome, _| match outcome {
             Ok(value) => Next::Done(Ok(value)),
-            Err(failure) => next_of(f(failure), None),
+            Err(failure) => next_of(f(failure), None::<core::Emptied<T>>),
         })
     }
 
@@ -241,7 +241,7 @@ impl<T: 'static> Deferred<T> {
                 Ok((value, emptied)) => next_of(callback(value), Some(emptied)),
                 Err(failure) => Next::Done(Err(failure)),
             },
-            Err(failure) => next_of(errback(failure), None),
+            Err(failure) => next_of(errback(failure), None::<core::Emptied<T>>),
         })
     }
 

@@ -51,9 +51,9 @@ impl<T: 'static> Future for Awaiting<T> {
             Some(outcome) => {
                 self.core = None;
                 Poll::Ready(match outcome {
-                    Ok(mut value) => match crate::core::take_value::<T>(&mut value) {
-                        Some(value) => Ok(value),
-                        None => {
+                    Ok(value) => match crate::core::take_value::<T>(value) {
+                        Ok((value, _)) => Ok(value),
+                        Err(_) => {
                             let error = DeferredError::Panicked("unexpected value type".into());
                             Err(Failure::from_boxed(Box::new(error), at))
                         }
