@@ -378,10 +378,13 @@ impl Protocol for PoetryProtocol {
             }
             Phase::Sending | Phase::Refused => false,
         };
-        if whole {
-            // The graceful close: the socket is closed right after this returns.
+        if whole && self.phase == Phase::Ending {
+            // The graceful close: the socket is closed right after this returns. (A
+            // lingering connection switched linger off when its writing half was shut.)
             if let Some(fd) = cx.handle() {
-                let _ = sockopt::reset_on_close(fd, false);
+                if let Err(e) = sockopt::reset_on_close(fd, false) {
+                    warn!("ending the poem to {}: {e}", cx.get_peer());
+                }
             }
         }
         let mut factory = cx.factory();
