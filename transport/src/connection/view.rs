@@ -267,6 +267,9 @@ impl Transport<'_> {
     /// peer reads, even while the socket's buffer is too full to take more from us.
     /// Streams that are not sockets answer `bytes_sent`.
     pub fn bytes_acked(&self) -> u64 {
+        if self.core.bytes_sent == 0 {
+            return 0; // Nothing sent, nothing to ask the kernel (no system call).
+        }
         let queued = self.core.stream.raw_fd().and_then(unsent_in_kernel);
         self.core.bytes_sent - queued.unwrap_or(0).min(self.core.bytes_sent)
     }
