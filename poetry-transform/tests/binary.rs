@@ -186,3 +186,27 @@ fn twisted_netstring_client_gets_every_poem_transformed() {
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
 }
+
+/// `--max-request-bytes` reaches the protocol: at 13 the 13-byte `cummingsify.A` is
+/// answered, a 14-byte request is closed with no reply as soon as its length prefix
+/// shows it (the payload is never sent), and the log line says why.
+#[test]
+fn max_request_bytes_refuses_a_longer_request_at_its_length() {
+    let server = transform_server(&["--max-request-bytes", "13"]);
+    assert_eq!(ask(server.port, b"13:cummingsify.A,"), b"1:a,");
+    assert_eq!(
+        ask(server.port, b"14:"),
+        b"",
+        "closed with no reply, on the prefix alone"
+    );
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("netstring is longer than the maximum of 13 bytes"),
+        "the refusal is logged: {stderr}"
+    );
+    assert!(
+        stderr.contains("1 requests answered, 1 closed without a reply"),
+        "{stderr}"
+    );
+}

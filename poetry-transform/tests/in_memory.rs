@@ -290,3 +290,44 @@ fn an_idle_client_is_cut_off() {
         Some(DisconnectReason::TimedOut)
     ));
 }
+
+/// The README's promise about the binary's transforms, on [`Transforms::standard`]
+/// exactly as `poetry-transform-server` configures it: `flaky-cummingsify` fails
+/// every third request (3 and 6 here) and `slow-cummingsify` answers after two
+/// seconds (not a moment before, on the manual clock).
+#[test]
+fn the_standard_transforms_are_what_the_readme_says() {
+    let mut standard = Transforms::standard();
+    assert_eq!(
+        standard.get_mut(b"slow-cummingsify").unwrap().delay(),
+        Duration::from_secs(2)
+    );
+    let factory = Shared::new(TransformFactory::new(
+        Transforms::standard(),
+        ServerOptions::default(),
+    ));
+    let connect = || {
+        ProtocolTest::new(
+            NetstringReceiver::new(TransformProtocol::default()),
+            factory.clone(),
+        )
+    };
+    let answered: Vec<bool> = (0..6)
+        .map(|_| {
+            let mut test = connect();
+            test.feed(&netstring(b"flaky-cummingsify.A"));
+            let reply = test.take_written();
+            assert!(test.is_lost());
+            reply == b"1:a,"
+        })
+        .collect();
+    assert_eq!(answered, [true, true, false, true, true, false]);
+
+    let mut test = connect();
+    test.feed(&netstring(b"slow-cummingsify.SLOW"));
+    test.advance(Duration::from_millis(1999));
+    assert_eq!(test.take_written(), b"", "not before two seconds");
+    assert!(!test.is_lost());
+    test.advance(Duration::from_millis(1));
+    assert_answered_and_closed(&mut test, b"4:slow,");
+}
