@@ -189,3 +189,86 @@ fn our_client_through_twisted_proxy_in_front_of_our_server() {
         "the Twisted proxy fetched once"
     );
 }
+
+/// `--max-poem-bytes` reaches the download: a poem longer than the bound fails it,
+/// its client is reset (never a clean close, which would say the cut poem is whole),
+/// and nothing is cached (the second client fetches again).
+#[test]
+fn max_poem_bytes_resets_the_client_and_caches_nothing() {
+    assert!(POEM.len() > 10);
+    let upstream_port = upstream(POEM, 2, None);
+    let proxy = proxy(&["--max-poem-bytes", "10", &upstream_port.to_string()]);
+    for _ in 0..2 {
+        match fetch(proxy.port) {
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+            Ok(poem) => panic!("an over-long poem ended with a clean close: {poem:?}"),
+        }
+        assert_eq!(proxy.next_line(), "Fetching poem from server.");
+    }
+    let (_, stderr) = proxy.stop();
+    assert!(
+        stderr.contains("2 downloads (0 whole, 2 failed"),
+        "{stderr}"
+    );
+}
+
+/// An upstream that sends the first bytes of a poem to its one client and then
+/// holds the connection open; the receiver tells how that connection ended (the
+/// proxy aborting its download shows as a reset or an end of stream).
+fn holding_upstream() -> (u16, std::sync::mpsc::Receiver<std::io::Result<usize>>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let port = listener.local_addr().unwrap().port();
+    let (ended, ended_in) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut socket, _)) = listener.accept() else {
+            return;
+        };
+        let _ = socket.write_all(&POEM[..5]);
+        let _ = socket.set_read_timeout(Some(PATIENCE));
+        let _ = ended.send(socket.read_to_end(&mut Vec::new()));
+    });
+    (port, ended_in)
+}
+
+/// The README's `Canceling poem download.`: the one client waiting for a download
+/// leaves mid-way, and the proxy says so on stdout and drops its upstream connection.
+#[test]
+fn a_client_leaving_mid_download_cancels_it() {
+    let (upstream_port, upstream_ended) = holding_upstream();
+    let proxy = proxy(&[&upstream_port.to_string()]);
+    let client = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    assert_eq!(proxy.next_line(), "Fetching poem from server.");
+    test_support::reset(client);
+    assert_eq!(proxy.next_line(), "Canceling poem download.");
+    let ended = upstream_ended
+        .recv_timeout(PATIENCE)
+        .expect("the proxy leaves the upstream");
+    assert!(
+        ended.is_ok() || ended.as_ref().unwrap_err().kind() == std::io::ErrorKind::ConnectionReset,
+        "{ended:?}"
+    );
+    let (_, stderr) = proxy.stop();
+    assert!(
+        stderr.contains("1 downloads (0 whole, 0 failed, 1 cancelled)"),
+        "{stderr}"
+    );
+}
+
+/// `--max-connections 1` through the binary: while one client holds the only slot
+/// (waiting on a held download), the next is refused with no bytes and counted.
+#[test]
+fn max_connections_refuses_past_the_cap() {
+    let (upstream_port, _upstream_ended) = holding_upstream();
+    let proxy = proxy(&["--max-connections", "1", &upstream_port.to_string()]);
+    let holder = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    assert_eq!(proxy.next_line(), "Fetching poem from server.");
+    let refused = fetch(proxy.port);
+    assert!(
+        refused.as_ref().map_or(true, Vec::is_empty),
+        "refused, not served: {refused:?}"
+    );
+    drop(holder);
+    let (_, stderr) = proxy.stop();
+    assert!(stderr.contains("1 refused."), "{stderr}");
+}
