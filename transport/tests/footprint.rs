@@ -1,0 +1,25 @@
+//! ARCHITECTURE.md's figure for what an idle connection costs, kept true: change the
+//! connection's layout and this test, and the figure, move together.
+
+use transport::{Connection, DisconnectReason, Handler, Transport};
+
+/// A handler that holds nothing, so the size measured is the connection's own.
+struct Nothing;
+
+impl Handler for Nothing {
+    fn data_received(&mut self, _: &mut Transport<'_>, _: &[u8]) {}
+    fn connection_lost(&mut self, _: &mut Transport<'_>, _: &DisconnectReason) {}
+}
+
+/// ARCHITECTURE.md (`transport/`): an idle connection is 136 bytes
+/// (`Connection<H>` for a handler of no size) plus its handler, its boxed stream and
+/// its reactor slot. Everything it rarely uses is out of line; a field added inline
+/// grows it past the figure.
+#[test]
+fn an_idle_connection_is_as_small_as_the_architecture_says() {
+    let size = std::mem::size_of::<Connection<Nothing>>();
+    assert!(
+        size <= 136,
+        "Connection is {size} bytes: move ARCHITECTURE.md's figure with this test"
+    );
+}
