@@ -7,7 +7,7 @@
 //! aborts the download (Part 19). A poem whose connection broke is never handed on as
 //! if whole, and one reset before its first byte is a refusal, never an empty poem.
 //!
-//! | here | the Introduction |
+//! | here | Twisted Introduction |
 //! |---|---|
 //! | [`get_poetry`], [`get_poetry_with`] → `Deferred<Poem>` | client 4.0's `get_poetry(host, port)` |
 //! | [`download`] (each read handed to a closure) | the protocol and factory under it |

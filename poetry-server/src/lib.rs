@@ -7,6 +7,16 @@
 //! (the client, an error, the idle timeout, the poem file changing, the server
 //! stopping or dying, a refusal over the cap) resets the connection instead.
 //!
+//! | here | Twisted Introduction / Twisted |
+//! |---|---|
+//! | [`PoetryProtocol`] | `PoetryProtocol` (`fastpoetry.py`): `connectionMade` writes the poem, then `loseConnection` |
+//! | [`PoetryFactory`] | `PoetryFactory`, a `ServerFactory` holding the poem |
+//! | [`serve`] | `reactor.listenTCP(port, factory, interface=iface)` |
+//! | [`Poem`] | the poem file read at start (`PoetryService.poem` in version 2.0) |
+//! | slow mode (`delay`, `num_bytes`) | `slowpoetry.py`'s `--delay` / `--num-bytes` loop, here a `callLater` timer per client |
+//! | fast mode's pull producer | `IPullProducer` and `registerProducer(producer, False)` |
+//! | [`serve_on_threads`] | none: Twisted has one reactor thread |
+//!
 //! * Slow mode (`delay > 0`, the tutorial's `slowpoetry.py`): `num_bytes` every
 //!   `delay`, from a timer on the reactor, so one thread serves thousands of clients,
 //!   each at its own pace. A UTF-8 poem is cut on character boundaries (a piece is a

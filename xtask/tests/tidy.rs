@@ -1,5 +1,5 @@
 //! House rules checked as tests, so `cargo test` alone is the whole gate: the crate
-//! layers depend only downwards, every crate opens with its lesson, and every example
+//! layers depend only downwards, every crate opens with its lesson and a table of Twisted's names, and every example
 //! says how to run it.
 
 use std::fs;
@@ -236,6 +236,30 @@ fn every_crate_opens_with_its_lesson() {
         assert!(
             text.contains("```"),
             "{} must show an example",
+            lib.display()
+        );
+    }
+}
+
+/// README: each layer's "crate documentation starts with a table from our names to
+/// Twisted's": a `//!` table whose header row names Twisted (`| here | Twisted … |`).
+#[test]
+fn every_crate_page_maps_its_names_to_twisteds() {
+    for krate in LAYERS {
+        let lib = root().join(krate).join("src/lib.rs");
+        let text = fs::read_to_string(&lib).unwrap();
+        let page: Vec<&str> = text
+            .lines()
+            .take_while(|line| line.starts_with("//!"))
+            .collect();
+        let header = page
+            .iter()
+            .position(|line| line.starts_with("//! | here |") && line.contains("Twisted"));
+        assert!(
+            header.is_some_and(|at| page
+                .get(at + 1)
+                .is_some_and(|rule| rule.starts_with("//! |---|"))),
+            "{}: the crate page has no `| here | Twisted … |` table",
             lib.display()
         );
     }
