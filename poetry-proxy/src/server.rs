@@ -23,7 +23,8 @@ pub struct ProxyOptions {
     pub port: u16,
     /// Interface to listen on (default `127.0.0.1`).
     pub interface: String,
-    /// Clients served at once; more are refused with a clean close.
+    /// Clients served at once; more are refused with a reset (a clean close would say
+    /// "here is the whole poem, and it is empty").
     pub max_connections: usize,
     /// Once its poem is being sent, close a client that makes no progress for this
     /// long (`None`: never). Waiting for the upstream is not the client's idleness.
@@ -88,7 +89,12 @@ impl Factory for ProxyFactory {
         if self.open >= self.options.max_connections {
             self.refused += 1;
             warn!("refusing {peer}: {} connections open", self.open);
-            return None;
+            // Reset, not a clean close (which is what `None` does): to a poetry
+            // client, a clean close after no bytes is a whole, empty poem.
+            return Some(ProxyProtocol {
+                refused: true,
+                ..ProxyProtocol::default()
+            });
         }
         Some(ProxyProtocol::default())
     }
@@ -101,6 +107,8 @@ impl Factory for ProxyFactory {
 pub struct ProxyProtocol {
     /// The poem to come, until it is sent.
     poem: Option<Deferred<Poem>>,
+    /// Refused over the cap: reset as soon as it is made, never counted as open.
+    refused: bool,
 }
 
 impl ProxyProtocol {
@@ -132,6 +140,10 @@ impl Protocol for ProxyProtocol {
     type Factory = ProxyFactory;
 
     fn connection_made(&mut self, cx: &mut Context<'_, Self>) {
+        if self.refused {
+            cx.abort_connection();
+            return;
+        }
         let service = {
             let mut factory = cx.factory();
             factory.open += 1;
@@ -162,6 +174,9 @@ impl Protocol for ProxyProtocol {
     }
 
     fn connection_lost(&mut self, cx: &mut Context<'_, Self>, reason: &DisconnectReason) {
+        if self.refused {
+            return;
+        }
         if let Some(mut poem) = self.poem.take() {
             info!("{} left before its poem: {reason}", cx.get_peer());
             // Part 19: withdraw from the download (cancelled if we were the last).

@@ -1,6 +1,6 @@
 //! House rules checked as tests, so `cargo test` alone is the whole gate: the crate
-//! layers depend only downwards, every crate opens with its lesson and a table of Twisted's names, and every example
-//! says how to run it.
+//! layers depend only downwards, every crate opens with its lesson and a table of
+//! Twisted's names, and every example says how to run it.
 
 use std::fs;
 use std::path::{Path, PathBuf};

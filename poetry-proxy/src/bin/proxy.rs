@@ -31,7 +31,7 @@ struct Args {
     /// The interface to listen on: loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1")]
     iface: String,
-    /// Most clients served at once; more are refused with a clean close.
+    /// Most clients served at once; more are refused with a reset.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_connections: u32,
     /// Close a client that takes no part of its poem for this many seconds; 0 never.
