@@ -183,13 +183,13 @@ impl PoetryProtocol {
         }
     }
 
-    /// Sets up the socket: reset on close until the poem is whole, the send buffer,
-    /// the congestion control, and the cork around a fast bulk send.
+    /// Sets up the socket: the congestion control and the cork around a fast bulk
+    /// send. (Reset on close until the poem is whole, and the send buffer, come with
+    /// the socket from the listener.)
     fn set_up_socket(&mut self, cx: &mut Context<'_, Self>, fast: bool) {
-        let (send_buffer, congestion, bulk) = {
+        let (congestion, bulk) = {
             let factory = cx.factory();
             (
-                factory.send_buffer,
                 factory.options.congestion_control.clone(),
                 factory.poem.len() > FAST_CHUNK as u64,
             )
@@ -197,12 +197,9 @@ impl PoetryProtocol {
         let Some(fd) = cx.handle() else {
             return;
         };
-        let mut result = sockopt::reset_on_close(fd, true);
-        if let Some(bytes) = send_buffer {
-            result = result.and_then(|()| sockopt::set_send_buffer(fd, bytes));
-        }
+        let mut result = Ok(());
         if let Some(name) = &congestion {
-            result = result.and_then(|()| sockopt::set_congestion(fd, name));
+            result = sockopt::set_congestion(fd, name);
         }
         if fast && bulk && result.is_ok() {
             result = sockopt::set_cork(fd, true);

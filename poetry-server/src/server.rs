@@ -255,13 +255,20 @@ pub(crate) fn serve_counted(
             source,
         })?;
     }
-    let listen = TcpListenOptions {
-        interface: options.interface.clone(),
-        reuse_port: options.reuse_port,
-        ..TcpListenOptions::default()
-    };
     let port = options.port;
     let mut factory = PoetryFactory::new(poem, options);
+    // A poem is incomplete from the moment its connection is accepted: every
+    // accepted socket resets when closed (a crash or SIGKILL included) until its
+    // protocol switches linger off at the poem's end; the kernel-memory budget is the
+    // send buffer of every connection. Both are set once, on the listening socket,
+    // which accepted sockets inherit (no system call per connection).
+    let listen = TcpListenOptions {
+        interface: factory.options.interface.clone(),
+        reuse_port: factory.options.reuse_port,
+        send_buffer: factory.send_buffer,
+        reset_on_close: true,
+        ..TcpListenOptions::default()
+    };
     factory.global_open = global_open;
     let factory = Shared::new(factory);
     let listening = listen_tcp(reactor, port, &factory, &listen)?;

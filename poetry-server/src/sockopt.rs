@@ -75,11 +75,6 @@ pub(crate) fn reset_on_close(fd: BorrowedFd<'_>, reset: bool) -> io::Result<()> 
     SockRef::from(&fd).set_linger(reset.then_some(Duration::ZERO))
 }
 
-/// `SO_SNDBUF`.
-pub(crate) fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
-    SockRef::from(&fd).set_send_buffer_size(bytes)
-}
-
 /// `TCP_CORK`: hold partial segments until uncorked.
 pub(crate) fn set_cork(fd: BorrowedFd<'_>, cork: bool) -> io::Result<()> {
     SockRef::from(&fd).set_cork(cork)

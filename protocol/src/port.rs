@@ -28,6 +28,15 @@ pub struct TcpListenOptions {
     pub backlog: i32,
     /// `SO_REUSEPORT`, so several reactors can share the port.
     pub reuse_port: bool,
+    /// `SO_SNDBUF` of every accepted connection (default `None`: the kernel's
+    /// autotuning); set once on the listening socket, which accepted sockets inherit
+    /// (see [`transport::ListenOptions::send_buffer`]).
+    pub send_buffer: Option<usize>,
+    /// `SO_LINGER {on, 0}` on every accepted connection (default off): closing one
+    /// resets it until the protocol switches linger off through
+    /// [`Transport::handle`](transport::Transport::handle) (see
+    /// [`transport::ListenOptions::reset_on_close`]).
+    pub reset_on_close: bool,
 }
 
 impl Default for TcpListenOptions {
@@ -36,6 +45,8 @@ impl Default for TcpListenOptions {
             interface: "127.0.0.1".to_owned(),
             backlog: ListenOptions::default().backlog,
             reuse_port: false,
+            send_buffer: None,
+            reset_on_close: false,
         }
     }
 }
@@ -152,6 +163,8 @@ pub fn listen_tcp<F: Factory>(
         backlog: options.backlog,
         reuse_address: true,
         reuse_port: options.reuse_port,
+        send_buffer: options.send_buffer,
+        reset_on_close: options.reset_on_close,
     };
     let listener = bind_tcp(address, &listen)?;
     start_port(reactor, listener, factory)

@@ -31,6 +31,16 @@ pub struct ListenOptions {
     pub reuse_address: bool,
     /// `SO_REUSEPORT`: let several sockets (one per reactor thread) share the port.
     pub reuse_port: bool,
+    /// `SO_SNDBUF` of every accepted connection (`None`: the kernel's autotuning).
+    /// Set once, on the listening socket: Linux gives each socket it accepts the
+    /// listener's options, so a connection costs no system call for it.
+    pub send_buffer: Option<usize>,
+    /// `SO_LINGER {on, 0}` on every accepted connection: closing one resets it
+    /// (whatever it had not delivered is dropped, and the peer sees a reset, never a
+    /// clean end) until the protocol switches linger off through the connection's
+    /// handle. Set once, on the listening socket, as `send_buffer`; it holds from the
+    /// moment the kernel accepts the connection.
+    pub reset_on_close: bool,
 }
 
 impl Default for ListenOptions {
@@ -39,6 +49,8 @@ impl Default for ListenOptions {
             backlog: 1024,
             reuse_address: true,
             reuse_port: false,
+            send_buffer: None,
+            reset_on_close: false,
         }
     }
 }
@@ -77,6 +89,16 @@ pub fn bind_tcp(
     if options.reuse_port {
         socket
             .set_reuse_port(true)
+            .map_err(TransportError::Socket)?;
+    }
+    if let Some(bytes) = options.send_buffer {
+        socket
+            .set_send_buffer_size(bytes)
+            .map_err(TransportError::Socket)?;
+    }
+    if options.reset_on_close {
+        socket
+            .set_linger(Some(std::time::Duration::ZERO))
             .map_err(TransportError::Socket)?;
     }
     if address.is_ipv6() {

@@ -193,3 +193,44 @@ fn unix_listen_on_a_path_held_by_a_live_listener_is_refused() {
     assert!(transport::bind_unix(&file.0, 16).is_err());
     assert_eq!(std::fs::read(&file.0).unwrap(), b"not a socket");
 }
+
+/// Accepts one connection from a non-blocking listener, within a bounded wait.
+fn accept_one(listener: &mio::net::TcpListener) -> mio::net::TcpStream {
+    for _ in 0..2_000 {
+        match listener.accept() {
+            Ok((stream, _)) => return stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+    panic!("no connection to accept within 2 s");
+}
+
+#[test]
+fn accepted_connections_inherit_the_listeners_send_buffer_and_reset_on_close() {
+    use socket2::SockRef;
+    let options = ListenOptions {
+        send_buffer: Some(65_536),
+        reset_on_close: true,
+        ..ListenOptions::default()
+    };
+    let listener = bind_tcp("127.0.0.1:0".parse().unwrap(), &options).unwrap();
+    let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let accepted = accept_one(&listener);
+    let accepted = SockRef::from(&accepted);
+    assert_eq!(
+        accepted.linger().unwrap(),
+        Some(std::time::Duration::ZERO),
+        "an accepted socket resets when closed"
+    );
+    let asked = SockRef::from(&listener).send_buffer_size().unwrap();
+    assert_eq!(accepted.send_buffer_size().unwrap(), asked);
+
+    // A listener without them gives its connections the kernel's defaults.
+    let plain = bind_tcp("127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
+    let _client = std::net::TcpStream::connect(plain.local_addr().unwrap()).unwrap();
+    let accepted = accept_one(&plain);
+    assert_eq!(SockRef::from(&accepted).linger().unwrap(), None);
+}
