@@ -10,6 +10,8 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use test_support::{tcp_state, TCP_ESTABLISHED};
+
 use util::{
     assert_same_bytes, fetch, pseudo_random, reset, run_bounded, shared_poem, shared_poems,
     ScratchDir, Server,
@@ -285,29 +287,6 @@ fn max_connections_refuses_extra_clients_with_a_reset() {
         )),
         "{stderr}"
     );
-}
-
-const TCP_ESTABLISHED: u8 = 1;
-
-/// The kernel's TCP state of our end of `stream` (`tcpi_state`), read without touching
-/// the data.
-fn tcp_state(stream: &TcpStream) -> u8 {
-    use std::os::fd::AsRawFd;
-    // struct tcp_info begins with the one-byte state; the kernel fills what fits.
-    let mut info = [0u8; 256];
-    let mut len = info.len() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `info`.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "getsockopt TCP_INFO");
-    info[0]
 }
 
 #[test]

@@ -18,6 +18,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use test_support::{tcp_state, TCP_ESTABLISHED};
+
 use fault_util::{
     assert_same_bytes, fetch, limit_descriptors, pseudo_random, read_to_end_or_reset, run_bounded,
     server_binary, stop_counts, ChildGuard, ScratchDir, ServerProcess, PATIENCE,
@@ -195,27 +197,6 @@ fn a_steady_slow_reader_is_never_cut_off_and_a_never_reader_is_on_time() {
     let mut never = never;
     let (_, was_reset) = read_to_end_or_reset(&mut never).unwrap();
     assert!(was_reset, "the idle timeout ended a cut poem cleanly");
-}
-
-const TCP_ESTABLISHED: u8 = 1;
-
-/// The kernel's TCP state of our end of `stream` (`tcpi_state`), without reading.
-fn tcp_state(stream: &TcpStream) -> u8 {
-    use std::os::fd::AsRawFd;
-    let mut info = [0u8; 256];
-    let mut len = info.len() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `info`.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "TCP_INFO");
-    info[0]
 }
 
 #[test]

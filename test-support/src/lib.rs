@@ -30,7 +30,7 @@ pub mod server;
 
 pub use build::{build_example, workspace};
 pub use bytes::{assert_same_bytes, pseudo_random, Xorshift};
-pub use net::{dead_port, parse_port, reset};
+pub use net::{dead_port, parse_port, reset, tcp_state, TCP_ESTABLISHED};
 pub use peers::{
     find_nc, nc_or_skip, peer_or_skip, skip, skip_log, twisted_peer, twisted_python,
     twisted_python_or_skip, under_ci,

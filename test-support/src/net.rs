@@ -15,6 +15,34 @@ pub fn reset(stream: TcpStream) {
     drop(stream);
 }
 
+/// `tcpi_state` of an established connection (Linux's `TCP_ESTABLISHED`).
+pub const TCP_ESTABLISHED: u8 = 1;
+
+/// The kernel's TCP state of our end of `stream` (`tcpi_state`), read without touching
+/// the data.
+///
+/// # Panics
+///
+/// If `getsockopt(TCP_INFO)` fails.
+pub fn tcp_state(stream: &TcpStream) -> u8 {
+    use std::os::fd::AsRawFd;
+    // struct tcp_info begins with the one-byte state; the kernel fills what fits.
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "getsockopt TCP_INFO");
+    info[0]
+}
+
 /// A loopback port with nothing listening on it (bound, then released).
 ///
 /// # Panics
