@@ -100,10 +100,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read bound address: {e}"))?
         .port();
-    let mut stdout = std::io::stdout();
-    writeln!(stdout, "Serving {what} on port {port}.")
-        .and_then(|()| stdout.flush())
-        .map_err(|e| format!("cannot write to stdout: {e}"))?;
+    announce(what, port)?;
     server.run().map_err(|e| format!("poll failed: {e}"))
 }
 
@@ -117,9 +114,14 @@ fn udp_echo(port: u16) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read bound address: {e}"))?
         .port();
-    let mut stdout = std::io::stdout();
-    writeln!(stdout, "Serving UDP echo on port {port}.")
-        .and_then(|()| stdout.flush())
-        .map_err(|e| format!("cannot write to stdout: {e}"))?;
+    announce("UDP echo", port)?;
     server.run().map_err(|e| format!("udp echo failed: {e}"))
+}
+
+/// The start line the harness waits for: `Serving WHAT on port PORT.`, flushed.
+fn announce(what: &str, port: u16) -> Result<(), String> {
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "Serving {what} on port {port}.")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))
 }

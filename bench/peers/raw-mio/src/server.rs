@@ -145,11 +145,7 @@ impl Server {
     ///
     /// The error of installing the handlers or registering their pipe.
     pub fn stop_on_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
-        self.poll
-            .registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        self.signals = Some(signals);
+        self.signals = Some(stop_signals(&self.poll, SIGNALS)?);
         Ok(())
     }
 
@@ -369,4 +365,13 @@ fn echo(conn: &mut Conn, buf: &mut [u8]) -> io::Result<Next> {
             }
         }
     }
+}
+
+/// SIGTERM and SIGINT as readable events of `poll` under `token` (both servers stop
+/// on them).
+pub(crate) fn stop_signals(poll: &Poll, token: Token) -> io::Result<Signals> {
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    poll.registry()
+        .register(&mut signals, token, Interest::READABLE)?;
+    Ok(signals)
 }

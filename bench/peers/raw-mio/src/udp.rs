@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
-use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::server::StopHandle;
+use crate::server::{stop_signals, StopHandle};
 
 const SOCKET: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -80,11 +79,7 @@ impl UdpEcho {
     ///
     /// The error of installing the handlers or registering them with the poll.
     pub fn stop_on_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
-        self.poll
-            .registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        self.signals = Some(signals);
+        self.signals = Some(stop_signals(&self.poll, SIGNALS)?);
         Ok(())
     }
 
