@@ -49,9 +49,10 @@ struct Args {
     /// across them, --max-connections caps them all together.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     reactors: u16,
-    /// Kernel send buffer per connection: `auto` (sized so that --max-connections
-    /// clients that never read fit in half the kernel's TCP memory), `kernel` (the
-    /// kernel's autotuning, unbounded), or a number of bytes (SO_SNDBUF).
+    /// Kernel send buffer per connection: `auto` (--max-connections clients that
+    /// never read fit in half the kernel's TCP memory; a few bulk downloads at once
+    /// keep the kernel's autotuning, the rest are bounded), `kernel` (the kernel's
+    /// autotuning for all, unbounded), or a number of bytes (SO_SNDBUF for all).
     #[arg(long, default_value = "auto", value_parser = parse_send_buffer)]
     send_buffer: SendBuffer,
     /// Congestion control for every connection (TCP_CONGESTION, e.g. reno or cubic);

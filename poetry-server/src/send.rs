@@ -22,7 +22,7 @@ use protocol::{Context, DisconnectReason, EofAction, Protocol};
 use reactor::DelayedCall;
 
 use crate::poem::FileState;
-use crate::server::{PoetryFactory, FAST_CHUNK, SENDFILE_CHUNK};
+use crate::server::{PoetryFactory, Sizing, FAST_CHUNK, SENDFILE_CHUNK};
 use crate::sockopt;
 
 /// A slow-mode client whose unsent bytes pass this skips its ticks until they drain.
@@ -63,6 +63,8 @@ pub struct PoetryProtocol {
     start: Option<FileState>,
     /// `TCP_CORK` is on.
     corked: bool,
+    /// Holds one of the send budget's autotuned places.
+    autotuned: bool,
     /// Fast mode: the end of the part of the file asked to be read ahead.
     advised: u64,
     /// Lingering: the wait before the next look, the acknowledged count at the last
@@ -81,6 +83,7 @@ impl PoetryProtocol {
             no_sendfile: false,
             start: None,
             corked: false,
+            autotuned: false,
             advised: 0,
             linger_poll: LINGER_POLL_FIRST,
             acked: 0,
@@ -183,22 +186,27 @@ impl PoetryProtocol {
         }
     }
 
-    /// Sets up the socket: the congestion control and the cork around a fast bulk
-    /// send. (Reset on close until the poem is whole, and the send buffer, come with
-    /// the socket from the listener.)
+    /// Sets up the socket: its send buffer under the budget, the congestion control,
+    /// and the cork around a fast bulk send. (Reset on close until the poem is whole
+    /// comes with the socket from the listener.)
     fn set_up_socket(&mut self, cx: &mut Context<'_, Self>, fast: bool) {
-        let (congestion, bulk) = {
-            let factory = cx.factory();
+        let (congestion, bulk, sizing) = {
+            let mut factory = cx.factory();
             (
                 factory.options.congestion_control.clone(),
                 factory.poem.len() > FAST_CHUNK as u64,
+                factory.size_send_buffer(),
             )
         };
+        self.autotuned = sizing == Sizing::Autotuned;
         let Some(fd) = cx.handle() else {
             return;
         };
         let mut result = Ok(());
-        if let Some(name) = &congestion {
+        if let Sizing::Bounded(bytes) = sizing {
+            result = sockopt::set_send_buffer(fd, bytes);
+        }
+        if let (Some(name), Ok(())) = (&congestion, &result) {
             result = sockopt::set_congestion(fd, name);
         }
         if fast && bulk && result.is_ok() {
@@ -392,6 +400,9 @@ impl Protocol for PoetryProtocol {
         }
         let mut factory = cx.factory();
         factory.release();
+        if std::mem::take(&mut self.autotuned) {
+            factory.release_autotuned();
+        }
         if whole {
             factory.stats.completed += 1;
             info!(

@@ -11,7 +11,7 @@ use reactor::Reactor;
 use crate::error::ServerError;
 use crate::poem::Poem;
 use crate::send::PoetryProtocol;
-use crate::sockopt::{budgeted_send_buffer, SendBuffer};
+use crate::sockopt::{SendBudget, SendBuffer};
 
 /// Bytes per write in fast mode (`--delay 0`): the pull producer writes one such chunk
 /// each time the transport's buffer drains.
@@ -86,16 +86,29 @@ pub struct Stats {
     pub interrupted: u64,
 }
 
+/// The send buffer of a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sizing {
+    /// As the listener set it (or no bound needed: the whole poem fits in its share).
+    Inherited,
+    /// One of the budget's autotuned places, given back when the connection ends.
+    Autotuned,
+    /// `SO_SNDBUF` of this many bytes.
+    Bounded(usize),
+}
+
 /// The factory: the poem, the pace, and the count of open connections.
 #[derive(Debug)]
 pub struct PoetryFactory {
     pub(crate) poem: Poem,
     pub(crate) options: ServerOptions,
-    /// `SO_SNDBUF` for each connection, resolved from `options.send_buffer`.
-    pub(crate) send_buffer: Option<usize>,
+    /// The connections' send buffers, resolved from `options.send_buffer`.
+    send_budget: SendBudget,
     open: usize,
     /// Connections open over every reactor sharing the cap (`--reactors N`).
     global_open: Option<Arc<AtomicUsize>>,
+    /// Connections holding one of the budget's autotuned places, over every reactor.
+    autotuned: Arc<AtomicUsize>,
     pub(crate) stats: Stats,
     /// Connections whose whole poem and its end are in the kernel, waiting for the
     /// client to take them (the lingering close).
@@ -107,17 +120,18 @@ pub struct PoetryFactory {
 impl PoetryFactory {
     /// A factory serving `poem` as `options` say.
     pub fn new(poem: Poem, options: ServerOptions) -> Self {
-        let send_buffer = match options.send_buffer {
-            SendBuffer::Budgeted => budgeted_send_buffer(options.max_connections),
-            SendBuffer::Bytes(bytes) => Some(bytes),
-            SendBuffer::Kernel => None,
+        let send_budget = match options.send_buffer {
+            SendBuffer::Budgeted => SendBudget::of_this_machine(options.max_connections),
+            SendBuffer::Bytes(bytes) => SendBudget::fixed(bytes),
+            SendBuffer::Kernel => SendBudget::KERNEL,
         };
         PoetryFactory {
             poem,
             options,
-            send_buffer,
+            send_budget,
             open: 0,
             global_open: None,
+            autotuned: Arc::new(AtomicUsize::new(0)),
             stats: Stats::default(),
             lingering: 0,
             scratch: Vec::new(),
@@ -145,9 +159,40 @@ impl PoetryFactory {
         &self.poem
     }
 
-    /// The `SO_SNDBUF` each connection gets (`None`: the kernel's autotuning).
-    pub fn send_buffer(&self) -> Option<usize> {
-        self.send_buffer
+    /// How the connections' send buffers are sized.
+    pub fn send_budget(&self) -> SendBudget {
+        self.send_budget
+    }
+
+    /// Connections open now that keep the kernel's autotuning under the budget (over
+    /// every reactor).
+    pub fn autotuned_connections(&self) -> usize {
+        self.autotuned.load(Ordering::Acquire)
+    }
+
+    /// The send buffer a new connection gets: the listener's (nothing to do), one of
+    /// the budget's autotuned places, or the bound.
+    pub(crate) fn size_send_buffer(&mut self) -> Sizing {
+        let budget = self.send_budget;
+        if budget.autotuned == 0 || !budget.could_overflow(self.poem.len()) {
+            return Sizing::Inherited;
+        }
+        let taken = self
+            .autotuned
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used < budget.autotuned).then_some(used + 1)
+            })
+            .is_ok();
+        match (taken, budget.bounded) {
+            (true, _) | (false, None) => Sizing::Autotuned,
+            (false, Some(bytes)) => Sizing::Bounded(bytes),
+        }
+    }
+
+    /// Gives back an autotuned place.
+    pub(crate) fn release_autotuned(&mut self) {
+        let before = self.autotuned.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(before > 0, "an autotuned place released twice");
     }
 
     /// Writes the piece of the poem at `offset` (at most `max` bytes; with
@@ -242,12 +287,20 @@ pub fn serve(
     serve_counted(reactor, poem, options, None)
 }
 
-/// As [`serve`], with the cap counted in `global_open`, shared by every reactor.
+/// What every reactor of one server counts together (`--reactors N`): its open
+/// connections, under the cap, and the autotuned places of its send budget taken.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SharedCounts {
+    open: Arc<AtomicUsize>,
+    autotuned: Arc<AtomicUsize>,
+}
+
+/// As [`serve`], with `shared` counted over every reactor of the server.
 pub(crate) fn serve_counted(
     reactor: &mut Reactor,
     poem: Poem,
     options: ServerOptions,
-    global_open: Option<Arc<AtomicUsize>>,
+    shared: Option<SharedCounts>,
 ) -> Result<(ListeningPort, Shared<PoetryFactory>), ServerError> {
     if let Some(name) = &options.congestion_control {
         crate::sockopt::check_congestion(name).map_err(|source| ServerError::SocketOption {
@@ -259,17 +312,22 @@ pub(crate) fn serve_counted(
     let mut factory = PoetryFactory::new(poem, options);
     // A poem is incomplete from the moment its connection is accepted: every
     // accepted socket resets when closed (a crash or SIGKILL included) until its
-    // protocol switches linger off at the poem's end; the kernel-memory budget is the
-    // send buffer of every connection. Both are set once, on the listening socket,
-    // which accepted sockets inherit (no system call per connection).
+    // protocol switches linger off at the poem's end. Set once, on the listening
+    // socket, which accepted sockets inherit (no system call per connection); so is
+    // the send buffer's bound when no connection may keep the kernel's autotuning
+    // (otherwise each connection that needs it sets its own, `Sizing`).
+    let budget = factory.send_budget;
     let listen = TcpListenOptions {
         interface: factory.options.interface.clone(),
         reuse_port: factory.options.reuse_port,
-        send_buffer: factory.send_buffer,
+        send_buffer: budget.bounded.filter(|_| budget.autotuned == 0),
         reset_on_close: true,
         ..TcpListenOptions::default()
     };
-    factory.global_open = global_open;
+    if let Some(shared) = shared {
+        factory.global_open = Some(shared.open);
+        factory.autotuned = shared.autotuned;
+    }
     let factory = Shared::new(factory);
     let listening = listen_tcp(reactor, port, &factory, &listen)?;
     Ok((listening, factory))

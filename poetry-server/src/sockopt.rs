@@ -15,8 +15,9 @@ use socket2::{Domain, SockRef, Socket, Type};
 pub enum SendBuffer {
     /// Sized from the machine's TCP memory (`net.ipv4.tcp_mem`) and
     /// `max_connections`, so that that many clients that never read cannot take
-    /// more than half of what the kernel allows TCP before it is under pressure
-    /// (see [`budgeted_send_buffer`]).
+    /// more than half of what the kernel allows TCP before it is under pressure; an
+    /// eighth of that half lets a few bulk downloads at once keep the kernel's
+    /// autotuning (see [`SendBudget`]).
     #[default]
     Budgeted,
     /// `SO_SNDBUF` of this many bytes (the kernel doubles it for its bookkeeping).
@@ -26,28 +27,86 @@ pub enum SendBuffer {
     Kernel,
 }
 
-/// What one connection's send queue may take beyond `2 × SO_SNDBUF`: the kernel
-/// accepts one more segment (up to 64 KiB on loopback) past the limit.
+/// What one connection's send queue may take beyond its limit: the kernel accepts
+/// one more segment (up to 64 KiB on loopback) past it.
 const SEGMENT_SLACK: u64 = 64 * 1024;
 /// The smallest `SO_SNDBUF` worth setting (the kernel's own floor is about 4.5 KiB).
 const MIN_SEND_BUFFER: u64 = 8 * 1024;
+/// The share of the budget kept for autotuned connections: one eighth.
+const AUTOTUNED_SHARE: u64 = 8;
 
-/// The `SO_SNDBUF` that keeps `max_connections` full send queues within half of the
-/// kernel's TCP pressure threshold, given `tcp_mem` (pages: min, pressure, max) and
-/// `tcp_wmem` (bytes: min, default, max); `None` when autotuning could never exceed
-/// it (few connections), so the kernel's own sizing is kept.
-pub fn send_buffer_for(
-    tcp_mem: [u64; 3],
-    tcp_wmem: [u64; 3],
-    max_connections: usize,
-) -> Option<usize> {
-    let budget = tcp_mem[1].saturating_mul(4096) / 2;
-    let per_connection = budget / (max_connections.max(1) as u64);
-    if per_connection >= 2 * tcp_wmem[2] + SEGMENT_SLACK {
-        return None;
+/// How the server bounds the kernel memory its connections' send queues hold.
+///
+/// The budget is half of `tcp_mem`'s pressure threshold, for `max_connections`
+/// clients that never read. A connection's queue is bounded by its send buffer: a
+/// connection with `SO_SNDBUF` = *s* holds at most 2*s* plus one segment; one the
+/// kernel autotunes, at most `tcp_wmem`'s maximum plus one segment. An eighth of
+/// the budget is kept for [`autotuned`](Self::autotuned) connections that keep the
+/// kernel's autotuning (a lone bulk download then streams as fast as with
+/// `--send-buffer kernel`); every other connection whose poem could fill more than
+/// its share gets `SO_SNDBUF` = [`bounded`](Self::bounded). So however the clients
+/// behave, `autotuned` autotuned queues and the rest bounded fit in the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendBudget {
+    /// `SO_SNDBUF` for a connection without an autotuned place; `None` when no
+    /// bound is needed (the kernel's autotuning for every connection).
+    pub bounded: Option<usize>,
+    /// Connections that may keep the kernel's autotuning at once.
+    pub autotuned: usize,
+}
+
+impl SendBudget {
+    /// No bound: the kernel's autotuning for every connection.
+    pub const KERNEL: SendBudget = SendBudget {
+        bounded: None,
+        autotuned: usize::MAX,
+    };
+
+    /// Every connection bounded to `SO_SNDBUF` = `bytes`.
+    pub fn fixed(bytes: usize) -> SendBudget {
+        SendBudget {
+            bounded: Some(bytes),
+            autotuned: 0,
+        }
     }
-    let size = (per_connection.saturating_sub(SEGMENT_SLACK) / 2).max(MIN_SEND_BUFFER);
-    Some(size as usize)
+
+    /// The budget for `max_connections`, given `tcp_mem` (pages: min, pressure,
+    /// max) and `tcp_wmem` (bytes: min, default, max).
+    pub fn for_machine(tcp_mem: [u64; 3], tcp_wmem: [u64; 3], max_connections: usize) -> Self {
+        let budget = tcp_mem[1].saturating_mul(4096) / 2;
+        let connections = max_connections.max(1) as u64;
+        let autotuned_queue = tcp_wmem[2] + SEGMENT_SLACK;
+        if budget / connections >= autotuned_queue {
+            return SendBudget::KERNEL;
+        }
+        let autotuned = (budget / AUTOTUNED_SHARE / autotuned_queue).min(connections);
+        let per_connection = (budget - autotuned * autotuned_queue) / connections;
+        let size = (per_connection.saturating_sub(SEGMENT_SLACK) / 2).max(MIN_SEND_BUFFER);
+        SendBudget {
+            bounded: Some(size as usize),
+            autotuned: autotuned as usize,
+        }
+    }
+
+    /// [`for_machine`](Self::for_machine) with this machine's `tcp_mem` and
+    /// `tcp_wmem`; when they cannot be read, the most conservative choice (the
+    /// floor, no autotuned places).
+    pub fn of_this_machine(max_connections: usize) -> Self {
+        match (
+            read_triple("/proc/sys/net/ipv4/tcp_mem"),
+            read_triple("/proc/sys/net/ipv4/tcp_wmem"),
+        ) {
+            (Some(mem), Some(wmem)) => SendBudget::for_machine(mem, wmem, max_connections),
+            _ => SendBudget::fixed(MIN_SEND_BUFFER as usize),
+        }
+    }
+
+    /// Whether a queue of `len` bytes, the whole poem, could hold more than a
+    /// bounded connection may: only such connections need a place or a bound.
+    pub fn could_overflow(&self, len: u64) -> bool {
+        self.bounded
+            .is_some_and(|size| len > 2 * size as u64 + SEGMENT_SLACK)
+    }
 }
 
 fn read_triple(path: &str) -> Option<[u64; 3]> {
@@ -56,16 +115,9 @@ fn read_triple(path: &str) -> Option<[u64; 3]> {
     Some([fields.next()??, fields.next()??, fields.next()??])
 }
 
-/// [`send_buffer_for`] with this machine's `tcp_mem` and `tcp_wmem`; when they cannot
-/// be read, the most conservative choice (the floor).
-pub fn budgeted_send_buffer(max_connections: usize) -> Option<usize> {
-    match (
-        read_triple("/proc/sys/net/ipv4/tcp_mem"),
-        read_triple("/proc/sys/net/ipv4/tcp_wmem"),
-    ) {
-        (Some(mem), Some(wmem)) => send_buffer_for(mem, wmem, max_connections),
-        _ => Some(MIN_SEND_BUFFER as usize),
-    }
+/// `SO_SNDBUF`.
+pub(crate) fn set_send_buffer(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    SockRef::from(&fd).set_send_buffer_size(bytes)
 }
 
 /// Whether closing the socket resets the connection (`SO_LINGER` {on, 0}) or ends
@@ -111,26 +163,56 @@ mod tests {
     const MEM: [u64; 3] = [287_898, 383_866, 575_796];
     const WMEM: [u64; 3] = [4096, 16_384, 4_194_304];
 
+    /// The most a queue may hold under `budget` when its connection is autotuned
+    /// or bounded.
+    fn worst(budget: &SendBudget, autotuned: bool) -> u64 {
+        match (autotuned, budget.bounded) {
+            (false, Some(size)) => 2 * size as u64 + SEGMENT_SLACK,
+            _ => WMEM[2] + SEGMENT_SLACK,
+        }
+    }
+
     #[test]
     fn the_cap_of_never_readers_fits_in_half_the_pressure_threshold() {
-        for max in [1, 16, 64, 100, 1000, 4096, 100_000, 1_000_000] {
-            let worst = match send_buffer_for(MEM, WMEM, max) {
-                Some(size) => 2 * size as u64 + SEGMENT_SLACK,
-                None => 2 * WMEM[2] + SEGMENT_SLACK,
-            };
-            let total = worst * max as u64;
+        for max in [1, 16, 64, 100, 187, 188, 1000, 4096, 100_000, 1_000_000] {
+            let budget = SendBudget::for_machine(MEM, WMEM, max);
+            let places = budget.autotuned.min(max) as u64;
+            let rest = max as u64 - places;
+            let total = places * worst(&budget, true) + rest * worst(&budget, false);
             let floor = (2 * MIN_SEND_BUFFER + SEGMENT_SLACK) * max as u64;
             assert!(
-                total <= MEM[1] * 4096 / 2 || total == floor,
-                "{max} connections could queue {total} bytes"
+                total <= MEM[1] * 4096 / 2 || budget.bounded == Some(MIN_SEND_BUFFER as usize),
+                "{max} connections could queue {total} bytes (floor {floor})"
             );
         }
-        assert_eq!(send_buffer_for(MEM, WMEM, 4096), Some(63_198));
-        assert_eq!(send_buffer_for(MEM, WMEM, 64), None);
+        // 4,096 connections: 23 autotuned places, the rest 51,238 B (the kernel
+        // doubles it).
+        let default = SendBudget::for_machine(MEM, WMEM, 4096);
+        assert_eq!(default.autotuned, 23);
+        assert_eq!(default.bounded, Some(51_238));
+        assert_eq!(SendBudget::for_machine(MEM, WMEM, 64), SendBudget::KERNEL);
         assert_eq!(
-            send_buffer_for(MEM, WMEM, 1_000_000),
+            SendBudget::for_machine(MEM, WMEM, 1_000_000).bounded,
             Some(MIN_SEND_BUFFER as usize)
         );
+    }
+
+    #[test]
+    fn a_small_machine_keeps_no_autotuned_place() {
+        // tcp_mem of a machine with about 1 GiB: an eighth of the budget is smaller
+        // than one autotuned queue.
+        let small = SendBudget::for_machine([9_000, 12_000, 18_000], WMEM, 4096);
+        assert_eq!(small.autotuned, 0);
+        assert!(small.bounded.is_some());
+    }
+
+    #[test]
+    fn only_poems_that_could_fill_more_than_a_bounded_queue_need_a_place() {
+        let budget = SendBudget::fixed(16_384);
+        assert!(!budget.could_overflow(10 * 1024));
+        assert!(!budget.could_overflow(2 * 16_384 + SEGMENT_SLACK));
+        assert!(budget.could_overflow(2 * 16_384 + SEGMENT_SLACK + 1));
+        assert!(!SendBudget::KERNEL.could_overflow(u64::MAX));
     }
 
     #[test]

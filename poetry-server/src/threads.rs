@@ -2,22 +2,21 @@
 //! with `SO_REUSEPORT` (the kernel spreads new connections across them).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::thread;
 
 use reactor::{Reactor, ReactorHandle};
 
 use crate::error::ServerError;
 use crate::poem::Poem;
-use crate::server::{serve_counted, ServerOptions, Stats};
+use crate::server::{serve_counted, ServerOptions, SharedCounts, Stats};
 
 /// Runs one reactor serving `poem_path` (or the default poem); tells `ready` its port
 /// and poem name once listening, then serves until SIGINT/SIGTERM.
 fn serve_one(
     poem_path: Option<PathBuf>,
     options: ServerOptions,
-    open: Option<Arc<AtomicUsize>>,
+    shared: Option<SharedCounts>,
     ready: mpsc::Sender<Result<(u16, String, ReactorHandle), ServerError>>,
 ) -> Result<Stats, ServerError> {
     let started = (|| {
@@ -27,7 +26,7 @@ fn serve_one(
         };
         let mut reactor = Reactor::new()?;
         reactor.handle_signals()?;
-        let (port, factory) = serve_counted(&mut reactor, poem, options, open)?;
+        let (port, factory) = serve_counted(&mut reactor, poem, options, shared)?;
         Ok((reactor, port, factory))
     })();
     let (mut reactor, port, factory) = match started {
@@ -74,7 +73,7 @@ pub fn serve_on_threads(
         reuse_port: reactors > 1 || options.reuse_port,
         ..options
     };
-    let open = (reactors > 1).then(|| Arc::new(AtomicUsize::new(0)));
+    let shared = (reactors > 1).then(SharedCounts::default);
     let mut handles = Vec::with_capacity(reactors);
     let mut reactor_handles = Vec::with_capacity(reactors);
     let mut listening = None;
@@ -82,9 +81,9 @@ pub fn serve_on_threads(
         let (sender, receiver) = mpsc::channel();
         let path = poem_path.map(Path::to_path_buf);
         let thread_options = options.clone();
-        let open = open.clone();
+        let shared = shared.clone();
         handles.push(thread::spawn(move || {
-            serve_one(path, thread_options, open, sender)
+            serve_one(path, thread_options, shared, sender)
         }));
         match receiver.recv() {
             Ok(Ok((port, name, handle))) => {
