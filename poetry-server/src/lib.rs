@@ -45,6 +45,7 @@
 
 mod error;
 mod limits;
+mod mapped;
 pub mod poem;
 mod send;
 mod server;

@@ -41,8 +41,8 @@ struct Args {
     /// least two delays); 0 never does.
     #[arg(long, default_value = "120", value_parser = parse_seconds, allow_hyphen_values = true)]
     idle_timeout: Duration,
-    /// In fast mode, copy large files through a buffer instead of sending them with
-    /// sendfile (zero copy).
+    /// In fast mode, write large files from a mapping of the file (one copy, by the
+    /// kernel) instead of sending them with sendfile (zero copy).
     #[arg(long)]
     no_sendfile: bool,
     /// Reactor threads sharing the port (SO_REUSEPORT); connections are spread

@@ -21,6 +21,7 @@ use log::{info, warn};
 use protocol::{Context, DisconnectReason, EofAction, Protocol};
 use reactor::DelayedCall;
 
+use crate::mapped::Window;
 use crate::poem::FileState;
 use crate::server::{PoetryFactory, Sizing, FAST_CHUNK, SENDFILE_CHUNK};
 use crate::sockopt;
@@ -49,6 +50,18 @@ enum Phase {
     Lingering,
 }
 
+/// How fast mode sends a poem streamed from its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `sendfile`: from the page cache to the socket, no copy.
+    Sendfile,
+    /// Written from a mapped window of the file: one copy, by the kernel
+    /// (`--no-sendfile`, or a socket or file `sendfile` cannot serve).
+    Mapped,
+    /// Read into a buffer and written: two copies (a file that cannot be mapped).
+    Buffered,
+}
+
 /// One connection: sends the poem, in `num_bytes` pieces every `delay` (slow), or as
 /// fast as the client takes it (fast, `delay` zero, as a pull producer), then ends it
 /// honestly (see the module's documentation).
@@ -57,8 +70,8 @@ pub struct PoetryProtocol {
     phase: Phase,
     offset: u64,
     timer: Option<DelayedCall>,
-    /// `sendfile` is not possible on this connection: read and write instead.
-    no_sendfile: bool,
+    /// How a streamed file is sent in fast mode.
+    route: Route,
     /// A streamed file as it was when the connection started.
     start: Option<FileState>,
     /// `TCP_CORK` is on.
@@ -80,7 +93,7 @@ impl PoetryProtocol {
             phase: Phase::Sending,
             offset: 0,
             timer: None,
-            no_sendfile: false,
+            route: Route::Sendfile,
             start: None,
             corked: false,
             autotuned: false,
@@ -120,15 +133,6 @@ impl PoetryProtocol {
         }
     }
 
-    /// The poem's file, when fast mode may send it with `sendfile`.
-    fn zero_copy_file(&self, cx: &mut Context<'_, Self>) -> Option<std::rc::Rc<std::fs::File>> {
-        let factory = cx.factory();
-        if self.no_sendfile || !factory.options.sendfile {
-            return None;
-        }
-        factory.poem.file()
-    }
-
     /// Fast mode for a file: the kernel copies it to the socket. `false` at the end.
     fn send_file(&mut self, cx: &mut Context<'_, Self>, file: &std::fs::File) -> bool {
         let len = cx.factory().poem.len();
@@ -144,11 +148,42 @@ impl PoetryProtocol {
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
             Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
-                self.no_sendfile = true;
-                self.send_next(cx, FAST_CHUNK, false)
+                self.route = Route::Mapped;
+                self.send_mapped(cx, file)
             }
             Err(e) => {
                 // The transport ends the connection with this error.
+                warn!("sending the poem to {}: {e}", cx.get_peer());
+                false
+            }
+        }
+    }
+
+    /// Fast mode for a file, copying: writes from a window of it mapped for this
+    /// write, so the kernel copies each byte once; a file that cannot be mapped is
+    /// read into a buffer instead. `false` at the end.
+    fn send_mapped(&mut self, cx: &mut Context<'_, Self>, file: &std::fs::File) -> bool {
+        let len = cx.factory().poem.len();
+        if self.offset >= len {
+            return false;
+        }
+        let window = match Window::map(file, self.offset, len) {
+            Ok(window) => window,
+            Err(e) => {
+                info!("cannot map the poem ({e}): reading it into a buffer instead");
+                self.route = Route::Buffered;
+                return self.send_next(cx, FAST_CHUNK, false);
+            }
+        };
+        match cx.write_now(window.bytes_from(self.offset)) {
+            Ok(n) => {
+                self.offset += n as u64;
+                n > 0
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            Err(e) => {
+                // The transport ends the connection with this error (a truncated
+                // file's pages give `EFAULT`): the poem is reset.
                 warn!("sending the poem to {}: {e}", cx.get_peer());
                 false
             }
@@ -306,6 +341,9 @@ impl Protocol for PoetryProtocol {
             }
         }
         let fast = delay.is_zero();
+        if !cx.factory().options.sendfile {
+            self.route = Route::Mapped;
+        }
         self.set_up_socket(cx, fast);
         info!("sending {len} bytes of poetry to {}", cx.get_peer());
         // Our own pauses between pieces are not the client's idleness.
@@ -362,9 +400,11 @@ impl Protocol for PoetryProtocol {
             return;
         }
         self.read_ahead(cx);
-        let more = match self.zero_copy_file(cx) {
-            Some(file) => self.send_file(cx, &file),
-            None => self.send_next(cx, FAST_CHUNK, false),
+        let file = cx.factory().poem.file();
+        let more = match (file, self.route) {
+            (Some(file), Route::Sendfile) => self.send_file(cx, &file),
+            (Some(file), Route::Mapped) => self.send_mapped(cx, &file),
+            (None, _) | (Some(_), Route::Buffered) => self.send_next(cx, FAST_CHUNK, false),
         };
         if !more {
             self.end_poem(cx);

@@ -42,7 +42,8 @@ pub struct ServerOptions {
     /// mode it is never shorter than two delays, so the server's own pauses do not count.
     pub idle_timeout: Option<Duration>,
     /// In fast mode, send large poem files with `sendfile` (zero copy) rather than
-    /// reading them into a buffer first.
+    /// writing them from a mapping of the file (one copy, by the kernel; read into a
+    /// buffer, two copies, when the file cannot be mapped).
     pub sendfile: bool,
     /// Listen with `SO_REUSEPORT`, so several reactors (one per thread) can share the
     /// port.

@@ -359,3 +359,118 @@ fn a_producer_registered_on_a_shut_writing_half_is_stopped_at_once() {
         ]
     );
 }
+
+/// A pull producer that sends its bytes with `write_now`: what the stream has room
+/// for goes, nothing is buffered, and it is asked again once the stream drains.
+struct NowWriter {
+    data: Vec<u8>,
+    sent: usize,
+    log: Rc<RefCell<NowLog>>,
+}
+
+#[derive(Debug, Default)]
+struct NowLog {
+    would_block: usize,
+    most_buffered: usize,
+    ended: Option<String>,
+}
+
+impl Handler for NowWriter {
+    fn connection_made(&mut self, t: &mut Transport<'_>) {
+        t.register_producer(false);
+        self.resume_producing(t);
+    }
+
+    fn data_received(&mut self, _: &mut Transport<'_>, _: &[u8]) {}
+
+    fn resume_producing(&mut self, t: &mut Transport<'_>) {
+        let result = t.write_now(&self.data[self.sent..]);
+        let mut log = self.log.borrow_mut();
+        log.most_buffered = log.most_buffered.max(t.buffered());
+        match result {
+            Ok(n) => {
+                assert!(n > 0, "write_now took nothing without saying WouldBlock");
+                self.sent += n;
+                if self.sent == self.data.len() {
+                    t.unregister_producer();
+                    t.lose_connection();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => log.would_block += 1,
+            Err(e) => panic!("write_now: {e}"),
+        }
+    }
+
+    fn connection_lost(&mut self, _: &mut Transport<'_>, reason: &DisconnectReason) {
+        self.log.borrow_mut().ended = Some(reason.to_string());
+    }
+}
+
+#[test]
+fn write_now_sends_what_the_stream_takes_and_buffers_nothing() {
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let log = Rc::new(RefCell::new(NowLog::default()));
+    let writer = NowWriter {
+        data: data.clone(),
+        sent: 0,
+        log: log.clone(),
+    };
+    let (mut reactor, id, mut peer) = start(writer, 1000);
+    let mut got = Vec::new();
+    pump(&mut reactor, id, &mut peer, &mut got, 100);
+    assert!(
+        got == data,
+        "{} of {} bytes, in order?",
+        got.len(),
+        data.len()
+    );
+    let log = log.borrow();
+    assert_eq!(log.most_buffered, 0, "write_now buffered bytes");
+    assert_eq!(
+        log.ended.as_deref(),
+        Some(DisconnectReason::Done.to_string().as_str())
+    );
+}
+
+/// Writes more than the stream holds with `write`, then tries `write_now`.
+struct WriteThenNow {
+    answers: Rc<RefCell<Vec<std::io::ErrorKind>>>,
+}
+
+impl Handler for WriteThenNow {
+    fn connection_made(&mut self, t: &mut Transport<'_>) {
+        t.write(&[1u8; 3000]);
+        let mut answers = self.answers.borrow_mut();
+        answers.push(t.write_now(b"late").unwrap_err().kind());
+        t.abort_connection();
+        answers.push(t.write_now(b"later").unwrap_err().kind());
+    }
+
+    fn data_received(&mut self, _: &mut Transport<'_>, _: &[u8]) {}
+
+    fn connection_lost(&mut self, _: &mut Transport<'_>, _: &DisconnectReason) {}
+}
+
+#[test]
+fn write_now_never_overtakes_buffered_bytes_and_refuses_after_the_end() {
+    let answers = Rc::new(RefCell::new(Vec::new()));
+    let (mut reactor, id, mut peer) = start(
+        WriteThenNow {
+            answers: answers.clone(),
+        },
+        1000,
+    );
+    let mut got = Vec::new();
+    pump(&mut reactor, id, &mut peer, &mut got, 5);
+    assert_eq!(
+        *answers.borrow(),
+        [
+            std::io::ErrorKind::WouldBlock,
+            std::io::ErrorKind::BrokenPipe
+        ]
+    );
+    assert!(
+        got.iter().all(|&b| b == 1),
+        "a late byte overtook the buffered ones"
+    );
+}

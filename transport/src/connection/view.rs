@@ -204,6 +204,54 @@ impl Transport<'_> {
         }
     }
 
+    /// Writes as much of `data` as the socket takes now and keeps none of the rest: a
+    /// write that never buffers, for a producer whose bytes the transport must not
+    /// copy or read (a mapped file, whose pages the kernel reads during the call and
+    /// nobody after it). Returns how many bytes went; the producer offers the rest
+    /// again when asked.
+    ///
+    /// As [`send_file`](Self::send_file): nothing is reordered (while earlier writes
+    /// are still buffered it sends nothing and answers `WouldBlock`, as it does when
+    /// the socket is full), and a pull producer is asked again once the socket drains.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` as above; `BrokenPipe` once the connection is closing or closed;
+    /// the write's error otherwise (the connection is then closed with it: `EFAULT`,
+    /// for one, when the pages of a mapped file were cut off by a truncation).
+    pub fn write_now(&mut self, data: &[u8]) -> io::Result<usize> {
+        let core = &mut *self.core;
+        if core.refuses_writes() {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if !core.out.is_empty() {
+            core.write_blocked = true;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        match write_direct(core.stream.as_mut(), &[data]) {
+            Ok(0) => {
+                core.write_blocked = true;
+                core.interest(self.reactor, Reactor::add_writer);
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Ok(sent) => {
+                core.bytes_sent += sent as u64;
+                self.ask_producer_again();
+                Ok(sent)
+            }
+            Err(e) => {
+                core.end(DisconnectReason::from_io(io::Error::new(
+                    e.kind(),
+                    e.to_string(),
+                )));
+                Err(e)
+            }
+        }
+    }
+
     /// Aborts the connection because a deadline passed (an idle timeout, a peer too
     /// slow to take the end of a send): as [`abort_connection`](Self::abort_connection),
     /// a reset, but the reason given is [`DisconnectReason::TimedOut`] (Twisted's
