@@ -319,10 +319,22 @@ fn iface_wildcard_six_serves_ipv4_too_and_loopback_six_does_not() {
     assert_same_bytes(&fetch_from(v4).unwrap(), &want, ":: over IPv4");
     assert_same_bytes(&fetch_from(v6).unwrap(), &want, ":: over IPv6");
     drop(every);
-    let six = ServerProcess::start(&["--delay", "0", "--iface", "::1", path], None);
-    let v4: SocketAddr = ([127, 0, 0, 1], six.port()).into();
-    let v6: SocketAddr = (std::net::Ipv6Addr::LOCALHOST, six.port()).into();
-    assert_same_bytes(&fetch_from(v6).unwrap(), &want, "::1 over IPv6");
-    let refused = fetch_from(v4).expect_err("::1 takes no IPv4 client");
-    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "{refused}");
+    // Another process on this machine may listen on 127.0.0.1 at the port the
+    // kernel gave the `::1` server: what answers there must then not be our poem, and
+    // the server is started again on another port.
+    for attempt in 1..=5 {
+        let six = ServerProcess::start(&["--delay", "0", "--iface", "::1", path], None);
+        let v4: SocketAddr = ([127, 0, 0, 1], six.port()).into();
+        let v6: SocketAddr = (std::net::Ipv6Addr::LOCALHOST, six.port()).into();
+        assert_same_bytes(&fetch_from(v6).unwrap(), &want, "::1 over IPv6");
+        match fetch_from(v4) {
+            Err(refused) => {
+                assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "{refused}");
+                return;
+            }
+            Ok(got) => assert!(got != want, "::1 served an IPv4 client"),
+        }
+        eprintln!("attempt {attempt}: another process listens on {v4}");
+    }
+    panic!("127.0.0.1 was taken at every port the ::1 server got");
 }
