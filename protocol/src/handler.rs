@@ -26,6 +26,14 @@ pub struct ProtocolHandler<P: Protocol> {
     protocol: P,
     factory: Shared<P::Factory>,
     idle: IdleTimer,
+    /// A connector's hooks; `None` (a server's connections) costs one pointer.
+    hooks: Option<Box<Hooks>>,
+}
+
+/// What a connector hears of its connection, kept out of line: a server's connections
+/// have none.
+#[derive(Default)]
+struct Hooks {
     on_lost: Option<OnLost>,
     on_made: Option<OnMade>,
 }
@@ -45,19 +53,23 @@ impl<P: Protocol> ProtocolHandler<P> {
             protocol,
             factory,
             idle: IdleTimer::default(),
-            on_lost: None,
-            on_made: None,
+            hooks: None,
         }
     }
 
     pub(crate) fn on_lost(mut self, on_lost: OnLost) -> Self {
-        self.on_lost = Some(on_lost);
+        self.hooks.get_or_insert_with(Box::default).on_lost = Some(on_lost);
         self
     }
 
     pub(crate) fn on_made(mut self, on_made: OnMade) -> Self {
-        self.on_made = Some(on_made);
+        self.hooks.get_or_insert_with(Box::default).on_made = Some(on_made);
         self
+    }
+
+    /// The connection's idle timeout.
+    pub(crate) fn idle(&self) -> &IdleTimer {
+        &self.idle
     }
 
     /// The protocol.
@@ -78,7 +90,7 @@ impl<P: Protocol> ProtocolHandler<P> {
 
 impl<P: Protocol> Handler for ProtocolHandler<P> {
     fn connection_made(&mut self, transport: &mut Transport<'_>) {
-        if let Some(on_made) = self.on_made.take() {
+        if let Some(on_made) = self.hooks.as_mut().and_then(|h| h.on_made.take()) {
             let id = transport.id();
             on_made(transport.reactor(), id);
         }
@@ -98,12 +110,14 @@ impl<P: Protocol> Handler for ProtocolHandler<P> {
     }
 
     fn connection_lost(&mut self, transport: &mut Transport<'_>, reason: &DisconnectReason) {
-        self.idle.cancel(transport);
+        self.idle.leave::<P>(transport.reactor(), &self.factory);
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
             self.with_context(transport, |p, cx| p.connection_lost(cx, reason));
         }));
+        // A timeout the protocol set again while being told of the loss is off too.
+        self.idle.leave::<P>(transport.reactor(), &self.factory);
         // The connector learns of the loss even if the protocol panicked in it.
-        if let Some(on_lost) = self.on_lost.take() {
+        if let Some(on_lost) = self.hooks.as_mut().and_then(|h| h.on_lost.take()) {
             on_lost(transport.reactor(), reason);
         }
         if let Err(payload) = outcome {

@@ -141,6 +141,7 @@ mod connector;
 mod error;
 mod factory;
 mod handler;
+mod idle_queue;
 mod port;
 pub mod prelude;
 mod process;

@@ -179,8 +179,12 @@ impl<'a, P: Protocol> Context<'a, P> {
         }
     }
 
-    pub(crate) fn parts(&mut self) -> (&mut Transport<'a>, &mut IdleTimer) {
-        (&mut self.transport, self.idle)
+    /// What the idle timeout works with: the transport, this connection's timer and
+    /// the factory (whose queues time it).
+    pub(crate) fn idle_parts(
+        &mut self,
+    ) -> (&mut Transport<'a>, &mut IdleTimer, &Shared<P::Factory>) {
+        (&mut self.transport, self.idle, self.factory)
     }
 
     /// The factory that built this protocol (Twisted's `self.factory`), borrowed for
@@ -219,7 +223,8 @@ impl<'a, P: Protocol> Context<'a, P> {
     /// lost.
     #[doc(alias = "setTimeout")]
     pub fn set_timeout(&mut self, period: Option<Duration>) {
-        self.idle.set::<P>(&mut self.transport, period);
+        self.idle
+            .set::<P>(&mut self.transport, self.factory, period);
     }
 
     /// Restarts the idle timeout's period from now (Twisted's `resetTimeout`).
@@ -227,7 +232,7 @@ impl<'a, P: Protocol> Context<'a, P> {
     /// transport cannot see.
     #[doc(alias = "resetTimeout")]
     pub fn reset_timeout(&mut self) {
-        self.idle.reset::<P>(&mut self.transport);
+        self.idle.reset();
     }
 }
 

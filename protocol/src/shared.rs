@@ -7,6 +7,7 @@ use std::rc::Rc;
 use reactor::Reactor;
 
 use crate::factory::Factory;
+use crate::idle_queue::IdleQueues;
 
 struct Inner<F> {
     factory: RefCell<F>,
@@ -14,6 +15,9 @@ struct Inner<F> {
     users: Cell<usize>,
     /// Calls into the factory put off to a later turn because it was busy.
     deferred: Cell<usize>,
+    /// The idle timeouts of the connections it built, one queue per period. Borrowed
+    /// only inside the idle timeout's own code, never over user code.
+    idle: RefCell<IdleQueues>,
 }
 
 /// A factory, shared by everything that uses it: the ports that listen with it, the
@@ -79,6 +83,7 @@ impl<F> Shared<F> {
                 factory: RefCell::new(factory),
                 users: Cell::new(0),
                 deferred: Cell::new(0),
+                idle: RefCell::new(IdleQueues::default()),
             }),
         }
     }
@@ -104,6 +109,11 @@ impl<F> Shared<F> {
     /// The factory, if nothing borrows it now.
     pub(crate) fn try_borrow_mut(&self) -> Option<RefMut<'_, F>> {
         self.inner.factory.try_borrow_mut().ok()
+    }
+
+    /// The idle-timeout queues of the connections it built.
+    pub(crate) fn idle_queues(&self) -> RefMut<'_, IdleQueues> {
+        self.inner.idle.borrow_mut()
     }
 
     /// How many ports and connectors use the factory now.
