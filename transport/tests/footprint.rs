@@ -12,12 +12,14 @@ impl Handler for Nothing {
 }
 
 /// ARCHITECTURE.md (`transport/`): an idle connection is 136 bytes
-/// (`Connection<H>` for a handler of no size) plus its handler, its boxed stream and
+/// (`Connection<H>` for a handler of no size, its socket inline) plus its handler and
 /// its reactor slot. Everything it rarely uses is out of line; a field added inline
-/// grows it past the figure.
+/// grows it past the figure. (In debug builds mio's sockets carry a selector id: 8
+/// bytes more.)
 #[test]
 fn an_idle_connection_is_as_small_as_the_architecture_says() {
-    let size = std::mem::size_of::<Connection<Nothing>>();
+    let debug_extra = std::mem::size_of::<mio::net::TcpStream>().max(8) - 8;
+    let size = std::mem::size_of::<Connection<Nothing>>() - debug_extra;
     assert!(
         size <= 136,
         "Connection is {size} bytes: move ARCHITECTURE.md's figure with this test"

@@ -7,7 +7,7 @@ use reactor::{DelayedCall, DescriptorId, Reactor, ReactorError};
 use super::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
 use crate::address::Address;
 use crate::reason::DisconnectReason;
-use crate::stream::Stream;
+use crate::stream::{HeldStream, Stream};
 use crate::write_buffer::WriteBuffer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub(super) enum Producer {
 
 /// The connection's state below the handler: the stream, its buffer and its flags.
 pub(super) struct Core {
-    pub(super) stream: Box<dyn Stream>,
+    pub(super) stream: HeldStream,
     /// Its id in the reactor, where it stays until `finish` (which marks it `Closed`
     /// first): while not `Closed`, the reactor holds it under this id.
     pub(super) id: DescriptorId,
@@ -91,7 +91,7 @@ impl Core {
     /// The state of a connection just made, as `id` in its reactor.
     pub(super) fn new(id: DescriptorId, stream: Box<dyn Stream>, peer: Address) -> Core {
         Core {
-            stream,
+            stream: HeldStream::new(stream),
             id,
             host: std::cell::OnceCell::new(),
             peer,
