@@ -128,7 +128,8 @@ pub trait Protocol: Sized + 'static {
 
     /// The idle timeout set with [`Context::set_timeout`] expired with no progress in
     /// either direction (Twisted's `TimeoutMixin.timeoutConnection`). The default
-    /// aborts the connection with [`DisconnectReason::TimedOut`].
+    /// aborts the connection with [`DisconnectReason::TimedOut`]. The timeout is off
+    /// by then, as in Twisted: one that keeps the connection sets it again.
     #[doc(alias = "timeoutConnection")]
     fn timeout_connection(&mut self, cx: &mut Context<'_, Self>) {
         cx.abort_timed_out();
@@ -218,9 +219,11 @@ impl<'a, P: Protocol> Context<'a, P> {
     /// Sets the idle timeout (Twisted's `TimeoutMixin.setTimeout`): after `period`
     /// with no progress in either direction (nothing received, nothing acknowledged by
     /// the peer), [`Protocol::timeout_connection`] is called. Progress is checked when the
-    /// timer fires, so the call comes between one and two periods after the last
-    /// progress. `None` turns it off. It is cancelled by itself when the connection is
-    /// lost.
+    /// connection's turn comes in its period's queue (one reactor timer per period
+    /// and factory, not one per connection), so the call comes between one and two
+    /// periods after the last progress. `None` turns it off; setting the same period
+    /// again restarts it, like [`reset_timeout`](Self::reset_timeout). It is
+    /// cancelled by itself when the connection is lost.
     #[doc(alias = "setTimeout")]
     pub fn set_timeout(&mut self, period: Option<Duration>) {
         self.idle
@@ -229,7 +232,9 @@ impl<'a, P: Protocol> Context<'a, P> {
 
     /// Restarts the idle timeout's period from now (Twisted's `resetTimeout`).
     /// Progress in either direction does this by itself; call it for progress the
-    /// transport cannot see.
+    /// transport cannot see. Nothing if the timeout is off (never set, turned off, or
+    /// expired), as in Twisted. It costs no timer operation: the connection is only
+    /// marked, and looked at when its turn in its period's queue comes.
     #[doc(alias = "resetTimeout")]
     pub fn reset_timeout(&mut self) {
         self.idle.reset();
