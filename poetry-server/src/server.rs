@@ -37,6 +37,9 @@ pub struct ServerOptions {
     /// Pause between sends; zero is the fast server.
     pub delay: Duration,
     /// Connections served at once, over every reactor; more are refused with a reset.
+    /// Also the length of the listening socket's accept queue (bounded by the system's
+    /// `net.core.somaxconn`), so that a crowd arriving at once waits rather than being
+    /// dropped.
     pub max_connections: usize,
     /// Close connections that make no progress for this long (`None`: never). In slow
     /// mode it is never shorter than two delays, so the server's own pauses do not count.
@@ -316,14 +319,18 @@ pub(crate) fn serve_counted(
     // protocol switches linger off at the poem's end. Set once, on the listening
     // socket, which accepted sockets inherit (no system call per connection); so is
     // the send buffer's bound when no connection may keep the kernel's autotuning
-    // (otherwise each connection that needs it sets its own, `Sizing`).
+    // (otherwise each connection that needs it sets its own, `Sizing`). The accept
+    // queue holds as many as the cap (the kernel bounds it by `net.core.somaxconn`):
+    // a crowd arriving at once while the reactor is busy waits there, where a shorter
+    // queue drops SYNs (a second's wait each) and, once its SYN cookies run, leaves
+    // clients that send nothing connected on their side only, waiting forever.
     let budget = factory.send_budget;
     let listen = TcpListenOptions {
         interface: factory.options.interface.clone(),
         reuse_port: factory.options.reuse_port,
+        backlog: i32::try_from(factory.options.max_connections).unwrap_or(i32::MAX),
         send_buffer: budget.bounded.filter(|_| budget.autotuned == 0),
         reset_on_close: true,
-        ..TcpListenOptions::default()
     };
     if let Some(shared) = shared {
         factory.global_open = Some(shared.open);

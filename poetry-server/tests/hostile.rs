@@ -2,8 +2,9 @@
 //! round two): the kernel memory clients that never read can pin, slow mode's flow
 //! control, an idle timeout that counts what the peer acknowledged, one connection
 //! cap over every reactor, a port another process holds, output that cannot be
-//! written, files that lie about their size, too few descriptors, and the chosen
-//! congestion control on every socket.
+//! written, files that lie about their size, too few descriptors, the chosen
+//! congestion control on every socket, and a crowd of clients arriving at once while
+//! the server is busy (queued by the kernel, not dropped).
 //!
 //! Bounds on a shared machine: at most 200 clients that never read, each with a 4 KiB
 //! receive buffer and a server send buffer of 16 KiB (about 10 MiB of kernel memory
@@ -469,4 +470,88 @@ fn the_chosen_congestion_control_is_on_every_connection() {
     };
     let name = String::from_utf8_lossy(&algorithm);
     assert_eq!(name.trim_end_matches('\0'), "reno");
+}
+
+/// Raises this process's soft descriptor limit to its hard one; returns the limit.
+fn raise_own_descriptor_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one struct given.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+#[test]
+fn a_crowd_arriving_while_the_server_is_busy_waits_in_the_accept_queue() {
+    // The reactor never turns here: every handshake is the kernel's, and it completes
+    // only while the accept queue has room. A dropped SYN is retried after a second,
+    // so a client not connected within half of one was dropped. More clients than the
+    // transport's default queue (1024), as many as the system lets any queue hold.
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("net.core.somaxconn")
+        .trim()
+        .parse()
+        .expect("a number");
+    let clients = 1500
+        .min(somaxconn)
+        .min(raise_own_descriptor_limit().saturating_sub(64));
+    let mut reactor = reactor::Reactor::new().unwrap();
+    let options = poetry_server::ServerOptions {
+        delay: Duration::from_secs(10),
+        max_connections: 20_000,
+        ..poetry_server::ServerOptions::default()
+    };
+    let poem = poetry_server::Poem::from_bytes("poem", b"slow");
+    let (port, _factory) = poetry_server::serve(&mut reactor, poem, options).unwrap();
+    let address: SocketAddr = ([127, 0, 0, 1], port.get_host().port().unwrap()).into();
+    let streams: Vec<TcpStream> = (0..clients)
+        .map(|i| {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            socket.set_nonblocking(true).unwrap();
+            match socket.connect(&address.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(e) => panic!("client {i}: {e}"),
+            }
+            socket.into()
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let connected = loop {
+        let waiting: Vec<&TcpStream> = streams
+            .iter()
+            .filter(|s| tcp_state(s) != TCP_ESTABLISHED)
+            .collect();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if waiting.is_empty() || left.is_zero() {
+            break clients - waiting.len();
+        }
+        wait_writable(&waiting, left);
+    };
+    assert_eq!(
+        connected, clients,
+        "{connected} of {clients} handshakes completed: the accept queue dropped the rest"
+    );
+}
+
+/// Waits at most `limit` for any of `streams` to become writable (connected).
+fn wait_writable(streams: &[&TcpStream], limit: Duration) {
+    use std::os::fd::AsRawFd;
+    let mut fds: Vec<libc::pollfd> = streams
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        })
+        .collect();
+    let ms = libc::c_int::try_from(limit.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the call.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
 }
