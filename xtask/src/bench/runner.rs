@@ -129,7 +129,7 @@ impl Env {
     }
 
     /// Our servers: `poetry-server` (`ours-copy`: without sendfile; `ours-kbuf`: with
-    /// the kernel's send buffer autotuning instead of its bounded default), the echo example,
+    /// the kernel's send buffer autotuning for every connection), the echo example,
     /// the UDP echo, the transform server and the proxy.
     fn ours_line(&self, server: &str, service: Service<'_>) -> Option<(PathBuf, Vec<OsString>)> {
         let mut args = port_zero();
