@@ -85,15 +85,19 @@ pub trait LineProtocol: Sized + 'static {
     /// after the line that switched to raw mode, then each read as it comes. Call
     /// [`LineContext::set_line_mode`] with the bytes not consumed to go back to lines.
     ///
-    /// # Panics
-    ///
-    /// The provided method panics (closing the connection with
-    /// [`DisconnectReason::Panicked`](crate::DisconnectReason::Panicked)), as Twisted's raises `NotImplementedError`: a
-    /// protocol that uses raw mode must implement it.
+    /// The provided method logs an error and aborts the connection (a reset,
+    /// [`DisconnectReason::Aborted`](crate::DisconnectReason::Aborted)) where
+    /// Twisted's raises `NotImplementedError`: a protocol that uses raw mode must
+    /// implement it, and bytes it cannot handle must not be taken for handled.
     #[doc(alias = "rawDataReceived")]
     fn raw_data_received(&mut self, cx: &mut LineContext<'_, '_, Self>, data: &[u8]) {
-        let _ = (cx, data);
-        panic!("raw mode was set but raw_data_received is not implemented");
+        log::error!(
+            "{}: raw mode was set but raw_data_received is not implemented: {} bytes \
+             not handled, the connection is aborted",
+            cx.get_peer(),
+            data.len()
+        );
+        cx.abort_connection();
     }
 
     /// A line longer than the maximum arrived, or an unfinished one grew past it
