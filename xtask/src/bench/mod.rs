@@ -466,8 +466,10 @@ impl Report {
         md +=
             "protocol crate's `echo_server` example in echo and idle, and the reactor in timers;\n";
         md += "ours-copy is poetry-server `--no-sendfile` (written from a mapping of the file),\n";
-        md += "ours-kbuf poetry-server `--send-buffer kernel` (the kernel's send-buffer autotuning\n";
-        md += "for every connection; the default's budget gives it to a lone download too, so the\n";
+        md +=
+            "ours-kbuf poetry-server `--send-buffer kernel` (the kernel's send-buffer autotuning\n";
+        md +=
+            "for every connection; the default's budget gives it to a lone download too, so the\n";
         md += "two should agree);\n";
         md += "raw-mio-sendfile is the kernel's\n";
         md += "zero-copy figure. A `*` marks a spread wider than a quarter of the median: other\n";
