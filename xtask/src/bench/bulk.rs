@@ -25,12 +25,14 @@ use super::table::{Better, FigureId, Table};
 pub(crate) const PRELOAD_LIBRARY: &str = "libtcp_cc_preload.so";
 
 /// Every server of the bulk rows.
-const SERVERS: [&str; 8] = [
+const SERVERS: [&str; 10] = [
     "ours",
     "ours-copy",
     "ours-kbuf",
     "raw-mio",
     "raw-mio-sendfile",
+    "bare-sendfile",
+    "bare-pread",
     "tokio-multi",
     "tokio-current",
     "twisted",

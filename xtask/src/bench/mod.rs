@@ -471,8 +471,11 @@ impl Report {
         md +=
             "for every connection; the default's budget gives it to a lone download too, so the\n";
         md += "two should agree);\n";
-        md += "raw-mio-sendfile is the kernel's\n";
-        md += "zero-copy figure. A `*` marks a spread wider than a quarter of the median: other\n";
+        md += "raw-mio-sendfile is the kernel's zero-copy figure from a mio loop, bare-sendfile and\n";
+        md += "bare-pread the same file sent with no event loop at all (blocking, one client at a time:\n";
+        md += "sendfile in 4 MiB asks with `TCP_CORK`; `pread` into one 1 MiB buffer + `write`), the\n";
+        md += "kernel's own cost of each way, references rather than peers. A `*` marks a spread\n";
+        md += "wider than a quarter of the median: other\n";
         md +=
             "work on the machine, or a figure that varies by nature (memory kept after close).\n\n";
         md += &table.to_markdown();
@@ -557,11 +560,13 @@ const SCENARIO_NOTES: &str = "\
   `tcp-cc-preload` shim (`LD_PRELOAD`, no server's code changed) and checked with
   `ss -ti` before each run; and from a cold page cache (`dd iflag=nocache`, checked
   with `fincore`; it matters only to the servers that read the file as they send:
-  ours, ours-copy, ours-kbuf, raw-mio-sendfile). Server CPU per MB as in poems, over the
-  download. Peak RSS is the server's `VmHWM` after the download (raw-mio, tokio and
-  Twisted read the poem whole at start). The peers of the bulk goals are raw-mio,
-  tokio and Twisted; raw-mio-sendfile is the kernel's bare zero-copy loop, a
-  reference rather than a peer.
+  ours, ours-copy, ours-kbuf, raw-mio-sendfile, bare-sendfile, bare-pread). Server CPU
+  per MB as in poems, over the download. Peak RSS is the server's `VmHWM` after the
+  download (raw-mio, tokio and Twisted read the poem whole at start). The peers of the
+  bulk goals are raw-mio, tokio and Twisted; raw-mio-sendfile (sendfile from a mio
+  loop) and bare-sendfile and bare-pread (`raw-mio-server bare`: no event loop,
+  blocking calls, one client at a time) are references rather than peers: what the
+  kernel's own path costs.
 - **udp**: UDP echo. `loadgen udp` keeps 8 datagrams of 64 B in flight on each of 8
   connected sockets for 5 s (closed loop: each reply is checked and answered by the
   next datagram; a socket that hears nothing for 100 ms counts its window lost and

@@ -121,7 +121,9 @@ impl Env {
     ) -> Option<(PathBuf, Vec<OsString>)> {
         match server {
             "ours" | "ours-copy" | "ours-kbuf" => self.ours_line(server, service),
-            "raw-mio" | "raw-mio-sendfile" => self.raw_mio_line(server, service),
+            "raw-mio" | "raw-mio-sendfile" | "bare-sendfile" | "bare-pread" => {
+                self.raw_mio_line(server, service)
+            }
             "tokio-multi" | "tokio-current" => self.tokio_line(server, service),
             "twisted" => self.twisted_line(service),
             _ => None,
@@ -183,9 +185,19 @@ impl Env {
         Some((self.bin.join(program), args))
     }
 
-    /// The mio baseline (`raw-mio-sendfile`: poems with sendfile).
+    /// The mio baseline (`raw-mio-sendfile`: poems with sendfile), and the bare
+    /// references with no event loop (`bare-sendfile`, `bare-pread`).
     fn raw_mio_line(&self, server: &str, service: Service<'_>) -> Option<(PathBuf, Vec<OsString>)> {
         let mut args: Vec<OsString> = match (server, service) {
+            ("bare-sendfile" | "bare-pread", Service::Poetry(poem)) => {
+                let mut args = vec!["bare".into()];
+                args.extend(port_zero());
+                if server == "bare-pread" {
+                    args.push("--pread".into());
+                }
+                args.push(poem.into());
+                return Some((self.bin.join("raw-mio-server"), args));
+            }
             ("raw-mio" | "raw-mio-sendfile", Service::Poetry(poem)) => {
                 let mut args = vec!["poetry".into()];
                 args.extend(port_zero());

@@ -6,12 +6,14 @@ use super::stats::Summary;
 
 /// The servers, in column order. "ours" is the layered stack: poetry-server for the
 /// poetry scenarios, the protocol crate's echo server for echo and idle.
-pub(crate) const SERVERS: [&str; 9] = [
+pub(crate) const SERVERS: [&str; 11] = [
     "ours",
     "ours-copy",
     "ours-kbuf",
     "raw-mio",
     "raw-mio-sendfile",
+    "bare-sendfile",
+    "bare-pread",
     "tokio-multi",
     "tokio-current",
     "twisted",

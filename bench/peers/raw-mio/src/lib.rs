@@ -10,6 +10,7 @@
 //! | [`Mode::Poetry`] | `fastpoetry.py`'s `connectionMade`: write the poem, `loseConnection` | the in-memory poem, non-blocking `write` until done, then close |
 //! | [`Mode::Sendfile`] | (none: Twisted has no zero-copy path) | the same bytes with `sendfile(2)` from one open file: the kernel limit |
 //! | [`Mode::Echo`] | `Echo.dataReceived` → `transport.write` | whatever it reads, written straight back |
+//! | [`serve_bare`] | (none) | the same bytes with no event loop at all, one client at a time, blocking: `sendfile` in 4 MiB asks with `TCP_CORK`, or `pread` into one 1 MiB buffer + `write` (the bulk scenario's bare references) |
 //! | [`UdpEcho`] | `DatagramProtocol.datagramReceived` → `transport.write(data, addr)` | every UDP datagram, sent straight back to its sender |
 //!
 //! # Memory per connection
@@ -50,9 +51,11 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod bare;
 mod server;
 mod udp;
 
+pub use crate::bare::{serve_bare, BareMode, PREAD_BUFFER, SENDFILE_ASK};
 pub use crate::server::{Mode, Server, StopHandle};
 pub use crate::udp::UdpEcho;
 pub use bench_support::raise_fd_limit;

@@ -5,6 +5,8 @@
 //! raw-mio-server poetry --port 0 --sendfile poem.txt
 //! raw-mio-server echo --port 0
 //! raw-mio-server udp-echo --port 0
+//! raw-mio-server bare --port 0 poem.txt          # no event loop: sendfile, corked
+//! raw-mio-server bare --port 0 --pread poem.txt  # no event loop: pread + write
 //! ```
 //!
 //! Prints `Serving <what> on port <N>.` once bound, then serves on 127.0.0.1 until
@@ -17,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use raw_mio_server::{raise_fd_limit, Mode, Server, UdpEcho};
+use raw_mio_server::{raise_fd_limit, serve_bare, BareMode, Mode, Server, UdpEcho};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +49,18 @@ enum ModeArg {
         /// Port on 127.0.0.1 (0: any free port).
         #[arg(long)]
         port: u16,
+    },
+    /// The bare reference: no event loop, one client at a time, blocking calls.
+    Bare {
+        /// Port on 127.0.0.1 (0: any free port).
+        #[arg(long)]
+        port: u16,
+        /// pread into one 1 MiB buffer and write it, instead of sendfile in 4 MiB
+        /// asks with TCP_CORK.
+        #[arg(long)]
+        pread: bool,
+        /// The poem.
+        file: PathBuf,
     },
     /// Send every UDP datagram back to its sender.
     UdpEcho {
@@ -90,6 +104,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         ModeArg::Echo { port } => (port, Mode::Echo, "echo"),
         ModeArg::UdpEcho { port } => return udp_echo(port),
+        ModeArg::Bare { port, pread, file } => return bare(port, pread, &file),
     };
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut server = Server::bind(addr, mode).map_err(|e| format!("cannot bind {addr}: {e}"))?;
@@ -116,6 +131,36 @@ fn udp_echo(port: u16) -> Result<(), String> {
         .port();
     announce("UDP echo", port)?;
     server.run().map_err(|e| format!("udp echo failed: {e}"))
+}
+
+fn bare(port: u16, pread: bool, file: &std::path::Path) -> Result<(), String> {
+    let open = File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read bound address: {e}"))?
+        .port();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let (mode, what) = if pread {
+        (BareMode::Pread, "bare poetry (pread)")
+    } else {
+        (BareMode::Sendfile, "bare poetry (sendfile)")
+    };
+    announce(what, port)?;
+    // The loop blocks in its calls: a signal, on its own thread, ends the process
+    // cleanly (nothing is left to flush).
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            std::process::exit(0);
+        }
+    });
+    serve_bare(&listener, &open, mode).map_err(|e| format!("accept failed: {e}"))
 }
 
 /// The start line the harness waits for: `Serving WHAT on port PORT.`, flushed.

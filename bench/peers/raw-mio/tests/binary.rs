@@ -30,6 +30,27 @@ fn poetry_with_sendfile() {
 }
 
 #[test]
+fn bare_sendfile_and_pread_serve_one_client_after_another() {
+    let poem = PoemFile::new("raw-mio-bare", 3 << 20);
+    for (mode, line) in [
+        (None, "Serving bare poetry (sendfile) on port "),
+        (Some("--pread"), "Serving bare poetry (pread) on port "),
+    ] {
+        let mut args = vec!["bare", "--port", "0"];
+        args.extend(mode);
+        args.push(poem.arg());
+        let server = Served::start(EXE, &args);
+        assert!(server.start_line.starts_with(line), "{}", server.start_line);
+        // A client that leaves at once (the harness's probe) does not stop it.
+        drop(server.connect());
+        for _ in 0..3 {
+            assert!(server.get_poem() == poem.bytes);
+        }
+        assert!(server.terminate().success());
+    }
+}
+
+#[test]
 fn echo_big_and_small() {
     let server = Served::start(EXE, &["echo", "--port", "0"]);
     assert_eq!(
