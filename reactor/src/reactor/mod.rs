@@ -60,6 +60,9 @@ pub struct Reactor {
     descriptor_count: usize,
     /// Most descriptors held since the slot table was last compacted.
     peak_descriptors: usize,
+    /// The last compaction left a crowd still leaving: compact again at its next
+    /// quarter, even below the minimum peak.
+    crowd_leaving: bool,
     /// Generation new slots start at: above every generation a truncated slot reached,
     /// so a stale id for a truncated slot never matches its successor.
     fresh_generation: u32,
@@ -155,6 +158,7 @@ impl Reactor {
             free_head: u32::MAX,
             descriptor_count: 0,
             peak_descriptors: 0,
+            crowd_leaving: false,
             fresh_generation: 0,
             ready_queue: Vec::new(),
             unregistered: Vec::new(),

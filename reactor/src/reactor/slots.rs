@@ -211,14 +211,18 @@ impl Reactor {
     /// After most descriptors are gone (a quarter of a peak of at least
     /// [`COMPACT_MIN_PEAK`]), gives their memory back: trailing free slots are dropped,
     /// the queues shrink, and the allocator is asked to return free pages to the
-    /// system, so a server's memory falls back after a crowd of clients leaves.
+    /// system, so a server's memory falls back after a crowd of clients leaves. While
+    /// the crowd goes on leaving, again at each further quarter, down to a handful of
+    /// descriptors: the last quarter of a crowd is given back too (at most log4 of the
+    /// peak compactions per crowd).
     pub(super) fn compact_if_emptied(&mut self) {
-        if self.peak_descriptors < COMPACT_MIN_PEAK
+        if (self.peak_descriptors < COMPACT_MIN_PEAK && !self.crowd_leaving)
             || self.descriptor_count > self.peak_descriptors / 4
         {
             return;
         }
         self.peak_descriptors = self.descriptor_count;
+        self.crowd_leaving = self.descriptor_count >= CROWD_END;
         let keep = self
             .slots
             .iter()
@@ -320,6 +324,8 @@ impl Reactor {
 
 /// Descriptors a reactor must have held before it compacts its slot table.
 const COMPACT_MIN_PEAK: usize = 1024;
+/// Below this many descriptors a crowd has left: no further compaction.
+const CROWD_END: usize = 4;
 
 /// Asks the allocator to return free pages to the system (glibc keeps them otherwise).
 fn release_free_memory() {
@@ -407,6 +413,41 @@ mod tests {
         for id in &ids[..10] {
             assert!(reactor.contains(*id), "the ones that stayed keep their ids");
         }
+    }
+
+    #[test]
+    fn a_crowd_that_leaves_a_quarter_at_a_time_is_given_back_to_the_last_few() {
+        let mut reactor = Reactor::with_clock(crate::ManualClock::new()).unwrap();
+        let ids: Vec<_> = (0..4000)
+            .map(|_| reactor.insert(nothing()).unwrap())
+            .collect();
+        turn(&mut reactor);
+        // The two lowest stay; the rest leave from the bottom up, 500 a turn, so the
+        // last ones to leave sit at the top of the table.
+        for chunk in ids[2..].chunks(500) {
+            for id in chunk {
+                reactor.remove_descriptor(*id).unwrap();
+            }
+            turn(&mut reactor);
+        }
+        assert_eq!(reactor.descriptor_count(), 2);
+        assert_eq!(
+            reactor.slot_count(),
+            2,
+            "compacted again below the minimum peak while the crowd left"
+        );
+        // A handful coming and going compacts nothing more.
+        let few: Vec<_> = (0..3).map(|_| reactor.insert(nothing()).unwrap()).collect();
+        turn(&mut reactor);
+        for id in few {
+            reactor.remove_descriptor(id).unwrap();
+        }
+        turn(&mut reactor);
+        assert_eq!(
+            reactor.slot_count(),
+            5,
+            "free slots below a handful are kept"
+        );
     }
 
     #[test]
