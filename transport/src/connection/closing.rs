@@ -17,7 +17,7 @@ impl<H: Handler> Connection<H> {
         // Each producer notification may write again; a few rounds settle it.
         for _ in 0..4 {
             if let Some(reason) = self.core.ending.take() {
-                return self.finish(reactor, reason);
+                return self.finish(reactor, *reason);
             }
             match self.core.producer {
                 Some(Producer::Push { paused: false })

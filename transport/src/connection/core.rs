@@ -53,8 +53,9 @@ pub(super) struct Core {
     pub(super) reading_paused: bool,
     /// Why the connection must end as soon as the current callback returns: an
     /// abort asked for, or a failure met inside a callback (a direct write that
-    /// broke). Set through [`Core::end`].
-    pub(super) ending: Option<DisconnectReason>,
+    /// broke). Set through [`Core::end`]; boxed, as it is set at most once in a
+    /// connection's life (a pointer inline, not 24 bytes).
+    pub(super) ending: Option<Box<DisconnectReason>>,
     pub(super) producer: Option<Producer>,
     pub(super) bytes_received: u64,
     pub(super) bytes_sent: u64,
@@ -117,13 +118,13 @@ impl Core {
         if self.state == State::Closed {
             return;
         }
-        let replaces = match &self.ending {
+        let replaces = match self.ending.as_deref() {
             None => true,
             Some(DisconnectReason::Aborted) => matches!(reason, DisconnectReason::TimedOut),
             Some(_) => false,
         };
         if replaces {
-            self.ending = Some(reason);
+            self.ending = Some(Box::new(reason));
         }
     }
 
