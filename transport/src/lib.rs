@@ -94,6 +94,7 @@ mod listener;
 mod memory;
 mod process;
 mod process_state;
+mod read_buffer;
 mod reason;
 mod socket;
 mod stdio;

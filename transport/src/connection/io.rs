@@ -4,13 +4,13 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::mem;
 
 use reactor::{Descriptor, DescriptorId, IoStatus, LostReason, Reactor};
 
 use super::core::{Producer, State};
-use super::{Connection, MAX_READS_PER_TURN, READ_CHUNK};
+use super::{Connection, MAX_READS_PER_TURN};
 use crate::handler::Handler;
+use crate::read_buffer::ReadBuffer;
 use crate::reason::DisconnectReason;
 
 /// `resume_producing` calls per write readiness for a pull producer before yielding.
@@ -19,20 +19,17 @@ const MAX_PULLS_PER_TURN: usize = 16;
 thread_local! {
     /// One read buffer per thread, lent to whichever connection is reading, so an idle
     /// connection holds no read buffer at all.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Option<ReadBuffer>> = const { RefCell::new(None) };
 }
 
-fn take_scratch() -> Vec<u8> {
-    let buf = SCRATCH.with(|s| mem::take(&mut *s.borrow_mut()));
-    if buf.len() == READ_CHUNK {
-        buf
-    } else {
-        vec![0; READ_CHUNK]
-    }
+fn take_scratch() -> ReadBuffer {
+    SCRATCH
+        .with(|s| s.borrow_mut().take())
+        .unwrap_or_else(ReadBuffer::new)
 }
 
-fn return_scratch(buf: Vec<u8>) {
-    SCRATCH.with(|s| *s.borrow_mut() = buf);
+fn return_scratch(buf: ReadBuffer) {
+    SCRATCH.with(|s| *s.borrow_mut() = Some(buf));
 }
 
 impl<H: Handler> Connection<H> {
