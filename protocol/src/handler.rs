@@ -17,7 +17,7 @@ pub(crate) type OnLost = Box<dyn FnOnce(&mut Reactor, &DisconnectReason)>;
 /// how a connector counts as connected while user code runs.
 pub(crate) type OnMade = Box<dyn FnOnce(&mut Reactor, DescriptorId)>;
 
-/// A [`Protocol`] together with its factory and idle timer: the [`Handler`] a
+/// A [`Protocol`] together with its factory and idle timeout: the [`Handler`] a
 /// connection built by this crate carries (`Connection<ProtocolHandler<P>>`).
 ///
 /// Programs rarely name it; the testing helpers and
