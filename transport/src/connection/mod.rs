@@ -45,8 +45,9 @@ pub const DEFAULT_LOW_WATER: usize = 16 * 1024;
 /// A stream connection: the reactor's read and write descriptor for one socket (or
 /// in-memory stream), delivering bytes to its [`Handler`].
 ///
-/// Generic over the handler only; the stream is boxed, so every connection of a given
-/// handler has one concrete type, which timers use to find it again with
+/// Generic over the handler only; the stream is held behind one type (a TCP or Unix
+/// socket inline, any other stream boxed), so every connection of a given handler has
+/// one concrete type, which timers use to find it again with
 /// [`Connection::with_handler`] (a virtual call per system call is noise next to the
 /// system call).
 pub struct Connection<H> {
