@@ -149,8 +149,10 @@ pub(crate) struct IdleQueues {
 }
 
 impl IdleQueues {
-    /// The index of the queue for `period` on `reactor`, made if there is none.
-    pub(crate) fn find_or_add(&mut self, reactor: &Reactor, period: Duration) -> u32 {
+    /// The index of the queue for `period` on `reactor`, made if there is none; `None`
+    /// only past `u32::MAX - 1` queues (more than memory holds), as an index + 1 must
+    /// fit in a `u32`.
+    pub(crate) fn find_or_add(&mut self, reactor: &Reactor, period: Duration) -> Option<u32> {
         let handle = reactor.local_handle();
         let found = self.queues.iter().position(|q| {
             q.as_ref()
@@ -169,7 +171,7 @@ impl IdleQueues {
                 }
             }
         });
-        u32::try_from(index).unwrap_or(u32::MAX)
+        u32::try_from(index).ok().filter(|i| *i < u32::MAX)
     }
 
     pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut IdleQueue> {
@@ -223,9 +225,18 @@ mod tests {
     fn entries_stay_sorted_and_pop_when_due() {
         let mut reactor = Reactor::with_clock(ManualClock::new()).unwrap();
         let mut queues = IdleQueues::default();
-        let index = queues.find_or_add(&reactor, Duration::from_secs(5));
-        assert_eq!(queues.find_or_add(&reactor, Duration::from_secs(5)), index);
-        let other = queues.find_or_add(&reactor, Duration::from_secs(6));
+        let index = queues
+            .find_or_add(&reactor, Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(
+            queues
+                .find_or_add(&reactor, Duration::from_secs(5))
+                .unwrap(),
+            index
+        );
+        let other = queues
+            .find_or_add(&reactor, Duration::from_secs(6))
+            .unwrap();
         assert_ne!(other, index);
         let id = id(&mut reactor);
         let queue = queues.get_mut(index).unwrap();
@@ -253,14 +264,21 @@ mod tests {
         assert!(queue.is_dead());
         assert_eq!(queues.remove(index), None);
         assert_eq!(queues.count(), 1);
-        assert_eq!(queues.find_or_add(&reactor, Duration::from_secs(7)), index);
+        assert_eq!(
+            queues
+                .find_or_add(&reactor, Duration::from_secs(7))
+                .unwrap(),
+            index
+        );
     }
 
     #[test]
     fn a_queue_is_mostly_stale_once_stale_entries_outnumber_live_ones() {
         let mut reactor = Reactor::with_clock(ManualClock::new()).unwrap();
         let mut queues = IdleQueues::default();
-        let index = queues.find_or_add(&reactor, Duration::from_secs(1));
+        let index = queues
+            .find_or_add(&reactor, Duration::from_secs(1))
+            .unwrap();
         let id = id(&mut reactor);
         let queue = queues.get_mut(index).unwrap();
         for ticket in 0..200 {
@@ -295,8 +313,8 @@ mod tests {
         let mut queues = IdleQueues::default();
         let period = Duration::from_secs(1);
         assert_ne!(
-            queues.find_or_add(&a, period),
-            queues.find_or_add(&b, period)
+            queues.find_or_add(&a, period).unwrap(),
+            queues.find_or_add(&b, period).unwrap()
         );
     }
 }

@@ -65,9 +65,16 @@ impl IdleTimer {
             self.leave::<P>(transport.reactor(), factory);
             return;
         };
-        let index = factory
+        let found = factory
             .idle_queues()
             .find_or_add(transport.reactor(), period);
+        let Some(index) = found else {
+            log::error!(
+                "connection {}: no room for another idle queue",
+                transport.id()
+            );
+            return;
+        };
         if self.queue == index + 1 {
             self.seen = RESTARTED;
             return;

@@ -220,7 +220,7 @@ fn turning_off_and_changing_the_period_leave_no_timer_behind() {
     }
     let len = |crowd: &Crowd| {
         let mut queues = crowd.factory.idle_queues();
-        let index = queues.find_or_add(&crowd.reactor, PERIOD);
+        let index = queues.find_or_add(&crowd.reactor, PERIOD).unwrap();
         queues.get_mut(index).map_or(0, |q| q.len())
     };
     assert!(len(&crowd) <= 2 * 64 + 2, "{} entries", len(&crowd));
@@ -241,7 +241,7 @@ fn a_crowd_that_leaves_gives_its_queue_back() {
     }
     let len = |crowd: &Crowd| {
         let mut queues = crowd.factory.idle_queues();
-        let index = queues.find_or_add(&crowd.reactor, PERIOD);
+        let index = queues.find_or_add(&crowd.reactor, PERIOD).unwrap();
         queues.get_mut(index).map_or(0, |q| q.len())
     };
     assert_eq!(len(&crowd), 1000);
