@@ -230,7 +230,7 @@ impl PoetryProtocol {
             (
                 factory.options.congestion_control.clone(),
                 factory.poem.len() > FAST_CHUNK as u64,
-                factory.size_send_buffer(),
+                factory.size_send_buffer(fast),
             )
         };
         self.autotuned = sizing == Sizing::Autotuned;

@@ -175,18 +175,20 @@ impl PoetryFactory {
     }
 
     /// The send buffer a new connection gets: the listener's (nothing to do), one of
-    /// the budget's autotuned places, or the bound.
-    pub(crate) fn size_send_buffer(&mut self) -> Sizing {
+    /// the budget's autotuned places (only a `fast` send can use one: slow mode's
+    /// pace needs no more than the bound), or the bound.
+    pub(crate) fn size_send_buffer(&mut self, fast: bool) -> Sizing {
         let budget = self.send_budget;
         if budget.autotuned == 0 || !budget.could_overflow(self.poem.len()) {
             return Sizing::Inherited;
         }
-        let taken = self
-            .autotuned
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                (used < budget.autotuned).then_some(used + 1)
-            })
-            .is_ok();
+        let taken = fast
+            && self
+                .autotuned
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                    (used < budget.autotuned).then_some(used + 1)
+                })
+                .is_ok();
         match (taken, budget.bounded) {
             (true, _) | (false, None) => Sizing::Autotuned,
             (false, Some(bytes)) => Sizing::Bounded(bytes),

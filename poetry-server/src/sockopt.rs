@@ -41,8 +41,8 @@ const AUTOTUNED_SHARE: u64 = 8;
 /// clients that never read. A connection's queue is bounded by its send buffer: a
 /// connection with `SO_SNDBUF` = *s* holds at most 2*s* plus one segment; one the
 /// kernel autotunes, at most `tcp_wmem`'s maximum plus one segment. An eighth of
-/// the budget is kept for [`autotuned`](Self::autotuned) connections that keep the
-/// kernel's autotuning (a lone bulk download then streams as fast as with
+/// the budget is kept for [`autotuned`](Self::autotuned) connections (fast mode's
+/// bulk downloads) that keep the kernel's autotuning (a lone bulk download then streams as fast as with
 /// `--send-buffer kernel`); every other connection whose poem could fill more than
 /// its share gets `SO_SNDBUF` = [`bounded`](Self::bounded). So however the clients
 /// behave, `autotuned` autotuned queues and the rest bounded fit in the budget.

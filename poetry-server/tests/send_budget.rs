@@ -62,11 +62,12 @@ fn server_send_buffers(port: u16) -> Vec<usize> {
     sizes
 }
 
-/// Serves `poem` in fast mode with the default budget for [`max_connections`].
-fn start(poem: &[u8]) -> (Reactor, u16, Shared<PoetryFactory>) {
+/// Serves `poem` with the default budget for [`max_connections`], a piece every
+/// `delay` (zero: fast mode).
+fn start(poem: &[u8], delay: Duration) -> (Reactor, u16, Shared<PoetryFactory>) {
     let mut reactor = Reactor::with_clock(ManualClock::new()).expect("reactor");
     let options = ServerOptions {
-        delay: Duration::ZERO,
+        delay,
         idle_timeout: None,
         max_connections: max_connections(),
         ..ServerOptions::default()
@@ -99,7 +100,7 @@ fn bulk_downloads_take_the_autotuned_places_then_the_bound() {
     let places = budget.autotuned;
     let poem = vec![7u8; 4 * bounded + 128 * 1024];
     assert!(budget.could_overflow(poem.len() as u64));
-    let (mut reactor, port, factory) = start(&poem);
+    let (mut reactor, port, factory) = start(&poem, Duration::ZERO);
     assert_eq!(factory.borrow().send_budget(), budget);
 
     let extra = 3;
@@ -140,9 +141,28 @@ fn a_poem_that_fits_in_a_bounded_queue_takes_no_place() {
     let budget = SendBudget::of_this_machine(max_connections());
     let poem = vec![7u8; 10 * 1024];
     assert!(!budget.could_overflow(poem.len() as u64));
-    let (mut reactor, port, factory) = start(&poem);
+    let (mut reactor, port, factory) = start(&poem, Duration::ZERO);
     let clients: Vec<TcpStream> = (0..4).map(|_| connect_never_reading(port)).collect();
     run_until(&mut reactor, &factory, |f| f.stats().accepted == 4);
     assert_eq!(factory.borrow().autotuned_connections(), 0);
+    drop(clients);
+}
+
+#[test]
+fn slow_mode_takes_no_place_and_bounds_bulk_poems() {
+    let budget = SendBudget::of_this_machine(max_connections());
+    let bounded = budget.bounded.expect("a bounded budget");
+    let poem = vec![7u8; 4 * bounded + 128 * 1024];
+    // One piece now, the next a second later on a clock that never moves.
+    let (mut reactor, port, factory) = start(&poem, Duration::from_secs(1));
+    let clients: Vec<TcpStream> = (0..3).map(|_| connect_never_reading(port)).collect();
+    run_until(&mut reactor, &factory, |f| f.stats().accepted == 3);
+    assert_eq!(factory.borrow().autotuned_connections(), 0);
+    let sizes = server_send_buffers(port);
+    assert_eq!(
+        sizes,
+        [2 * bounded; 3],
+        "every slow connection carries the bound"
+    );
     drop(clients);
 }
