@@ -74,8 +74,6 @@ pub struct PoetryProtocol {
     route: Route,
     /// A streamed file as it was when the connection started.
     start: Option<FileState>,
-    /// `TCP_CORK` is on.
-    corked: bool,
     /// Holds one of the send budget's autotuned places.
     autotuned: bool,
     /// Fast mode: the end of the part of the file asked to be read ahead.
@@ -95,7 +93,6 @@ impl PoetryProtocol {
             timer: None,
             route: Route::Sendfile,
             start: None,
-            corked: false,
             autotuned: false,
             advised: 0,
             linger_poll: LINGER_POLL_FIRST,
@@ -221,15 +218,15 @@ impl PoetryProtocol {
         }
     }
 
-    /// Sets up the socket: its send buffer under the budget, the congestion control,
-    /// and the cork around a fast bulk send. (Reset on close until the poem is whole
-    /// comes with the socket from the listener.)
+    /// Sets up the socket: its send buffer under the budget and the congestion
+    /// control. (Reset on close until the poem is whole comes with the socket from the
+    /// listener.) No `TCP_CORK`: measured, it saved nothing under reno and cost about
+    /// 30% more server CPU per MB under BBR (docs/performance.md).
     fn set_up_socket(&mut self, cx: &mut Context<'_, Self>, fast: bool) {
-        let (congestion, bulk, sizing) = {
+        let (congestion, sizing) = {
             let mut factory = cx.factory();
             (
                 factory.options.congestion_control.clone(),
-                factory.poem.len() > FAST_CHUNK as u64,
                 factory.size_send_buffer(fast),
             )
         };
@@ -243,10 +240,6 @@ impl PoetryProtocol {
         }
         if let (Some(name), Ok(())) = (&congestion, &result) {
             result = sockopt::set_congestion(fd, name);
-        }
-        if fast && bulk && result.is_ok() {
-            result = sockopt::set_cork(fd, true);
-            self.corked = result.is_ok();
         }
         if let Err(e) = result {
             warn!("setting up the socket of {}: {e}", cx.get_peer());
@@ -277,13 +270,6 @@ impl PoetryProtocol {
             );
             cx.abort_connection();
             return;
-        }
-        if self.corked {
-            self.corked = false;
-            if let Some(fd) = cx.handle() {
-                // Uncorking sends the last partial segment at once.
-                let _ = sockopt::set_cork(fd, false);
-            }
         }
         self.phase = Phase::Ending;
         cx.unregister_producer();

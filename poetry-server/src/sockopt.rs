@@ -127,10 +127,6 @@ pub(crate) fn reset_on_close(fd: BorrowedFd<'_>, reset: bool) -> io::Result<()> 
     SockRef::from(&fd).set_linger(reset.then_some(Duration::ZERO))
 }
 
-/// `TCP_CORK`: hold partial segments until uncorked.
-pub(crate) fn set_cork(fd: BorrowedFd<'_>, cork: bool) -> io::Result<()> {
-    SockRef::from(&fd).set_cork(cork)
-}
 
 /// `TCP_CONGESTION`.
 pub(crate) fn set_congestion(fd: BorrowedFd<'_>, name: &str) -> io::Result<()> {
