@@ -127,7 +127,6 @@ pub(crate) fn reset_on_close(fd: BorrowedFd<'_>, reset: bool) -> io::Result<()> 
     SockRef::from(&fd).set_linger(reset.then_some(Duration::ZERO))
 }
 
-
 /// `TCP_CONGESTION`.
 pub(crate) fn set_congestion(fd: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     SockRef::from(&fd).set_tcp_congestion(name.as_bytes())
