@@ -164,6 +164,12 @@ impl PoetryProtocol {
         if self.offset >= len {
             return false;
         }
+        if cx.handle().is_none() {
+            // Not a socket (an in-memory transport would read the mapping in user
+            // space, where a truncated file kills the process): read it instead.
+            self.route = Route::Buffered;
+            return self.send_next(cx, FAST_CHUNK, false);
+        }
         let window = match Window::map(file, self.offset, len) {
             Ok(window) => window,
             Err(e) => {

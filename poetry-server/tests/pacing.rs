@@ -169,6 +169,39 @@ fn fast_mode_streams_through_a_small_buffer() {
     assert_eq!(factory.borrow().stats().completed, 1);
 }
 
+#[test]
+fn a_streamed_file_over_a_stream_that_is_no_socket_is_read_not_mapped() {
+    // Larger than what a poem keeps in memory, so it is streamed from its file; the
+    // in-memory stream has no descriptor, so neither `sendfile` nor the mapped
+    // window (which only the kernel may read) is used: it is read into the buffer.
+    let poem: Vec<u8> = (0..1_200_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let path = std::env::temp_dir().join(format!("pacing-streamed-{}", std::process::id()));
+    std::fs::write(&path, &poem).unwrap();
+    for sendfile in [true, false] {
+        let options = ServerOptions {
+            sendfile,
+            ..slow(10, Duration::ZERO)
+        };
+        let factory = Shared::new(PoetryFactory::new(Poem::open(&path).unwrap(), options));
+        assert!(
+            factory.borrow().poem().file().is_some(),
+            "the poem is streamed"
+        );
+        let mut test = ProtocolTest::with_capacity(build(&factory), factory.clone(), 64 * 1024);
+        let got = test.take_written();
+        assert!(
+            got == poem,
+            "sendfile {sendfile}: {} of {} bytes",
+            got.len(),
+            poem.len()
+        );
+        assert!(test.peer_sees_eof());
+        test.advance(LINGER_LOOK);
+        assert!(test.is_lost() && test.reason().unwrap().is_clean());
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
 /// A raw, non-blocking client of a server on `reactor`: the test turns the reactor and
 /// reads what arrived, on one thread.
 struct RawClient {
