@@ -129,6 +129,14 @@ impl PoetryFactory {
             SendBuffer::Bytes(bytes) => SendBudget::fixed(bytes),
             SendBuffer::Kernel => SendBudget::KERNEL,
         };
+        if send_budget.over_budget {
+            warn!(
+                "--max-connections {}: even the smallest send buffers for that many \
+                 clients exceed half of the kernel's TCP pressure threshold (tcp_mem); \
+                 clients that never read can pin more: lower --max-connections",
+                options.max_connections
+            );
+        }
         PoetryFactory {
             poem,
             options,
@@ -190,15 +198,21 @@ impl PoetryFactory {
                 })
                 .is_ok();
         match (taken, budget.bounded) {
-            (true, _) | (false, None) => Sizing::Autotuned,
+            (true, _) => Sizing::Autotuned,
             (false, Some(bytes)) => Sizing::Bounded(bytes),
+            // No bound: `could_overflow` said no above; nothing to set.
+            (false, None) => Sizing::Inherited,
         }
     }
 
     /// Gives back an autotuned place.
     pub(crate) fn release_autotuned(&mut self) {
-        let before = self.autotuned.fetch_sub(1, Ordering::AcqRel);
-        debug_assert!(before > 0, "an autotuned place released twice");
+        let released = self
+            .autotuned
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_sub(1)
+            });
+        debug_assert!(released.is_ok(), "an autotuned place released twice");
     }
 
     /// Writes the piece of the poem at `offset` (at most `max` bytes; with

@@ -40,12 +40,16 @@ const AUTOTUNED_SHARE: u64 = 8;
 /// The budget is half of `tcp_mem`'s pressure threshold, for `max_connections`
 /// clients that never read. A connection's queue is bounded by its send buffer: a
 /// connection with `SO_SNDBUF` = *s* holds at most 2*s* plus one segment; one the
-/// kernel autotunes, at most `tcp_wmem`'s maximum plus one segment. An eighth of
-/// the budget is kept for [`autotuned`](Self::autotuned) connections (fast mode's
-/// bulk downloads) that keep the kernel's autotuning (a lone bulk download then streams as fast as with
-/// `--send-buffer kernel`); every other connection whose poem could fill more than
+/// kernel autotunes, at most `tcp_wmem`'s maximum plus one segment. Up to an
+/// eighth of the budget is kept for [`autotuned`](Self::autotuned) connections (fast
+/// mode's bulk downloads) that keep the kernel's autotuning (a lone bulk download then
+/// streams as fast as with `--send-buffer kernel`), but only what the other
+/// connections' floor leaves; every other connection whose poem could fill more than
 /// its share gets `SO_SNDBUF` = [`bounded`](Self::bounded). So however the clients
-/// behave, `autotuned` autotuned queues and the rest bounded fit in the budget.
+/// behave, `autotuned` autotuned queues and the rest bounded fit in the budget —
+/// unless even the floor of 8 KiB for every connection does not
+/// ([`over_budget`](Self::over_budget): too many `max_connections` for this machine's
+/// TCP memory; the server warns at start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendBudget {
     /// `SO_SNDBUF` for a connection without an autotuned place; `None` when no
@@ -53,6 +57,10 @@ pub struct SendBudget {
     pub bounded: Option<usize>,
     /// Connections that may keep the kernel's autotuning at once.
     pub autotuned: usize,
+    /// Even the smallest send buffer for every connection exceeds the budget: that
+    /// many clients that never read can pin more than half of `tcp_mem`'s pressure
+    /// threshold.
+    pub over_budget: bool,
 }
 
 impl SendBudget {
@@ -60,6 +68,7 @@ impl SendBudget {
     pub const KERNEL: SendBudget = SendBudget {
         bounded: None,
         autotuned: usize::MAX,
+        over_budget: false,
     };
 
     /// Every connection bounded to `SO_SNDBUF` = `bytes`.
@@ -67,6 +76,7 @@ impl SendBudget {
         SendBudget {
             bounded: Some(bytes),
             autotuned: 0,
+            over_budget: false,
         }
     }
 
@@ -79,12 +89,16 @@ impl SendBudget {
         if budget / connections >= autotuned_queue {
             return SendBudget::KERNEL;
         }
-        let autotuned = (budget / AUTOTUNED_SHARE / autotuned_queue).min(connections);
+        // Places come out of what every connection's floor leaves, up to an eighth.
+        let floors = connections.saturating_mul(2 * MIN_SEND_BUFFER + SEGMENT_SLACK);
+        let for_places = (budget / AUTOTUNED_SHARE).min(budget.saturating_sub(floors));
+        let autotuned = (for_places / autotuned_queue).min(connections);
         let per_connection = (budget - autotuned * autotuned_queue) / connections;
         let size = (per_connection.saturating_sub(SEGMENT_SLACK) / 2).max(MIN_SEND_BUFFER);
         SendBudget {
             bounded: Some(size as usize),
             autotuned: autotuned as usize,
+            over_budget: floors > budget,
         }
     }
 
@@ -97,7 +111,10 @@ impl SendBudget {
             read_triple("/proc/sys/net/ipv4/tcp_wmem"),
         ) {
             (Some(mem), Some(wmem)) => SendBudget::for_machine(mem, wmem, max_connections),
-            _ => SendBudget::fixed(MIN_SEND_BUFFER as usize),
+            _ => SendBudget {
+                over_budget: true,
+                ..SendBudget::fixed(MIN_SEND_BUFFER as usize)
+            },
         }
     }
 
@@ -169,16 +186,21 @@ mod tests {
 
     #[test]
     fn the_cap_of_never_readers_fits_in_half_the_pressure_threshold() {
-        for max in [1, 16, 64, 100, 187, 188, 1000, 4096, 100_000, 1_000_000] {
+        for max in [
+            1, 16, 64, 100, 187, 188, 1000, 4096, 8000, 10_000, 100_000, 1_000_000,
+        ] {
             let budget = SendBudget::for_machine(MEM, WMEM, max);
             let places = budget.autotuned.min(max) as u64;
             let rest = max as u64 - places;
             let total = places * worst(&budget, true) + rest * worst(&budget, false);
-            let floor = (2 * MIN_SEND_BUFFER + SEGMENT_SLACK) * max as u64;
+            let fits = total <= MEM[1] * 4096 / 2;
+            // Only a cap whose floor alone overflows may exceed it, then with no
+            // place and the flag the server warns with.
             assert!(
-                total <= MEM[1] * 4096 / 2 || budget.bounded == Some(MIN_SEND_BUFFER as usize),
-                "{max} connections could queue {total} bytes (floor {floor})"
+                fits || (budget.over_budget && places == 0),
+                "{max} connections could queue {total} bytes"
             );
+            assert_eq!(budget.over_budget, !fits, "{max} connections");
         }
         // 4,096 connections: 23 autotuned places, the rest 51,238 B (the kernel
         // doubles it).
@@ -193,12 +215,34 @@ mod tests {
     }
 
     #[test]
+    fn places_come_only_out_of_what_the_floors_leave() {
+        // An 8 GB machine's pressure threshold: 4,096 floors (336 MB) exceed its
+        // 188 MB budget, so no place is kept on top of them.
+        let budget = SendBudget::for_machine([69_000, 92_000, 138_000], WMEM, 4096);
+        assert_eq!(budget.autotuned, 0);
+        assert!(budget.over_budget);
+        // 1,000 connections fit: places only out of what their floors leave.
+        let budget = SendBudget::for_machine([69_000, 92_000, 138_000], WMEM, 1000);
+        assert!(!budget.over_budget);
+        let total = budget.autotuned as u64 * (WMEM[2] + SEGMENT_SLACK)
+            + (1000 - budget.autotuned as u64)
+                * (2 * budget.bounded.unwrap() as u64 + SEGMENT_SLACK);
+        assert!(total <= 92_000 * 4096 / 2, "{total}");
+    }
+
+    #[test]
     fn a_small_machine_keeps_no_autotuned_place() {
         // tcp_mem of a machine with about 1 GiB: an eighth of the budget is smaller
         // than one autotuned queue.
         let small = SendBudget::for_machine([9_000, 12_000, 18_000], WMEM, 4096);
         assert_eq!(small.autotuned, 0);
         assert!(small.bounded.is_some());
+        // 4,096 floors of 80 KiB are 336 MB, beyond its 24.6 MB budget: flagged.
+        assert!(small.over_budget);
+        // A cap it can hold: bounded, no place (its eighth is under one queue).
+        let fits = SendBudget::for_machine([9_000, 12_000, 18_000], WMEM, 256);
+        assert!(!fits.over_budget && fits.autotuned == 0);
+        assert!(256 * (2 * fits.bounded.unwrap() as u64 + SEGMENT_SLACK) <= 12_000 * 4096 / 2);
     }
 
     #[test]
