@@ -30,19 +30,32 @@ pub(crate) struct Window {
 
 impl Window {
     /// Maps the window of `file` from `offset` (rounded down to a page boundary) up
-    /// to [`WINDOW`] bytes past `offset`, but not past `file_len`, its pages read in
-    /// now (`MAP_POPULATE`: one system call instead of a fault per few pages).
+    /// to `max` (at most [`WINDOW`]) bytes past `offset`, but not past `file_len`, its
+    /// pages read in now (`MAP_POPULATE`: one system call instead of a fault per few
+    /// pages).
+    ///
+    /// # Safety
+    ///
+    /// The window's bytes must never be read by this process, only handed to the
+    /// kernel (a socket's `write`): the file may be truncated under the mapping, which
+    /// makes a read in user space raise `SIGBUS`, or changed, which a `&[u8]` must
+    /// not see.
     ///
     /// # Errors
     ///
     /// `mmap`'s error (`ENODEV`: a file system that cannot map files), or
-    /// `InvalidInput` if `offset` is not before `file_len`.
-    pub(crate) fn map(file: &File, offset: u64, file_len: u64) -> io::Result<Window> {
-        if offset >= file_len {
+    /// `InvalidInput` if `offset` is not before `file_len` or `max` is zero.
+    pub(crate) unsafe fn map(
+        file: &File,
+        offset: u64,
+        file_len: u64,
+        max: u64,
+    ) -> io::Result<Window> {
+        if offset >= file_len || max == 0 {
             return Err(io::ErrorKind::InvalidInput.into());
         }
         let start = offset - offset % PAGE;
-        let len = usize::try_from(file_len.min(offset + WINDOW) - start)
+        let len = usize::try_from(file_len.min(offset + max.min(WINDOW)) - start)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let file_offset = libc::off_t::try_from(start)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -98,6 +111,14 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// [`Window::map`] for a file that never changes while mapped, so the test may
+    /// read the windows.
+    fn map(file: &File, offset: u64, file_len: u64, max: u64) -> io::Result<Window> {
+        // SAFETY: the test's file is written before and removed after, never changed
+        // while a window is mapped, so reading it cannot fault or see a change.
+        unsafe { Window::map(file, offset, file_len, max) }
+    }
+
     #[test]
     fn a_window_starts_on_a_page_and_ends_one_window_on_or_at_the_files_end() {
         let path = std::env::temp_dir().join(format!("mapped-test-{}", std::process::id()));
@@ -107,16 +128,18 @@ mod tests {
         File::create(&path).unwrap().write_all(&data).unwrap();
         let file = File::open(&path).unwrap();
         let len = data.len() as u64;
-        let first = Window::map(&file, 10, len).unwrap();
+        let first = map(&file, 10, len, WINDOW).unwrap();
         assert!(first.holds(0) && first.holds(WINDOW + 9) && !first.holds(WINDOW + 10));
         assert_eq!(first.bytes_from(10), &data[10..WINDOW as usize + 10]);
-        let middle = Window::map(&file, PAGE + 5, len).unwrap();
+        // At most `max` past the offset: a bounded socket's room.
+        let middle = map(&file, PAGE + 5, len, 100).unwrap();
         assert!(!middle.holds(PAGE - 1) && middle.holds(PAGE));
-        let last = Window::map(&file, len - 7, len).unwrap();
+        assert_eq!(middle.bytes_from(PAGE + 5).len(), 100);
+        let last = map(&file, len - 7, len, WINDOW).unwrap();
         assert_eq!(last.bytes_from(len - 7), &data[len as usize - 7..]);
         assert!(!last.holds(len));
         assert_eq!(
-            Window::map(&file, len, len).unwrap_err().kind(),
+            map(&file, len, len, WINDOW).unwrap_err().kind(),
             io::ErrorKind::InvalidInput
         );
         std::fs::remove_file(&path).unwrap();

@@ -170,7 +170,14 @@ impl PoetryProtocol {
             self.route = Route::Buffered;
             return self.send_next(cx, FAST_CHUNK, false);
         }
-        let window = match Window::map(file, self.offset, len) {
+        // No more than the socket can take at once: a bounded one's queue.
+        let max = match (self.autotuned, cx.factory().send_budget().bounded) {
+            (false, Some(bytes)) => 2 * bytes as u64 + 64 * 1024,
+            _ => crate::mapped::WINDOW,
+        };
+        // SAFETY: the window's bytes go only to the kernel: `write_now` on a socket
+        // (`handle` checked above) never reads or keeps them.
+        let window = match unsafe { Window::map(file, self.offset, len, max) } {
             Ok(window) => window,
             Err(e) => {
                 info!("cannot map the poem ({e}): reading it into a buffer instead");

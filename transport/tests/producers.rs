@@ -426,6 +426,15 @@ fn write_now_sends_what_the_stream_takes_and_buffers_nothing() {
     );
     let log = log.borrow();
     assert_eq!(log.most_buffered, 0, "write_now buffered bytes");
+    // A partial write marks the stream blocked: the producer is asked again only
+    // after it drained, not at once to meet the full stream (which it did after
+    // every partial write, 9 times here). The one `WouldBlock` left is the first
+    // pump's readiness, forced by this test before the peer read anything.
+    assert!(
+        log.would_block <= 1,
+        "asked {} times while the stream was full",
+        log.would_block
+    );
     assert_eq!(
         log.ended.as_deref(),
         Some(DisconnectReason::Done.to_string().as_str())

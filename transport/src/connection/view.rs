@@ -208,11 +208,13 @@ impl Transport<'_> {
     /// write that never buffers, for a producer whose bytes the transport must not
     /// copy or read (a mapped file, whose pages the kernel reads during the call and
     /// nobody after it). Returns how many bytes went; the producer offers the rest
-    /// again when asked.
+    /// again when asked. Only a descriptor-backed stream ([`handle`](Self::handle) is
+    /// `Some`) leaves the bytes to the kernel alone; an in-memory stream copies them.
     ///
     /// As [`send_file`](Self::send_file): nothing is reordered (while earlier writes
     /// are still buffered it sends nothing and answers `WouldBlock`, as it does when
-    /// the socket is full), and a pull producer is asked again once the socket drains.
+    /// the socket is full), and a registered pull producer is asked again once the
+    /// socket drains (anyone else writes again on their own schedule).
     ///
     /// # Errors
     ///
@@ -239,7 +241,13 @@ impl Transport<'_> {
             }
             Ok(sent) => {
                 core.bytes_sent += sent as u64;
-                self.ask_producer_again();
+                if sent < data.len() {
+                    // The socket said it would block: nothing more until it drains.
+                    core.write_blocked = true;
+                    core.interest(self.reactor, Reactor::add_writer);
+                } else {
+                    self.ask_producer_again();
+                }
                 Ok(sent)
             }
             Err(e) => {
