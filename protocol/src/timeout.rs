@@ -244,6 +244,13 @@ fn rearm<P: Protocol>(reactor: &mut Reactor, factory: &Shared<P::Factory>, index
             queue.timer = Some(arm::<P>(reactor, factory, index, front));
         }
     }
+    // Connections that left while the queue fired (its timer was out then) were not
+    // counted towards a rebuild by `leave`: count them now.
+    if queue.mostly_stale() && !queue.compacting {
+        queue.compacting = true;
+        let factory = factory.clone();
+        reactor.call_soon(move |reactor| compact::<P>(reactor, &factory, index));
+    }
 }
 
 /// Rebuilds queue `index` without its stale entries (queued by [`IdleTimer::leave`]

@@ -16,6 +16,8 @@ const PERIOD: Duration = Duration::from_secs(5);
 #[derive(Default)]
 struct Log {
     timed_out: Vec<(usize, Duration)>,
+    /// Connections whose timeouts the first connection to time out turns off.
+    turn_off_on_timeout: Vec<DescriptorId>,
 }
 
 impl Factory for Log {
@@ -44,6 +46,12 @@ impl Protocol for Idler {
     fn timeout_connection(&mut self, cx: &mut Context<'_, Self>) {
         let now = cx.reactor().now();
         cx.factory().timed_out.push((self.tag, now));
+        let others = std::mem::take(&mut cx.factory().turn_off_on_timeout);
+        for id in others {
+            crate::with_protocol::<Idler, _>(cx.reactor(), id, |_, other| {
+                other.set_timeout(None);
+            });
+        }
         if self.abort {
             cx.abort_timed_out();
         }
@@ -264,4 +272,34 @@ fn a_crowd_that_leaves_gives_its_queue_back() {
     assert_eq!(crowd.queued(), 0);
     assert_eq!(crowd.reactor.pending_calls(), 0);
     assert!(crowd.timed_out().is_empty());
+}
+
+#[test]
+fn connections_that_leave_while_their_queue_fires_are_counted_for_a_rebuild() {
+    let mut crowd = Crowd::new();
+    let first = crowd.connect(Some(PERIOD), false);
+    crowd.advance(SECOND);
+    for _ in 0..800 {
+        crowd.connect(Some(PERIOD), false);
+    }
+    crowd.pump();
+    let len = |crowd: &Crowd| {
+        let mut queues = crowd.factory.idle_queues();
+        let index = queues.find_or_add(&crowd.reactor, PERIOD).unwrap();
+        queues.get_mut(index).map_or(0, |q| q.len())
+    };
+    assert_eq!(len(&crowd), 801);
+    // The first to time out turns off 700 of the others' timeouts while the queue
+    // fires (its timer is out then), so their entries go stale inside the firing.
+    let ids: Vec<_> = crowd.conns[1..=700].iter().map(|(id, _)| *id).collect();
+    crowd.factory.borrow_mut().turn_off_on_timeout = ids;
+    // Only the first is due (at 5 s; the others at 6 s).
+    crowd.advance(PERIOD - SECOND);
+    assert_eq!(crowd.timed_out().len(), 1);
+    assert_eq!(crowd.timed_out()[0].0, first);
+    assert!(
+        len(&crowd) <= 2 * 101,
+        "{} entries for 101 connections",
+        len(&crowd)
+    );
 }
