@@ -158,17 +158,10 @@ impl Transport<'_> {
         len: usize,
     ) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
-        let core = &mut *self.core;
-        let Some(socket) = core.stream.raw_fd() else {
+        let Some(socket) = self.core.stream.raw_fd() else {
             return Err(io::ErrorKind::Unsupported.into());
         };
-        if core.refuses_writes() {
-            return Err(io::ErrorKind::BrokenPipe.into());
-        }
-        if !core.out.is_empty() {
-            core.write_blocked = true;
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
+        self.may_send_unbuffered()?;
         let mut off = libc::off_t::try_from(offset)
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         loop {
@@ -176,7 +169,7 @@ impl Transport<'_> {
             // is a valid, exclusive pointer.
             let sent = unsafe { libc::sendfile(socket, file.as_raw_fd(), &mut off, len) };
             if sent >= 0 {
-                core.bytes_sent += sent as u64;
+                self.core.bytes_sent += sent as u64;
                 if sent > 0 {
                     self.ask_producer_again();
                 }
@@ -186,20 +179,13 @@ impl Transport<'_> {
             match e.kind() {
                 io::ErrorKind::Interrupted => continue,
                 io::ErrorKind::WouldBlock => {
-                    core.write_blocked = true;
-                    core.interest(self.reactor, Reactor::add_writer);
+                    self.wait_for_drain();
                     return Err(e);
                 }
                 _ if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
                     return Err(io::Error::new(io::ErrorKind::Unsupported, e));
                 }
-                _ => {
-                    core.end(DisconnectReason::from_io(io::Error::new(
-                        e.kind(),
-                        e.to_string(),
-                    )));
-                    return Err(e);
-                }
+                _ => return Err(self.fail_send(e)),
             }
         }
     }
@@ -222,6 +208,34 @@ impl Transport<'_> {
     /// the write's error otherwise (the connection is then closed with it: `EFAULT`,
     /// for one, when the pages of a mapped file were cut off by a truncation).
     pub fn write_now(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.may_send_unbuffered()?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        match write_direct(self.core.stream.as_mut(), &[data]) {
+            Ok(0) => {
+                self.wait_for_drain();
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Ok(sent) => {
+                self.core.bytes_sent += sent as u64;
+                if sent < data.len() {
+                    // The socket said it would block: nothing more until it drains.
+                    self.wait_for_drain();
+                } else {
+                    self.ask_producer_again();
+                }
+                Ok(sent)
+            }
+            Err(e) => Err(self.fail_send(e)),
+        }
+    }
+
+    /// Whether an unbuffered send ([`send_file`](Self::send_file),
+    /// [`write_now`](Self::write_now)) may go now: `BrokenPipe` once writes are
+    /// refused; `WouldBlock`, marked blocked, while earlier writes are still buffered
+    /// (so nothing is reordered).
+    fn may_send_unbuffered(&mut self) -> io::Result<()> {
         let core = &mut *self.core;
         if core.refuses_writes() {
             return Err(io::ErrorKind::BrokenPipe.into());
@@ -230,34 +244,21 @@ impl Transport<'_> {
             core.write_blocked = true;
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        if data.is_empty() {
-            return Ok(0);
-        }
-        match write_direct(core.stream.as_mut(), &[data]) {
-            Ok(0) => {
-                core.write_blocked = true;
-                core.interest(self.reactor, Reactor::add_writer);
-                Err(io::ErrorKind::WouldBlock.into())
-            }
-            Ok(sent) => {
-                core.bytes_sent += sent as u64;
-                if sent < data.len() {
-                    // The socket said it would block: nothing more until it drains.
-                    core.write_blocked = true;
-                    core.interest(self.reactor, Reactor::add_writer);
-                } else {
-                    self.ask_producer_again();
-                }
-                Ok(sent)
-            }
-            Err(e) => {
-                core.end(DisconnectReason::from_io(io::Error::new(
-                    e.kind(),
-                    e.to_string(),
-                )));
-                Err(e)
-            }
-        }
+        Ok(())
+    }
+
+    /// The socket said it would block: nothing more is sent until it drains.
+    fn wait_for_drain(&mut self) {
+        self.core.write_blocked = true;
+        self.core.interest(self.reactor, Reactor::add_writer);
+    }
+
+    /// An unbuffered send failed with `e`: the connection ends with it, and `e` goes
+    /// back to the caller.
+    fn fail_send(&mut self, e: io::Error) -> io::Error {
+        let reason = DisconnectReason::from_io(io::Error::new(e.kind(), e.to_string()));
+        self.core.end(reason);
+        e
     }
 
     /// Aborts the connection because a deadline passed (an idle timeout, a peer too
