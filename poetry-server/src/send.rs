@@ -160,24 +160,28 @@ impl PoetryProtocol {
     /// write, so the kernel copies each byte once; a file that cannot be mapped is
     /// read into a buffer instead. `false` at the end.
     fn send_mapped(&mut self, cx: &mut Context<'_, Self>, file: &std::fs::File) -> bool {
-        let len = cx.factory().poem.len();
+        let (len, bounded_queue) = {
+            let factory = cx.factory();
+            (factory.poem.len(), factory.send_budget().bounded_queue())
+        };
         if self.offset >= len {
             return false;
         }
-        if cx.handle().is_none() {
-            // Not a socket (an in-memory transport would read the mapping in user
-            // space, where a truncated file kills the process): read it instead.
-            self.route = Route::Buffered;
-            return self.send_next(cx, FAST_CHUNK, false);
-        }
         // No more than the socket can take at once: a bounded one's queue.
-        let max = match (self.autotuned, cx.factory().send_budget().bounded) {
-            (false, Some(bytes)) => 2 * bytes as u64 + 64 * 1024,
+        let max = match bounded_queue {
+            Some(queue) if !self.autotuned => queue,
             _ => crate::mapped::WINDOW,
         };
-        // SAFETY: the window's bytes go only to the kernel: `write_now` on a socket
-        // (`handle` checked above) never reads or keeps them.
-        let window = match unsafe { Window::map(file, self.offset, len, max) } {
+        let mapped = if cx.handle().is_some() {
+            // SAFETY: the window's bytes go only to the kernel: `write_now` on a
+            // socket never reads or keeps them.
+            unsafe { Window::map(file, self.offset, len, max) }
+        } else {
+            // Not a socket: an in-memory transport would read the mapping in user
+            // space, where a truncated file kills the process.
+            Err(std::io::ErrorKind::Unsupported.into())
+        };
+        let window = match mapped {
             Ok(window) => window,
             Err(e) => {
                 info!("cannot map the poem ({e}): reading it into a buffer instead");
@@ -322,11 +326,12 @@ impl Protocol for PoetryProtocol {
             cx.abort_connection();
             return;
         }
-        let (delay, idle_timeout, len, state) = {
+        let (delay, idle_timeout, sendfile, len, state) = {
             let factory = cx.factory();
             (
                 factory.options.delay,
                 factory.options.idle_timeout,
+                factory.options.sendfile,
                 factory.poem.len(),
                 factory.poem.file_state(),
             )
@@ -340,7 +345,7 @@ impl Protocol for PoetryProtocol {
             }
         }
         let fast = delay.is_zero();
-        if !cx.factory().options.sendfile {
+        if !sendfile {
             self.route = Route::Mapped;
         }
         self.set_up_socket(cx, fast);

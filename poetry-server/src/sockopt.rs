@@ -116,11 +116,16 @@ impl SendBudget {
         }
     }
 
+    /// The most a bounded connection's send queue may hold (the kernel doubles
+    /// `SO_SNDBUF` and takes one segment beyond); `None` when nothing is bounded.
+    pub fn bounded_queue(&self) -> Option<u64> {
+        self.bounded.map(|size| 2 * size as u64 + SEGMENT_SLACK)
+    }
+
     /// Whether a queue of `len` bytes, the whole poem, could hold more than a
     /// bounded connection may: only such connections need a place or a bound.
     pub fn could_overflow(&self, len: u64) -> bool {
-        self.bounded
-            .is_some_and(|size| len > 2 * size as u64 + SEGMENT_SLACK)
+        self.bounded_queue().is_some_and(|queue| len > queue)
     }
 }
 
