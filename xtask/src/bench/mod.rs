@@ -460,24 +460,7 @@ impl Report {
     fn to_markdown(&self, table: &Table, goals: &[goals::Goal]) -> String {
         let mut md = self.header();
         md += "## Results\n\n";
-        md += "Each cell is the median over the rounds, (min–max), and ×r where r is ours ÷ that\n";
-        md += "server's median. ↑: higher is better (r > 1: ours is ahead); ↓: lower is better\n";
-        md += "(r < 1: ours is ahead). \"ours\" is poetry-server in bulk, poems and slow, the\n";
-        md +=
-            "protocol crate's `echo_server` example in echo and idle, and the reactor in timers;\n";
-        md += "ours-copy is poetry-server `--no-sendfile` (written from a mapping of the file),\n";
-        md +=
-            "ours-kbuf poetry-server `--send-buffer kernel` (the kernel's send-buffer autotuning\n";
-        md +=
-            "for every connection; the default's budget gives it to a lone download too, so the\n";
-        md += "two should agree);\n";
-        md += "raw-mio-sendfile is the kernel's zero-copy figure from a mio loop, bare-sendfile and\n";
-        md += "bare-pread the same file sent with no event loop at all (blocking, one client at a time:\n";
-        md += "sendfile in 4 MiB asks with `TCP_CORK`; `pread` into one 1 MiB buffer + `write`), the\n";
-        md += "kernel's own cost of each way, references rather than peers. A `*` marks a spread\n";
-        md += "wider than a quarter of the median: other\n";
-        md +=
-            "work on the machine, or a figure that varies by nature (memory kept after close).\n\n";
+        md += RESULTS_NOTES;
         md += &table.to_markdown();
         md += "\n## Goals\n\n";
         md += &goals::to_markdown(goals);
@@ -552,6 +535,24 @@ impl Report {
         md
     }
 }
+
+/// What the results table shows, above it in the report.
+const RESULTS_NOTES: &str = "\
+Each cell is the median over the rounds, (min–max), and ×r where r is ours ÷ that
+server's median. ↑: higher is better (r > 1: ours is ahead); ↓: lower is better
+(r < 1: ours is ahead). \"ours\" is poetry-server in bulk, poems and slow, the
+protocol crate's `echo_server` example in echo and idle, and the reactor in timers;
+ours-copy is poetry-server `--no-sendfile` (written from a mapping of the file),
+ours-kbuf poetry-server `--send-buffer kernel` (the kernel's send-buffer autotuning
+for every connection; the default's budget gives it to a lone download too, so the
+two should agree); raw-mio-sendfile is the kernel's zero-copy figure from a mio loop,
+bare-sendfile and bare-pread the same file sent with no event loop at all (blocking,
+one client at a time: sendfile in 4 MiB asks with `TCP_CORK`; `pread` into one 1 MiB
+buffer + `write`), the kernel's own cost of each way, references rather than peers.
+A `*` marks a spread wider than a quarter of the median: other work on the machine,
+or a figure that varies by nature (memory kept after close).
+
+";
 
 const SCENARIO_NOTES: &str = "\
 - **bulk**: one client (`loadgen bulk`) downloads a 256 MiB pseudo-random poem

@@ -25,6 +25,15 @@ pub const SENDFILE_ASK: usize = 4 * 1024 * 1024;
 /// The one buffer of the `pread` mode.
 pub const PREAD_BUFFER: usize = 1024 * 1024;
 
+/// A blocking listener on `addr` with the servers' contract backlog of 1024.
+///
+/// # Errors
+///
+/// The socket's, `bind`'s or `listen`'s error.
+pub fn bind_bare(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    crate::server::std_listener(addr, false)
+}
+
 /// Serves `file` to each client of `listener` in turn, for ever. A client that
 /// leaves early ends its send; the next one is served.
 ///

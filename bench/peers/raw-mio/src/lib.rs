@@ -55,7 +55,7 @@ mod bare;
 mod server;
 mod udp;
 
-pub use crate::bare::{serve_bare, BareMode, PREAD_BUFFER, SENDFILE_ASK};
+pub use crate::bare::{bind_bare, serve_bare, BareMode, PREAD_BUFFER, SENDFILE_ASK};
 pub use crate::server::{Mode, Server, StopHandle};
 pub use crate::udp::UdpEcho;
 pub use bench_support::raise_fd_limit;

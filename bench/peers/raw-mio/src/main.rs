@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use raw_mio_server::{raise_fd_limit, serve_bare, BareMode, Mode, Server, UdpEcho};
+use raw_mio_server::{bind_bare, raise_fd_limit, serve_bare, BareMode, Mode, Server, UdpEcho};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -136,7 +136,7 @@ fn udp_echo(port: u16) -> Result<(), String> {
 fn bare(port: u16, pread: bool, file: &std::path::Path) -> Result<(), String> {
     let open = File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let listener = bind_blocking(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let listener = bind_bare(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
     let port = listener
         .local_addr()
         .map_err(|e| format!("cannot read bound address: {e}"))?
@@ -160,15 +160,6 @@ fn bare(port: u16, pread: bool, file: &std::path::Path) -> Result<(), String> {
         }
     });
     serve_bare(&listener, &open, mode).map_err(|e| format!("accept failed: {e}"))
-}
-
-/// A blocking listener with the contract's backlog of 1024 (`std`'s `bind` uses 128).
-fn bind_blocking(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
 }
 
 /// The start line the harness waits for: `Serving WHAT on port PORT.`, flushed.

@@ -256,14 +256,23 @@ impl Server {
     }
 }
 
-/// Binds a non-blocking listener with [`BACKLOG`] (and `SO_REUSEADDR`, as mio does).
+/// Binds a non-blocking listener for the mio loop.
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    Ok(TcpListener::from_std(std_listener(addr, true)?))
+}
+
+/// Binds a listener with [`BACKLOG`] (and `SO_REUSEADDR`, as mio does), blocking or
+/// not (`std`'s own `bind` listens with 128).
+pub(crate) fn std_listener(
+    addr: SocketAddr,
+    nonblocking: bool,
+) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
+    socket.set_nonblocking(nonblocking)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(socket.into())
 }
 
 /// Does all the work a connection's readiness allows, until the kernel says
