@@ -7,28 +7,15 @@
 //! In-process, on loopback, with a manual clock that never moves (the lingering
 //! connection's timer never fires); every loop is bounded.
 
-use std::io::{ErrorKind, Read};
-use std::net::{SocketAddr, TcpStream};
+mod fault_util;
+mod util;
+
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use fault_util::{connect_small, read_to_end_or_reset};
 use poetry_server::{serve, Poem, SendBuffer, ServerOptions};
 use reactor::{ManualClock, Reactor};
-use socket2::{Domain, Socket, Type};
-
-/// Reads `stream` to its end: the bytes, and whether it ended with a reset.
-fn read_to_end_or_reset(stream: &mut TcpStream) -> (Vec<u8>, bool) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return (got, false),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return (got, true),
-            Err(e) => panic!("reading after {} bytes: {e}", got.len()),
-        }
-    }
-}
 
 /// Bytes waiting to be read on `stream` (`FIONREAD`).
 fn unread_bytes(stream: &TcpStream) -> usize {
@@ -61,16 +48,7 @@ fn a_stop_while_lingering_lets_the_kernel_deliver_the_whole_poem() {
         serve(&mut reactor, Poem::from_bytes("lingering", &poem), options).expect("serve");
     let port = port.get_host().port().expect("a TCP port");
     // A small receive buffer: most of the poem, and the FIN, wait in the server's kernel.
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(8 * 1024).unwrap();
-    let address: SocketAddr = ([127, 0, 0, 1], port).into();
-    socket
-        .connect_timeout(&address.into(), Duration::from_secs(10))
-        .unwrap();
-    let mut client: TcpStream = socket.into();
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut client = connect_small(port, 8 * 1024);
     let deadline = Instant::now() + Duration::from_secs(10);
     while factory.borrow().lingering_connections() == 0 {
         assert!(Instant::now() < deadline, "the poem never ended");
@@ -86,7 +64,7 @@ fn a_stop_while_lingering_lets_the_kernel_deliver_the_whole_poem() {
     // What SIGTERM does: every connection is closed with the reactor.
     reactor.disconnect_all();
     drop(reactor);
-    let (got, reset) = read_to_end_or_reset(&mut client);
+    let (got, reset) = read_to_end_or_reset(&mut client).expect("reading the poem");
     assert!(
         !reset,
         "a whole poem was reset after {} of {} bytes",

@@ -18,23 +18,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use fault_util::{
-    assert_same_bytes, pseudo_random, read_some, read_to_end_or_reset, stop_counts, ScratchDir,
-    ServerProcess, PATIENCE,
+    assert_same_bytes, connect_small, pseudo_random, read_some, read_to_end_or_reset, stop_counts,
+    ScratchDir, ServerProcess, PATIENCE,
 };
-use socket2::{Domain, Socket, Type};
-
-/// Connects to loopback `port` with a receive buffer of `rcvbuf` bytes (so that the
-/// server, not the client's kernel, holds the unsent poem), and read/write deadlines.
-fn connect_small(port: u16, rcvbuf: usize) -> TcpStream {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(rcvbuf).unwrap();
-    let address: SocketAddr = ([127, 0, 0, 1], port).into();
-    socket.connect_timeout(&address.into(), PATIENCE).unwrap();
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    stream.set_write_timeout(Some(PATIENCE)).unwrap();
-    stream
-}
 
 /// Clients that each read `first` bytes and then wait: mid-poem when the test acts.
 fn mid_poem_clients(port: u16, count: usize, first: usize) -> Vec<(TcpStream, Vec<u8>)> {

@@ -22,25 +22,11 @@ use std::time::{Duration, Instant};
 use test_support::{tcp_state, TCP_ESTABLISHED};
 
 use fault_util::{
-    assert_same_bytes, fetch, limit_descriptors, pseudo_random, read_to_end_or_reset, run_bounded,
-    server_binary, stop_counts, ChildGuard, ScratchDir, ServerProcess, PATIENCE,
+    assert_same_bytes, connect_small, fetch, limit_descriptors, pseudo_random,
+    read_to_end_or_reset, run_bounded, server_binary, stop_counts, try_connect_small, ChildGuard,
+    ScratchDir, ServerProcess, PATIENCE,
 };
 use socket2::{Domain, Socket, Type};
-
-fn connect_with(port: u16, rcvbuf: usize) -> TcpStream {
-    try_connect_with(port, rcvbuf).unwrap()
-}
-
-/// As [`connect_with`]; a refusal's reset may come before the connect returns.
-fn try_connect_with(port: u16, rcvbuf: usize) -> std::io::Result<TcpStream> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.set_recv_buffer_size(rcvbuf)?;
-    let address: SocketAddr = ([127, 0, 0, 1], port).into();
-    socket.connect_timeout(&address.into(), PATIENCE)?;
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(PATIENCE))?;
-    Ok(stream)
-}
 
 /// The bytes waiting in the send queues of the server's connections on `port`
 /// (`/proc/net/tcp`'s `tx_queue`, local port `port`, every state but LISTEN).
@@ -87,7 +73,7 @@ fn never_readers_pin_at_most_their_send_buffer_and_others_are_served_whole() {
         args.push(path.to_str().unwrap());
         let server = ServerProcess::start(&args, None);
         let port = server.port();
-        let never: Vec<TcpStream> = (0..NEVER).map(|_| connect_with(port, 4096)).collect();
+        let never: Vec<TcpStream> = (0..NEVER).map(|_| connect_small(port, 4096)).collect();
         // Normal clients beside them, byte for byte.
         let normal: Vec<_> = (0..4)
             .map(|_| thread::spawn(move || fetch(port).map_err(|e| e.to_string())))
@@ -138,7 +124,9 @@ fn slow_mode_skips_ticks_for_clients_that_do_not_read() {
         None,
     );
     let baseline = server.rss_kib();
-    let never: Vec<TcpStream> = (0..10).map(|_| connect_with(server.port(), 4096)).collect();
+    let never: Vec<TcpStream> = (0..10)
+        .map(|_| connect_small(server.port(), 4096))
+        .collect();
     let start = Instant::now();
     let mut most = 0;
     while start.elapsed() < Duration::from_secs(1) {
@@ -171,9 +159,9 @@ fn a_steady_slow_reader_is_never_cut_off_and_a_never_reader_is_on_time() {
         None,
     );
     let port = server.port();
-    let never = connect_with(port, 4096);
+    let never = connect_small(port, 4096);
     let connected = Instant::now();
-    let mut reader = connect_with(port, 64 * 1024);
+    let mut reader = connect_small(port, 64 * 1024);
     let mut buf = vec![0u8; 16 * 1024];
     let mut cut_at = None;
     while connected.elapsed() < Duration::from_secs(4) {
@@ -224,7 +212,7 @@ fn reactors_share_one_connection_cap() {
     let mut refused = 0;
     for _ in 0..12 {
         let mut first = [0u8; 1];
-        let read = try_connect_with(port, 64 * 1024)
+        let read = try_connect_small(port, 64 * 1024)
             .and_then(|mut stream| Ok((stream.read(&mut first)?, stream)));
         match read {
             Ok((1, stream)) => admitted.push(stream),

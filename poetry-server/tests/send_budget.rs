@@ -7,15 +7,19 @@
 //! so their `SO_SNDBUF` is read directly. The clients never read, with 4 KiB receive
 //! buffers (a few hundred KiB of kernel memory in all); every wait has a deadline.
 
-use std::net::{SocketAddr, TcpStream};
+mod fault_util;
+mod util;
+
+use std::net::TcpStream;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use fault_util::connect_small;
 use poetry_server::sockopt::SendBudget;
 use poetry_server::{serve, Poem, PoetryFactory, ServerOptions};
 use protocol::Shared;
 use reactor::{ManualClock, Reactor};
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::SockRef;
 
 /// The server's default cap, or more on a machine whose TCP memory leaves that
 /// many connections unbounded: the first cap the budget bounds.
@@ -27,14 +31,9 @@ fn max_connections() -> usize {
     max
 }
 
+/// A client with a 4 KiB receive buffer that never reads.
 fn connect_never_reading(port: u16) -> TcpStream {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let address: SocketAddr = ([127, 0, 0, 1], port).into();
-    socket
-        .connect_timeout(&address.into(), Duration::from_secs(10))
-        .unwrap();
-    socket.into()
+    connect_small(port, 4096)
 }
 
 /// `SO_SNDBUF` of every connected socket of this process whose local port is `port`:

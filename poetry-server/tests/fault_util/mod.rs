@@ -269,6 +269,30 @@ pub(crate) fn read_some(stream: &mut TcpStream, at_least: usize) -> std::io::Res
     Ok(got)
 }
 
+/// Connects to loopback `port` with a receive buffer of `rcvbuf` bytes (so that the
+/// server's kernel, not the client's, holds what the client has not read), with read
+/// and write deadlines.
+///
+/// # Errors
+///
+/// The socket's or the connect's error (a refusal's reset may come before the connect
+/// returns).
+pub(crate) fn try_connect_small(port: u16, rcvbuf: usize) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.set_recv_buffer_size(rcvbuf)?;
+    let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    socket.connect_timeout(&address.into(), PATIENCE)?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(PATIENCE))?;
+    stream.set_write_timeout(Some(PATIENCE))?;
+    Ok(stream)
+}
+
+/// [`try_connect_small`], which must succeed.
+pub(crate) fn connect_small(port: u16, rcvbuf: usize) -> TcpStream {
+    try_connect_small(port, rcvbuf).expect("connect to the server")
+}
+
 /// Reads `stream` to its end, a clean close or a reset: the bytes and whether it was
 /// reset.
 pub(crate) fn read_to_end_or_reset(stream: &mut TcpStream) -> std::io::Result<(Vec<u8>, bool)> {
@@ -278,6 +302,7 @@ pub(crate) fn read_to_end_or_reset(stream: &mut TcpStream) -> std::io::Result<(V
         match stream.read(&mut buf) {
             Ok(0) => return Ok((got, false)),
             Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok((got, true)),
             Err(e) => return Err(e),
         }
